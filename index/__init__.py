@@ -1,0 +1,9 @@
+"""The inverted index: build it (:func:`build_index`), open it (:func:`open_index`), search it.
+
+The on-disk layout is documented in :mod:`lsr.index.format`.
+"""
+
+from lsr.index.builder import build_index
+from lsr.index.searcher import Index, SearchResult, open_index
+
+__all__ = ["Index", "SearchResult", "build_index", "open_index"]

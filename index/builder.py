@@ -1,0 +1,406 @@
+"""Streaming index construction with bounded memory.
+
+Documents arrive as :class:`~lsr.vectors.SparseBatch` chunks (from a JSONL file, an encoder run over a
+corpus, or arrays in memory). They are buffered until ``run_postings`` postings are held, then the
+buffer is turned term-major (a stable sort by term keeps doc numbers ascending) and written as a
+*run* of ``.npy`` files in the build directory. At the end the runs are merged straight into the
+memory-mapped output arrays: each run's postings land at ``offsets[t] + (postings of t in earlier
+runs)``, so the merge needs no sort and no more memory than one run. Impacts stay float32 in the
+runs and are quantized during the merge, once the global maximum weight is known.
+
+Peak memory is about one run (``run_postings`` x ~24 bytes) plus the pages of the output arrays,
+never the JSON text or the whole collection in Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+from lsr.index import format as fmt
+from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
+
+DEFAULT_RUN_POSTINGS = 16_000_000
+
+
+def quantize(weights: np.ndarray, dtype: str, scale: float) -> np.ndarray:
+    """Linear quantization ``round(w / scale)``, clipped to [1, max]: a positive weight never becomes 0."""
+    if dtype == "float32":
+        return weights.astype(np.float32, copy=False)
+    top = np.iinfo(dtype).max
+    q = np.rint(weights.astype(np.float64) / scale)
+    np.clip(q, 1, top, out=q)
+    return q.astype(dtype)
+
+
+def quantization_scale(max_weight: float, dtype: str) -> float:
+    """The step of a linear quantizer that maps ``max_weight`` to the dtype's largest value."""
+    if dtype == "float32" or max_weight <= 0:
+        return 1.0
+    return float(max_weight) / float(np.iinfo(dtype).max)
+
+
+class IndexBuilder:
+    """Accumulates document chunks into runs, then :meth:`finish` merges them into an index directory.
+
+    Use through :func:`build_index`; exposed for callers that produce chunks themselves.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        quantization: str = "float32",
+        vocab: Vocabulary | None = None,
+        encoder_config: dict[str, Any] | None = None,
+        run_postings: int = DEFAULT_RUN_POSTINGS,
+        overwrite: bool = False,
+        source: str = "",
+    ) -> None:
+        if quantization not in fmt.QUANTIZATIONS:
+            raise LsrError(f"quantization must be one of {', '.join(fmt.QUANTIZATIONS)}, not {quantization!r}")
+        if run_postings <= 0:
+            raise LsrError("run_postings must be > 0")
+        self.output_dir = os.path.abspath(os.fspath(output_dir))
+        if os.path.exists(self.output_dir) and not overwrite:
+            raise LsrError(f"{self.output_dir} already exists (pass overwrite=True / --overwrite to replace it)")
+        parent = os.path.dirname(self.output_dir)
+        if not os.path.isdir(parent):
+            raise LsrError(f"{parent}: no such directory for the index")
+        self.tmp_dir = f"{self.output_dir}.tmp-{os.getpid()}"
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        os.makedirs(self.tmp_dir)
+        self.quantization = quantization
+        self.vocab = vocab
+        self.encoder_config = encoder_config
+        self.run_postings = run_postings
+        self.overwrite = overwrite
+        self.source = source
+        self.n_docs = 0
+        self.max_weight = 0.0
+        self._t0 = time.perf_counter()
+        self._runs: list[tuple[str, np.ndarray]] = []  # (run prefix, per-term counts)
+        self._buf: list[SparseBatch] = []
+        self._buf_postings = 0
+        self._lengths: list[np.ndarray] = []
+        self._ids_file = open(os.path.join(self.tmp_dir, "doc_ids.tmp.jsonl"), "w", encoding="utf-8")
+        self._id_width = 1
+
+    # -- accumulation ----------------------------------------------------------------------------
+    def add(self, batch: SparseBatch) -> None:
+        """Append a chunk of documents (their ``ids`` are required)."""
+        if self.vocab is None:
+            self.vocab = batch.vocab
+        elif batch.vocab is not self.vocab and batch.vocab != self.vocab:
+            raise LsrError("all chunks of one build must share one vocabulary")
+        if batch.ids is None:
+            raise LsrError("documents need ids")
+        if len(batch) == 0:
+            return
+        if batch.nnz:
+            if not np.all(np.isfinite(batch.data)) or batch.data.min() < 0:
+                raise LsrError("document weights must be finite and >= 0")
+            self.max_weight = max(self.max_weight, float(batch.data.max()))
+        for doc_id in batch.ids:
+            enc = doc_id.encode("utf-8")
+            if not enc or b"\x00" in enc:
+                raise LsrError(f"invalid document id {doc_id!r} (empty or containing NUL)")
+            self._id_width = max(self._id_width, len(enc))
+            self._ids_file.write(json.dumps(doc_id, ensure_ascii=False) + "\n")
+        self._lengths.append(np.diff(batch.indptr).astype(np.uint32))
+        self._buf.append(batch)
+        self._buf_postings += batch.nnz
+        self.n_docs += len(batch)
+        if self._buf_postings >= self.run_postings:
+            self._flush_run()
+
+    def _flush_run(self) -> None:
+        if not self._buf:
+            return
+        first_doc = self.n_docs - sum(len(b) for b in self._buf)
+        lens = np.concatenate([np.diff(b.indptr) for b in self._buf])
+        terms = np.concatenate([b.indices for b in self._buf])
+        weights = np.concatenate([b.data for b in self._buf])
+        docs = np.repeat(np.arange(first_doc, first_doc + len(lens), dtype=np.uint32), lens)
+        self._buf.clear()
+        self._buf_postings = 0
+        order = np.argsort(terms, kind="stable")  # stable: doc numbers stay ascending within a term
+        counts = np.bincount(terms, minlength=len(self.vocab)).astype(np.int64)  # type: ignore[arg-type]
+        prefix = os.path.join(self.tmp_dir, f"run{len(self._runs):04d}")
+        np.save(prefix + "_docs.npy", docs[order])
+        del docs
+        np.save(prefix + "_weights.npy", weights[order])
+        self._runs.append((prefix, counts))
+
+    # -- merge -----------------------------------------------------------------------------------
+    def finish(self, show_progress: bool = False) -> str:
+        """Merge the runs, write the manifest and move the index into place; returns its path."""
+        try:
+            return self._finish(show_progress)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Remove the temporary build directory."""
+        if not self._ids_file.closed:
+            self._ids_file.close()
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    def _finish(self, show_progress: bool) -> str:
+        if self.n_docs == 0:
+            raise LsrError("no documents to index: the input is empty")
+        self._flush_run()
+        self._ids_file.close()
+        n_terms = len(self.vocab)  # type: ignore[arg-type]
+        counts = np.zeros(n_terms, dtype=np.int64)
+        for _, c in self._runs:
+            counts[: len(c)] += c
+        offsets = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        n_postings = int(offsets[-1])
+        if self.n_docs >= 2**32:
+            raise LsrError("more than 2^32 - 1 documents are not supported by format version 1")
+        scale = quantization_scale(self.max_weight, self.quantization)
+        d = self.tmp_dir
+        np.save(fmt.array_path(d, "offsets"), offsets)
+        out_docs = np.lib.format.open_memmap(fmt.array_path(d, "postings_docs"), "w+", np.uint32, (n_postings,))
+        out_imp = np.lib.format.open_memmap(
+            fmt.array_path(d, "postings_impacts"), "w+", np.dtype(self.quantization), (n_postings,)
+        )
+        term_max = np.zeros(n_terms, dtype=np.float32)
+        filled = offsets[:-1].copy()  # next free slot of each term
+        runs = self._runs
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            runs = tqdm(runs, desc="merging runs", unit="run", leave=False)
+        for prefix, c in runs:
+            c = np.pad(c, (0, n_terms - len(c)))
+            rdocs = np.load(prefix + "_docs.npy", mmap_mode="r")
+            rw = np.load(prefix + "_weights.npy")
+            nz = np.flatnonzero(c)
+            run_start = np.zeros(n_terms, np.int64)
+            np.cumsum(c[:-1], out=run_start[1:])
+            dest = np.repeat(filled[nz] - run_start[nz], c[nz]) + np.arange(len(rw), dtype=np.int64)
+            q = quantize(rw, self.quantization, scale)
+            out_docs[dest] = rdocs
+            out_imp[dest] = q
+            if len(nz):
+                np.maximum.at(term_max, nz, np.maximum.reduceat(q, run_start[nz]).astype(np.float32) * np.float32(scale))
+            filled += c
+            del rdocs, rw, q, dest
+            os.remove(prefix + "_docs.npy")
+            os.remove(prefix + "_weights.npy")
+        out_docs.flush()
+        out_imp.flush()
+        del out_docs, out_imp
+        np.save(fmt.array_path(d, "term_max"), term_max)
+        np.save(fmt.array_path(d, "doc_lengths"), np.concatenate(self._lengths))
+        self._write_doc_ids()
+        manifest = {
+            "format": fmt.FORMAT_NAME,
+            "format_version": fmt.FORMAT_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "lsr_version": _lsr_version(),
+            "n_docs": self.n_docs,
+            "n_terms": n_terms,
+            "n_postings": n_postings,
+            "quantization": {"dtype": self.quantization, "scale": scale, "max_weight": self.max_weight},
+            "encoder": self.encoder_config,
+            "source": self.source,
+            "build_seconds": round(time.perf_counter() - self._t0, 3),
+            "vocab": list(self.vocab.tokens),  # type: ignore[union-attr]
+        }
+        fmt.write_manifest(d, manifest)
+        if os.path.exists(self.output_dir):
+            if not self.overwrite:
+                raise LsrError(f"{self.output_dir} appeared during the build; not replacing it")
+            shutil.rmtree(self.output_dir)
+        os.replace(d, self.output_dir)
+        return self.output_dir
+
+    def _write_doc_ids(self) -> None:
+        path = os.path.join(self.tmp_dir, "doc_ids.tmp.jsonl")
+        ids = np.empty(self.n_docs, dtype=f"S{self._id_width}")
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                ids[i] = json.loads(line).encode("utf-8")
+        os.remove(path)
+        uniq, counts = np.unique(ids, return_counts=True)
+        if len(uniq) != len(ids):
+            dup = uniq[np.argmax(counts > 1)].decode("utf-8")
+            raise LsrError(f"duplicate document id {dup!r}: document ids must be unique")
+        del uniq, counts
+        np.save(fmt.array_path(self.tmp_dir, "doc_ids"), ids)
+
+
+def _lsr_version() -> str:
+    from lsr import __version__
+
+    return __version__
+
+
+def _chunks_from_source(
+    source: Any, vocab: Vocabulary | None, ids: list[str] | None, chunk_size: int, encoder: Any, batch_size: int
+) -> tuple[Iterator[SparseBatch], str, int | None]:
+    """Normalise every accepted source into a stream of SparseBatch chunks: (chunks, description, total)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        from lsr.texts import sniff_jsonl
+
+        kind = sniff_jsonl(path)
+        if kind == "text":
+            if encoder is None:
+                raise LsrError(f"{path} holds texts (BEIR corpus): give a model (--model) to encode them")
+            return encode_corpus(encoder, path, batch_size), f"corpus:{path}", None
+        return iter_vector_chunks(path, vocab, chunk_size=chunk_size, unknown="add"), f"vectors:{path}", None
+    if isinstance(source, SparseBatch):
+        b = source
+        if b.ids is None:
+            b = SparseBatch(b.indptr, b.indices, b.data, b.vocab, ids or [str(i) for i in range(len(b))])
+        return _split(b, chunk_size), "SparseBatch", len(b)
+    try:
+        import scipy.sparse as sp
+
+        if sp.issparse(source):
+            if vocab is None:
+                raise LsrError("building from a scipy matrix needs vocab= (the token of each column)")
+            m = sp.csr_matrix(source)
+            n = m.shape[0]
+            doc_ids = ids if ids is not None else [str(i) for i in range(n)]
+            if len(doc_ids) != n:
+                raise LsrError(f"{len(doc_ids)} ids for {n} rows")
+
+            def gen() -> Iterator[SparseBatch]:
+                for s in range(0, n, chunk_size):
+                    yield SparseBatch.from_scipy(m[s : s + chunk_size], vocab, doc_ids[s : s + chunk_size])
+
+            return gen(), "scipy", n
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(source, Iterable):
+        items = iter(source)
+
+        def gen2() -> Iterator[SparseBatch]:
+            v = vocab
+            pending: list[Mapping[str, float]] = []
+            n = 0
+            for item in items:
+                if isinstance(item, SparseBatch):
+                    yield item
+                elif isinstance(item, Mapping):
+                    pending.append(item)
+                    if len(pending) >= chunk_size:
+                        b = SparseBatch.from_dicts(pending, v, unknown="add", ids=None)
+                        v = b.vocab
+                        b.ids = _default_ids(ids, n, len(pending))
+                        n += len(pending)
+                        pending.clear()
+                        yield b
+                else:
+                    raise LsrError(f"cannot index a {type(item).__name__}: expected SparseBatch or {{token: weight}} dicts")
+            if pending:
+                b = SparseBatch.from_dicts(pending, v, unknown="add")
+                b.ids = _default_ids(ids, n, len(pending))
+                yield b
+
+        return gen2(), "iterable", None
+    raise LsrError(f"cannot build an index from a {type(source).__name__}")
+
+
+def _default_ids(ids: list[str] | None, start: int, n: int) -> list[str]:
+    return list(ids[start : start + n]) if ids is not None else [str(i) for i in range(start, start + n)]
+
+
+def _split(b: SparseBatch, chunk_size: int) -> Iterator[SparseBatch]:
+    if len(b) <= chunk_size:
+        yield b
+        return
+    for s in range(0, len(b), chunk_size):
+        yield b.select(np.arange(s, min(len(b), s + chunk_size)))
+
+
+def encode_corpus(encoder: Any, path: str, batch_size: int = 1024, show_progress: bool = False) -> Iterator[SparseBatch]:
+    """Encode a BEIR corpus file in chunks of ``batch_size`` documents (title + " " + text)."""
+    from lsr.texts import iter_texts
+
+    ids: list[str] = []
+    texts: list[str] = []
+    for rec in iter_texts(path):
+        ids.append(rec.id)
+        texts.append(rec.full_text)
+        if len(texts) >= batch_size:
+            b = encoder.encode_documents(texts, show_progress=show_progress)
+            b.ids = list(ids)
+            ids.clear()
+            texts.clear()
+            yield b
+    if texts:
+        b = encoder.encode_documents(texts, show_progress=show_progress)
+        b.ids = list(ids)
+        yield b
+
+
+def build_index(
+    source: Any,
+    output_dir: str | os.PathLike,
+    *,
+    quantization: str = "float32",
+    encoder: Any = None,
+    vocab: Vocabulary | list[str] | None = None,
+    ids: list[str] | None = None,
+    overwrite: bool = False,
+    run_postings: int = DEFAULT_RUN_POSTINGS,
+    chunk_size: int = 10_000,
+    batch_size: int = 512,
+    show_progress: bool = False,
+) -> str:
+    """Build an index directory from ``source`` and return its path.
+
+    ``source`` is a JSONL vector file (``{"id", "vector": {token: weight}}``, gzipped or not), a BEIR
+    corpus file (then ``encoder`` encodes it on the fly), a :class:`SparseBatch`, a scipy sparse
+    matrix (with ``vocab``: the token of each column), or an iterable of SparseBatch chunks or
+    ``{token: weight}`` dicts. ``ids`` names the documents where the source has no ids (default
+    "0", "1", ...). ``quantization`` is ``float32``, ``uint16`` or ``uint8`` (linear, scale stored).
+    ``encoder`` (an :class:`~lsr.encoders.Encoder`) is recorded in the manifest so text queries are
+    encoded the same way. Memory stays bounded by ``run_postings`` (see module docs).
+    """
+    if isinstance(vocab, list):
+        vocab = Vocabulary(vocab)
+    if encoder is not None and vocab is None:
+        vocab = encoder.vocab
+    chunks, desc, total = _chunks_from_source(source, vocab, ids, chunk_size, encoder, batch_size)
+    builder = IndexBuilder(
+        output_dir,
+        quantization=quantization,
+        vocab=vocab,
+        encoder_config=encoder.config() if encoder is not None else None,
+        run_postings=run_postings,
+        overwrite=overwrite,
+        source=desc,
+    )
+    bar = None
+    try:
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc="indexing", unit="doc")
+        for chunk in chunks:
+            builder.add(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    except BaseException:
+        builder.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return builder.finish(show_progress=show_progress)

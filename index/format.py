@@ -1,0 +1,109 @@
+"""The on-disk index format, documented in one place.
+
+An index is one directory::
+
+    manifest.json          format name and version, counts, vocabulary, quantization, encoder config
+    offsets.npy            int64[n_terms + 1]  postings of term t are [offsets[t], offsets[t + 1])
+    postings_docs.npy      uint32[n_postings]  internal doc numbers, ascending within each term
+    postings_impacts.npy   float32 | uint16 | uint8 [n_postings]  impacts, aligned with postings_docs
+    term_max.npy           float32[n_terms]    largest (dequantized) impact of each term, for pruning
+    doc_ids.npy            bytes (S<w>)[n_docs] external doc ids, UTF-8, by internal doc number
+    doc_lengths.npy        uint32[n_docs]      non-zeros per document
+
+All arrays are plain ``.npy`` files opened with ``np.load(mmap_mode="r")``: opening an index costs
+no RAM beyond the pages a search touches. Impacts quantized to uint8/uint16 are
+``round(w / scale)`` (at least 1, so a positive weight never becomes 0); a score is
+``scale * sum(q_weight * impact)``. ``manifest["quantization"] = {"dtype", "scale"}`` with
+``scale = 1.0`` for float32.
+
+A build writes into ``<output>.tmp-<pid>`` and renames it at the end, so a crashed build never
+leaves a directory that looks complete. ``FORMAT_VERSION`` changes whenever this layout changes;
+readers refuse other versions with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+
+FORMAT_NAME = "lsr-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+QUANTIZATIONS = ("float32", "uint16", "uint8")
+
+# file name -> (dtype or None for "see manifest", length key in manifest counts)
+ARRAYS: dict[str, tuple[str | None, str]] = {
+    "offsets": ("int64", "n_terms+1"),
+    "postings_docs": ("uint32", "n_postings"),
+    "postings_impacts": (None, "n_postings"),
+    "term_max": ("float32", "n_terms"),
+    "doc_ids": (None, "n_docs"),
+    "doc_lengths": ("uint32", "n_docs"),
+}
+
+
+def array_path(index_dir: str, name: str) -> str:
+    return os.path.join(index_dir, f"{name}.npy")
+
+
+def write_manifest(index_dir: str, manifest: dict[str, Any]) -> None:
+    with open(os.path.join(index_dir, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, ensure_ascii=False)
+        f.write("\n")
+
+
+def read_manifest(index_dir: str) -> dict[str, Any]:
+    """Read and check ``manifest.json``; raises :class:`LsrError` for anything but this format/version."""
+    if not os.path.isdir(index_dir):
+        if os.path.exists(index_dir):
+            raise LsrError(f"{index_dir}: not a directory (an index is a directory)")
+        raise LsrError(f"{index_dir}: no such index directory")
+    path = os.path.join(index_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise LsrError(f"{index_dir}: not an lsr index (no {MANIFEST}; an unfinished build?)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            m = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LsrError(f"{path}: unreadable manifest ({e})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
+        raise LsrError(f"{path}: not an lsr index manifest")
+    ver = m.get("format_version")
+    if ver != FORMAT_VERSION:
+        raise LsrError(
+            f"{index_dir}: index format version {ver}, but this lsr reads version {FORMAT_VERSION}: rebuild the index"
+        )
+    for key in ("n_docs", "n_terms", "n_postings", "vocab", "quantization"):
+        if key not in m:
+            raise LsrError(f"{path}: manifest lacks '{key}'")
+    if len(m["vocab"]) != m["n_terms"]:
+        raise LsrError(f"{path}: vocabulary has {len(m['vocab'])} tokens, manifest says n_terms={m['n_terms']}")
+    return m
+
+
+def open_array(index_dir: str, name: str, manifest: dict[str, Any]) -> np.ndarray:
+    """Memory-map one array and check its dtype and length against the manifest."""
+    path = array_path(index_dir, name)
+    if not os.path.isfile(path):
+        raise LsrError(f"{index_dir}: missing {name}.npy (incomplete or damaged index)")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise LsrError(f"{path}: unreadable or truncated ({e})") from None
+    dtype, length_key = ARRAYS[name]
+    if name == "postings_impacts":
+        dtype = m_dtype = manifest["quantization"]["dtype"]
+        del m_dtype
+    if dtype is not None and arr.dtype != np.dtype(dtype):
+        raise LsrError(f"{path}: dtype {arr.dtype}, expected {dtype}")
+    if name == "doc_ids" and arr.dtype.kind != "S":
+        raise LsrError(f"{path}: expected a bytes array of doc ids")
+    expected = manifest[length_key.split("+")[0]] + (1 if length_key.endswith("+1") else 0)
+    if arr.ndim != 1 or arr.shape[0] != expected:
+        raise LsrError(f"{path}: has {arr.shape} entries, manifest expects {expected} (truncated or mismatched)")
+    return arr

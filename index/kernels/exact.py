@@ -1,0 +1,101 @@
+"""Exact top-k search: term-at-a-time into a dense float32 accumulator.
+
+Per query: for each query term t with weight w, ``acc[doc] += w * impact`` over t's postings; then
+the positive accumulator entries go through a top-k heap (ties to the smaller doc number) and the
+accumulator is reset. Selection either scans the whole accumulator (when the query touched a large
+share of the collection) or replays the touched postings (when it touched few), so short queries do
+not pay for a full pass over ``n_docs``. Scores are ``scale * sum(w * impact)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from lsr.index.kernels.topk import heap_drain, heap_push, topk_reference
+
+
+@njit(cache=True, nogil=True)
+def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd, out_d, out_s):
+    """Exact top-k of one query into out_d / out_s (length k; -1 / 0 past the matches).
+
+    ``acc`` is a zeroed float32[n_docs] scratch array and is zero again on return.
+    """
+    n_docs = acc.shape[0]
+    touched = 0
+    for i in range(q_terms.shape[0]):
+        t = q_terms[i]
+        w = np.float32(q_weights[i])
+        s0 = offsets[t]
+        e0 = offsets[t + 1]
+        touched += e0 - s0
+        for j in range(s0, e0):
+            acc[docs[j]] += w * np.float32(impacts[j])
+    size = 0
+    if touched * 4 < n_docs:
+        # replay: visit each touched doc once (the first visit zeroes it)
+        for i in range(q_terms.shape[0]):
+            t = q_terms[i]
+            for j in range(offsets[t], offsets[t + 1]):
+                d = docs[j]
+                s = acc[d]
+                if s > 0:
+                    size = heap_push(hs, hd, size, k, s, np.int64(d))
+                    acc[d] = 0
+    else:
+        for d in range(n_docs):
+            s = acc[d]
+            if s > 0:
+                if size < k or s > hs[0]:  # docs come in ascending order: an equal score loses its tie
+                    size = heap_push(hs, hd, size, k, s, np.int64(d))
+                acc[d] = 0
+    n = size
+    heap_drain(hs, hd, size, out_s, out_d)
+    for i in range(n):
+        out_s[i] = out_s[i] * scale
+    for i in range(n, out_d.shape[0]):
+        out_d[i] = -1
+        out_s[i] = 0
+
+
+@njit(cache=True, nogil=True)
+def search_serial(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k, acc):
+    """Exact top-k for every query of a CSR batch, one after the other, reusing ``acc``.
+    Returns (doc numbers int64[nq, k], scores float32[nq, k])."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for q in range(nq):
+        a, b = q_indptr[q], q_indptr[q + 1]
+        search_one(offsets, docs, impacts, scale, q_terms[a:b], q_weights[a:b], k, acc, hs, hd, out_d[q], out_s[q])
+    return out_d, out_s
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def search_batch(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k, accs, n_chunks):
+    """Like :func:`search_serial`, with the queries split into ``n_chunks`` parallel chunks, chunk c
+    using the zeroed accumulator ``accs[c]``."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        acc = accs[c]
+        hs = np.empty(k, dtype=np.float32)
+        hd = np.empty(k, dtype=np.int64)
+        for q in range(c * per, min(nq, (c + 1) * per)):
+            a, b = q_indptr[q], q_indptr[q + 1]
+            search_one(offsets, docs, impacts, scale, q_terms[a:b], q_weights[a:b], k, acc, hs, hd, out_d[q], out_s[q])
+    return out_d, out_s
+
+
+def search_reference(offsets, docs, impacts, scale, q_terms, q_weights, k, n_docs):
+    """Plain numpy twin of :func:`search_one` (float64 accumulation): (doc numbers, scores)."""
+    acc = np.zeros(n_docs, dtype=np.float64)
+    for t, w in zip(q_terms, q_weights, strict=True):
+        s, e = offsets[t], offsets[t + 1]
+        np.add.at(acc, docs[s:e].astype(np.int64), float(w) * impacts[s:e].astype(np.float64))
+    d, s = topk_reference(acc, k)
+    return d, s * scale

@@ -1,0 +1,77 @@
+"""A bounded top-k heap for Numba kernels, ordered by (score desc, doc asc).
+
+The heap keeps the k best (score, doc) pairs seen so far with the *worst* at the root: a pair is
+worse when its score is lower, or equal with a larger doc number (ties go to the smaller doc).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def worse(s1, d1, s2, d2):
+    """True when (s1, d1) ranks below (s2, d2)."""
+    return s1 < s2 or (s1 == s2 and d1 > d2)
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(hs, hd, size, i):
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        c = left
+        right = left + 1
+        if right < size and worse(hs[right], hd[right], hs[left], hd[left]):
+            c = right
+        if worse(hs[c], hd[c], hs[i], hd[i]):
+            hs[i], hs[c] = hs[c], hs[i]
+            hd[i], hd[c] = hd[c], hd[i]
+            i = c
+        else:
+            return
+
+
+@njit(cache=True, nogil=True)
+def heap_push(hs, hd, size, k, s, d):
+    """Offer (s, d) to a heap holding ``size`` of at most ``k`` items; returns the new size."""
+    if size < k:
+        i = size
+        hs[i] = s
+        hd[i] = d
+        size += 1
+        while i > 0:  # sift up
+            p = (i - 1) // 2
+            if worse(hs[i], hd[i], hs[p], hd[p]):
+                hs[i], hs[p] = hs[p], hs[i]
+                hd[i], hd[p] = hd[p], hd[i]
+                i = p
+            else:
+                break
+        return size
+    if worse(hs[0], hd[0], s, d):
+        hs[0] = s
+        hd[0] = d
+        _sift_down(hs, hd, size, 0)
+    return size
+
+
+@njit(cache=True, nogil=True)
+def heap_drain(hs, hd, size, out_s, out_d):
+    """Write the heap's items best-first into out_s/out_d[:size] (the heap is consumed)."""
+    while size > 0:
+        size -= 1
+        out_s[size] = hs[0]
+        out_d[size] = hd[0]
+        hs[0] = hs[size]
+        hd[0] = hd[size]
+        _sift_down(hs, hd, size, 0)
+
+
+def topk_reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain numpy: the k best positive entries of ``scores`` by (score desc, index asc)."""
+    cand = np.flatnonzero(scores > 0)
+    order = np.lexsort((cand, -scores[cand]))[:k]
+    return cand[order], scores[cand[order]]

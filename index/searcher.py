@@ -1,0 +1,346 @@
+"""Opening an index (memory maps) and searching it: the :class:`Index` object.
+
+``open_index(dir)`` maps the arrays described in :mod:`lsr.index.format`; ``Index.search`` accepts
+queries as a :class:`~lsr.vectors.SparseBatch`, a scipy CSR matrix over the index vocabulary, a
+list of ``{token: weight}`` dicts, or a list of strings (encoded with the encoder recorded in the
+manifest), and returns one :class:`SearchResult` per query: external doc ids and float scores in
+descending order (ties by internal doc number, i.e. build order).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+from lsr.index import format as fmt
+from lsr.vectors import SparseBatch, Vocabulary
+
+METHODS = ("exact",)
+# Methods named by the design that a later release adds; asking for them gives a clear error.
+PLANNED_METHODS = ("maxscore", "bmp", "seismic")
+MAX_K = 1_000_000
+
+
+@dataclass
+class SearchResult:
+    """Top-k of one query: ``ids`` (external doc ids) and ``scores`` (floats), best first.
+
+    ``docs`` are the internal doc numbers; ``unknown_tokens`` counts query tokens that are not in
+    the index vocabulary (skipped: they match no document). Unpacks as ``ids, scores = result``.
+    """
+
+    ids: list[str]
+    scores: list[float]
+    docs: np.ndarray = field(repr=False)
+    unknown_tokens: int = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.ids, self.scores))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class _Scratch:
+    """Per-call working memory, pooled so searches reuse warm pages instead of page-faulting
+    a fresh n_docs accumulator every time."""
+
+    def __init__(self, n_docs: int, n_chunks: int) -> None:
+        self.accs = np.zeros((n_chunks, n_docs), dtype=np.float32)
+
+
+class Index:
+    """A memory-mapped index. Thread-safe for concurrent searches."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.manifest = fmt.read_manifest(self.path)
+        m = self.manifest
+        self.n_docs: int = int(m["n_docs"])
+        self.n_terms: int = int(m["n_terms"])
+        self.n_postings: int = int(m["n_postings"])
+        self.quantization: str = m["quantization"]["dtype"]
+        self.scale = np.float32(m["quantization"]["scale"])
+        self.offsets = fmt.open_array(self.path, "offsets", m)
+        self.postings_docs = fmt.open_array(self.path, "postings_docs", m)
+        self.postings_impacts = fmt.open_array(self.path, "postings_impacts", m)
+        self.term_max = fmt.open_array(self.path, "term_max", m)
+        self.doc_lengths = fmt.open_array(self.path, "doc_lengths", m)
+        self._doc_ids = fmt.open_array(self.path, "doc_ids", m)
+        if int(self.offsets[-1]) != self.n_postings or int(self.offsets[0]) != 0:
+            raise LsrError(f"{self.path}: offsets.npy does not match the manifest (damaged index)")
+        self.vocab = Vocabulary(m["vocab"])
+        self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray]] = {}
+        self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
+        self._encoder = None
+        self._encoder_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"Index({self.path!r}, docs={self.n_docs}, terms={self.n_terms}, postings={self.n_postings}, "
+            f"quantization={self.quantization})"
+        )
+
+    @property
+    def encoder_config(self) -> dict[str, Any] | None:
+        return self.manifest.get("encoder")
+
+    def doc_id(self, doc: int) -> str:
+        """External id of internal doc number ``doc``."""
+        return self._doc_ids[doc].decode("utf-8")
+
+    def doc_ids(self, docs: np.ndarray) -> list[str]:
+        return [b.decode("utf-8") for b in self._doc_ids[np.asarray(docs, dtype=np.int64)]]
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of every file of the index."""
+        return sum(os.path.getsize(os.path.join(self.path, f)) for f in os.listdir(self.path))
+
+    # -- query conversion ------------------------------------------------------------------------
+    def _vocab_map(self, vocab: Vocabulary) -> np.ndarray:
+        """Array mapping term ids of ``vocab`` to this index's term ids (-1 when absent)."""
+        if vocab is self.vocab or vocab.tokens is self.vocab.tokens:
+            return None  # type: ignore[return-value]
+        hit = self._vocab_maps.get(id(vocab))
+        if hit is not None and hit[0] is vocab and len(hit[1]) == len(vocab):
+            return hit[1]
+        get = self.vocab.get
+        mapping = np.fromiter((get(t) for t in vocab.tokens), dtype=np.int64, count=len(vocab))
+        if len(vocab) == len(self.vocab) and np.array_equal(mapping, np.arange(len(vocab))):
+            mapping = None  # type: ignore[assignment]
+        self._vocab_maps[id(vocab)] = (vocab, mapping)  # type: ignore[assignment]
+        return mapping
+
+    def prepare_queries(
+        self,
+        queries: Any,
+        encoder: Any = None,
+        force: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Convert any accepted query form to CSR arrays over this index's term ids.
+
+        Returns (indptr int64, term ids int32, weights float32, unknown-token count per query).
+        """
+        batch: SparseBatch
+        unknown_per_q: np.ndarray | None = None
+        if isinstance(queries, SparseBatch):
+            batch = queries
+        elif isinstance(queries, Mapping):
+            raise LsrError("queries must be a list: wrap a single {token: weight} dict in a list")
+        elif isinstance(queries, str):
+            raise LsrError("queries must be a list: wrap a single query text in a list")
+        else:
+            try:
+                import scipy.sparse as sp
+
+                if sp.issparse(queries):
+                    if queries.shape[1] > self.n_terms:
+                        raise LsrError(
+                            f"query matrix has {queries.shape[1]} columns, the index vocabulary {self.n_terms} terms"
+                        )
+                    batch = SparseBatch.from_scipy(queries, self.vocab)
+                    queries = None
+            except ImportError:  # pragma: no cover
+                pass
+            if queries is not None:
+                if not isinstance(queries, Sequence):
+                    queries = list(queries)
+                if len(queries) and all(isinstance(q, str) for q in queries):
+                    batch = self.encode_queries(queries, encoder=encoder, force=force)
+                elif all(isinstance(q, Mapping) for q in queries):
+                    unknown_per_q = np.zeros(len(queries), np.int64)
+                    rows = []
+                    for i, q in enumerate(queries):
+                        b = SparseBatch.from_dicts([q], self.vocab, unknown="skip")
+                        unknown_per_q[i] = b.unknown_tokens
+                        rows.append(b)
+                    from lsr.vectors import concat_batches
+
+                    batch = concat_batches(rows) if rows else SparseBatch.from_dicts([], self.vocab)
+                else:
+                    raise LsrError("queries must be a SparseBatch, a scipy CSR matrix, a list of {token: weight} dicts or a list of strings")
+        indptr, terms, weights = batch.indptr, batch.indices, batch.data
+        if unknown_per_q is None:
+            unknown_per_q = np.zeros(len(batch), np.int64)
+        mapping = self._vocab_map(batch.vocab)
+        if mapping is not None:
+            if len(terms) and terms.max() >= len(mapping):
+                raise LsrError("query term id outside its vocabulary")
+            mapped = mapping[terms]
+            keep = mapped >= 0
+            if not keep.all():
+                row_of = np.repeat(np.arange(len(batch)), np.diff(indptr))
+                unknown_per_q += np.bincount(row_of[~keep], minlength=len(batch))
+                lens = np.bincount(row_of[keep], minlength=len(batch))
+                indptr = np.zeros(len(batch) + 1, np.int64)
+                np.cumsum(lens, out=indptr[1:])
+            terms, weights = mapped[keep].astype(np.int32), weights[keep]
+        elif len(terms) and (terms.max() >= self.n_terms or terms.min() < 0):
+            raise LsrError(f"query term id outside the index vocabulary (0 .. {self.n_terms - 1})")
+        if len(weights) and (not np.all(np.isfinite(weights)) or weights.min() < 0):
+            raise LsrError("query weights must be finite and >= 0")
+        return (
+            np.ascontiguousarray(indptr, np.int64),
+            np.ascontiguousarray(terms, np.int32),
+            np.ascontiguousarray(weights, np.float32),
+            unknown_per_q,
+        )
+
+    # -- encoders --------------------------------------------------------------------------------
+    def load_encoder(self) -> Any:
+        """The encoder recorded in the manifest (loaded once, then cached)."""
+        cfg = self.encoder_config
+        if not cfg:
+            raise LsrError(f"{self.path}: the index records no encoder, so text queries cannot be encoded; pass query vectors")
+        with self._encoder_lock:
+            if self._encoder is None:
+                from lsr.encoders.base import load_encoder
+
+                settings = {k: v for k, v in cfg.items() if k not in ("kind", "model", "model_path")}
+                where = cfg.get("model_path") if cfg.get("model_path") and os.path.isdir(cfg["model_path"]) else cfg.get("model")
+                self._encoder = load_encoder(where, kind=cfg.get("kind"), **settings)
+                if cfg.get("model"):
+                    self._encoder.name = cfg["model"]  # keep the recorded name for config comparisons
+            return self._encoder
+
+    def check_encoder(self, encoder: Any, force: bool = False) -> None:
+        """Refuse an encoder whose settings differ from the ones the index was built with."""
+        from lsr.encoders.base import configs_match
+
+        recorded = self.encoder_config
+        if recorded is None or force:
+            return
+        diff = configs_match(recorded, encoder.config())
+        if diff:
+            detail = ", ".join(f"{k}: index {recorded.get(k)!r} vs encoder {encoder.config().get(k)!r}" for k in diff)
+            raise LsrError(f"encoder differs from the one this index was built with ({detail}); pass force=True / --force to search anyway")
+
+    def encode_queries(self, texts: Sequence[str], encoder: Any = None, force: bool = False) -> SparseBatch:
+        """Encode query texts with ``encoder`` (checked against the manifest) or the recorded one."""
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise LsrError(f"query {i} is empty")
+        if encoder is None:
+            encoder = self.load_encoder()
+        else:
+            self.check_encoder(encoder, force)
+        return encoder.encode_queries(list(texts))
+
+    # -- search ----------------------------------------------------------------------------------
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        method: str = "exact",
+        threads: int = 1,
+        encoder: Any = None,
+        force: bool = False,
+        **params: Any,
+    ) -> list[SearchResult]:
+        """Top-``k`` documents for each query (see the module docs for the accepted query forms).
+
+        ``method`` picks the algorithm (``"exact"``); ``threads`` > 1 spreads a batch of queries over
+        that many threads. ``encoder``/``force`` apply to text queries. Unknown ``params`` are refused.
+        """
+        k = _check_k(k)
+        threads = _check_threads(threads)
+        if method not in METHODS:
+            if method in PLANNED_METHODS:
+                raise LsrError(f"method {method!r} is not available in this version (available: {', '.join(METHODS)})")
+            raise LsrError(f"unknown method {method!r} (available: {', '.join(METHODS)})")
+        if params:
+            raise LsrError(f"method {method!r} takes no parameters, got {', '.join(sorted(params))}")
+        indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
+        docs, scores = self.search_arrays(indptr, terms, weights, k, threads)
+        return self._results(docs, scores, unknown)
+
+    def search_arrays(
+        self, indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, k: int, threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Low-level exact search over CSR query arrays already in index term ids.
+
+        Returns (internal doc numbers int64[nq, k] with -1 padding, scores float32[nq, k]).
+        """
+        from lsr.index.kernels import exact
+
+        nq = len(indptr) - 1
+        k_eff = max(1, min(k, self.n_docs))
+        n_chunks = max(1, min(threads, nq))
+        scratch = self._take_scratch(n_chunks)
+        try:
+            if n_chunks == 1:
+                d, s = exact.search_serial(
+                    self.offsets, self.postings_docs, self.postings_impacts, self.scale,
+                    indptr, terms, weights, k_eff, scratch.accs[0],
+                )
+            else:
+                import numba
+
+                with _PARALLEL_LOCK:
+                    numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
+                    d, s = exact.search_batch(
+                        self.offsets, self.postings_docs, self.postings_impacts, self.scale,
+                        indptr, terms, weights, k_eff, scratch.accs[:n_chunks], n_chunks,
+                    )
+        finally:
+            self._pool.put(scratch)
+        if k_eff < k:
+            d = np.pad(d, ((0, 0), (0, k - k_eff)), constant_values=-1)
+            s = np.pad(s, ((0, 0), (0, k - k_eff)))
+        return d, s
+
+    def _take_scratch(self, n_chunks: int) -> _Scratch:
+        while True:
+            try:
+                sc = self._pool.get_nowait()
+            except queue.Empty:
+                return _Scratch(self.n_docs, n_chunks)
+            if sc.accs.shape[0] >= n_chunks:
+                return sc
+            # too small for this call: drop it and look further (a new one is made if none fits)
+
+    def _results(self, docs: np.ndarray, scores: np.ndarray, unknown: np.ndarray) -> list[SearchResult]:
+        out = []
+        for qi in range(docs.shape[0]):
+            n = int(np.count_nonzero(docs[qi] >= 0))
+            dq = docs[qi, :n]
+            out.append(SearchResult(self.doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi])))
+        return out
+
+    def warmup(self) -> None:
+        """Compile (or load from cache) the search kernels with a tiny query, so no search pays for JIT."""
+        t = np.array([int(np.argmax(np.diff(self.offsets)))], dtype=np.int32)
+        self.search_arrays(np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1)
+        self.search_arrays(np.array([0, 1, 2], np.int64), np.repeat(t, 2), np.ones(2, np.float32), 10, 2)
+
+
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise LsrError(f"k must be an integer, got {k!r}")
+    if k <= 0:
+        raise LsrError(f"k must be > 0, got {k}")
+    if k > MAX_K:
+        raise LsrError(f"k must be <= {MAX_K}, got {k}")
+    return int(k)
+
+
+def _check_threads(threads: Any) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise LsrError(f"threads must be an integer >= 1, got {threads!r}")
+    return int(threads)
+
+
+def open_index(path: str | os.PathLike) -> Index:
+    """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
+    or of another format version)."""
+    return Index(path)

@@ -1,0 +1,110 @@
+"""The encoder interface every kind implements, and :func:`load_encoder`.
+
+An encoder turns texts into a :class:`~lsr.vectors.SparseBatch` over its vocabulary. Queries and
+documents are separate calls because kinds differ there (max lengths, inference-free queries).
+Its :meth:`Encoder.config` is a JSON-able dict recorded in every index manifest; searching an
+index with text through an encoder whose config differs is refused unless forced.
+
+A saved encoder is a directory with the backbone's files (``config.json``, weights, tokenizer) and
+``lsr_encoder.json`` (``{"kind": "splade", ...settings}``). A plain masked-LM checkpoint without
+that file loads as SPLADE with default settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lsr.errors import LsrError
+from lsr.vectors import SparseBatch, Vocabulary
+
+ENCODER_CONFIG_FILE = "lsr_encoder.json"
+_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# Names that resolve to a model shipped inside the package.
+BUNDLED_MODELS = {"splade-tiny": _MODELS_DIR / "splade-tiny"}
+# Config keys that do not change the vectors, so they are ignored when comparing configs.
+_NON_SEMANTIC_KEYS = {"model_path", "batch_size", "device", "threads"}
+
+
+class Encoder(ABC):
+    """Text -> sparse vectors. Subclasses set ``kind`` and implement the two encode calls."""
+
+    kind: str = "base"
+
+    @property
+    @abstractmethod
+    def vocab(self) -> Vocabulary:
+        """The output vocabulary (term id -> token string)."""
+
+    @abstractmethod
+    def encode_documents(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
+        """Encode documents; row i is texts[i]."""
+
+    @abstractmethod
+    def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
+        """Encode queries; row i is texts[i]."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the vectors: kind, model name, max lengths, pooling, pruning."""
+
+    @abstractmethod
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the encoder (weights, tokenizer, ``lsr_encoder.json``) to a directory."""
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A bundled name -> its directory; an existing directory -> itself; anything else unchanged
+    (then treated as a Hugging Face id)."""
+    if name_or_path in BUNDLED_MODELS:
+        return str(BUNDLED_MODELS[name_or_path])
+    return name_or_path
+
+
+def read_encoder_config(path: str) -> dict[str, Any]:
+    """``lsr_encoder.json`` of a local model directory, or ``{}`` when there is none."""
+    cfg_path = os.path.join(path, ENCODER_CONFIG_FILE)
+    if os.path.isfile(cfg_path):
+        try:
+            with open(cfg_path, encoding="utf-8") as f:
+                cfg = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise LsrError(f"{cfg_path}: cannot read encoder config ({e})") from None
+        if not isinstance(cfg, dict):
+            raise LsrError(f"{cfg_path}: expected a JSON object")
+        return cfg
+    return {}
+
+
+def load_encoder(name_or_path: str, **options: Any) -> Encoder:
+    """Load an encoder: bundled name, local directory, or Hugging Face id (see :func:`lsr.load_encoder`)."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise LsrError("model name or path must be a non-empty string")
+    path = resolve_model_path(name_or_path)
+    local = os.path.isdir(path)
+    if not local and (os.path.sep in name_or_path and not _looks_like_hub_id(name_or_path)):
+        raise LsrError(f"model {name_or_path!r}: no such directory")
+    saved = read_encoder_config(path) if local else {}
+    kind = options.pop("kind", None) or saved.get("kind", "splade")
+    settings = {k: v for k, v in saved.items() if k != "kind"}
+    settings.update(options)
+    if kind == "splade":
+        from lsr.encoders.splade import SpladeEncoder
+
+        return SpladeEncoder.from_pretrained(path, name=name_or_path, **settings)
+    raise LsrError(f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: splade)")
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    # "org/name" with exactly one slash and no leading ./ or / is a hub id, not a path.
+    return s.count("/") == 1 and not s.startswith((".", "/", "~"))
+
+
+def configs_match(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The keys on which two encoder configs differ in a way that changes the vectors."""
+    keys = (set(recorded) | set(current)) - _NON_SEMANTIC_KEYS
+    return sorted(k for k in keys if recorded.get(k) != current.get(k))

@@ -1,0 +1,431 @@
+"""Sparse vectors: the in-memory batch type and the JSONL file format.
+
+A :class:`SparseBatch` is a CSR matrix over a :class:`Vocabulary` (term id -> token string):
+``indptr`` (int64, n + 1), ``indices`` (int32 term ids, ascending within each row) and ``data``
+(float32 weights, all > 0). Encoders produce it, the index builder consumes it, searches take it.
+
+On disk, vectors are JSON lines in the layout of pyserini's JsonVectorCollection and Seismic::
+
+    {"id": "doc1", "content": "optional text", "vector": {"token": 1.25, "other": 0.5}}
+
+gzipped when the file name ends in ``.gz``. Reading and writing stream line by line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+
+
+class Vocabulary:
+    """Term ids <-> token strings. Ids are dense, 0 .. len - 1, in insertion order."""
+
+    __slots__ = ("_tokens", "_ids")
+
+    def __init__(self, tokens: Iterable[str] = ()) -> None:
+        self._tokens: list[str] = []
+        self._ids: dict[str, int] = {}
+        for tok in tokens:
+            self.add(tok)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self._tokens == other._tokens
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} terms)"
+
+    @property
+    def tokens(self) -> list[str]:
+        """The tokens in id order (do not modify)."""
+        return self._tokens
+
+    def add(self, token: str) -> int:
+        """Return the id of ``token``, adding it at the end when new."""
+        tid = self._ids.get(token)
+        if tid is None:
+            if not isinstance(token, str):
+                raise LsrError(f"vocabulary tokens must be strings, got {token!r}")
+            tid = len(self._tokens)
+            self._tokens.append(token)
+            self._ids[token] = tid
+        return tid
+
+    def get(self, token: str, default: int = -1) -> int:
+        """The id of ``token``, or ``default`` when it is not in the vocabulary."""
+        return self._ids.get(token, default)
+
+    def token(self, term_id: int) -> str:
+        return self._tokens[term_id]
+
+
+@dataclass
+class SparseBatch:
+    """A batch of sparse vectors in CSR form over ``vocab``.
+
+    ``ids`` optionally names each row (document or query id). Weights are float32 and positive;
+    zero weights are never stored.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    vocab: Vocabulary
+    ids: list[str] | None = None
+    # Tokens dropped because they were not in a fixed vocabulary (see from_dicts).
+    unknown_tokens: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        self.indptr = np.ascontiguousarray(self.indptr, dtype=np.int64)
+        self.indices = np.ascontiguousarray(self.indices, dtype=np.int32)
+        self.data = np.ascontiguousarray(self.data, dtype=np.float32)
+        if self.indptr.ndim != 1 or len(self.indptr) < 1 or self.indptr[0] != 0:
+            raise LsrError("SparseBatch.indptr must be 1-D and start at 0")
+        if self.indptr[-1] != len(self.indices) or len(self.indices) != len(self.data):
+            raise LsrError("SparseBatch: indptr[-1], len(indices) and len(data) disagree")
+        if self.ids is not None and len(self.ids) != len(self):
+            raise LsrError(f"SparseBatch: {len(self.ids)} ids for {len(self)} rows")
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Term ids and weights of row ``i``."""
+        s, e = self.indptr[i], self.indptr[i + 1]
+        return self.indices[s:e], self.data[s:e]
+
+    def to_dicts(self) -> list[dict[str, float]]:
+        """Rows as ``{token: weight}`` dicts (weights as Python floats)."""
+        toks = self.vocab.tokens
+        out = []
+        for i in range(len(self)):
+            idx, w = self.row(i)
+            out.append({toks[t]: float(x) for t, x in zip(idx.tolist(), w.tolist(), strict=True)})
+        return out
+
+    def to_scipy(self):
+        """A ``scipy.sparse.csr_matrix`` of shape (rows, len(vocab))."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(len(self), len(self.vocab)))
+
+    def select(self, rows: Sequence[int] | np.ndarray) -> SparseBatch:
+        """A new batch holding ``rows`` in the given order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lens = self.indptr[rows + 1] - self.indptr[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        take = np.concatenate([np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows]) if len(rows) else np.zeros(0, np.int64)
+        ids = [self.ids[r] for r in rows] if self.ids is not None else None
+        return SparseBatch(indptr, self.indices[take], self.data[take], self.vocab, ids)
+
+    @classmethod
+    def from_dicts(
+        cls,
+        vectors: Sequence[Mapping[str, float]],
+        vocab: Vocabulary | None = None,
+        ids: list[str] | None = None,
+        unknown: str = "skip",
+    ) -> SparseBatch:
+        """Build a batch from ``{token: weight}`` dicts.
+
+        With ``vocab=None`` a new vocabulary is grown from the tokens seen. With a fixed ``vocab``,
+        a token not in it is skipped and counted in ``unknown_tokens`` (``unknown="skip"``, the
+        default: such a term matches no document, so skipping it leaves every score unchanged),
+        refused (``"error"``), or added (``"add"``). Weights must be finite and >= 0; zeros are dropped.
+        """
+        if unknown not in ("skip", "error", "add"):
+            raise LsrError(f"unknown= must be 'skip', 'error' or 'add', not {unknown!r}")
+        grow = vocab is None or unknown == "add"
+        vocab = Vocabulary() if vocab is None else vocab
+        indptr = np.zeros(len(vectors) + 1, dtype=np.int64)
+        all_idx: list[np.ndarray] = []
+        all_w: list[np.ndarray] = []
+        n_unknown = 0
+        for i, vec in enumerate(vectors):
+            if not isinstance(vec, Mapping):
+                raise LsrError(f"vector {i}: expected a {{token: weight}} mapping, got {type(vec).__name__}")
+            idx, w, unk = _vector_to_arrays(vec, vocab, grow, unknown == "error", f"vector {i}")
+            n_unknown += unk
+            all_idx.append(idx)
+            all_w.append(w)
+            indptr[i + 1] = indptr[i] + len(idx)
+        indices = np.concatenate(all_idx) if all_idx else np.zeros(0, np.int32)
+        data = np.concatenate(all_w) if all_w else np.zeros(0, np.float32)
+        return cls(indptr, indices, data, vocab, ids, unknown_tokens=n_unknown)
+
+    @classmethod
+    def from_scipy(cls, matrix: Any, vocab: Vocabulary, ids: list[str] | None = None) -> SparseBatch:
+        """Wrap a scipy sparse matrix whose columns are ``vocab``'s term ids (zeros are dropped)."""
+        import scipy.sparse as sp
+
+        if not sp.issparse(matrix):
+            raise LsrError("expected a scipy.sparse matrix")
+        m = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        if m.shape[1] > len(vocab):
+            raise LsrError(f"matrix has {m.shape[1]} columns but the vocabulary has {len(vocab)} terms")
+        m.eliminate_zeros()
+        m.sort_indices()
+        if m.nnz and (not np.all(np.isfinite(m.data)) or m.data.min() < 0):
+            raise LsrError("weights must be finite and >= 0")
+        return cls(m.indptr, m.indices, m.data, vocab, ids)
+
+
+def _vector_to_arrays(
+    vec: Mapping[str, Any], vocab: Vocabulary, grow: bool, strict: bool, where: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Convert one ``{token: weight}`` dict to sorted (term ids, weights); returns the unknown count."""
+    ids: list[int] = []
+    ws: list[float] = []
+    unknown = 0
+    get = vocab.add if grow else vocab.get
+    for tok, w in vec.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)):
+            raise LsrError(f"{where}: weight of {tok!r} is not a number: {w!r}")
+        if not math.isfinite(w) or w < 0:
+            raise LsrError(f"{where}: weight of {tok!r} must be finite and >= 0, got {w!r}")
+        tid = get(tok)
+        if tid < 0:
+            if strict:
+                raise LsrError(f"{where}: token {tok!r} is not in the vocabulary")
+            unknown += 1
+            continue
+        if w > 0:
+            ids.append(tid)
+            ws.append(w)
+    idx = np.array(ids, dtype=np.int32)
+    w = np.array(ws, dtype=np.float32)
+    if len(idx) > 1:
+        order = np.argsort(idx, kind="stable")
+        idx, w = idx[order], w[order]
+        if np.any(idx[1:] == idx[:-1]):  # only possible through a vocabulary alias; keep the max
+            keep = np.ones(len(idx), bool)
+            keep[1:] = idx[1:] != idx[:-1]
+            w = np.maximum.reduceat(w, np.flatnonzero(keep))
+            idx = idx[keep]
+    # float32 can round a tiny positive weight to zero: such a term carries no score, drop it.
+    nz = w > 0
+    if not nz.all():
+        idx, w = idx[nz], w[nz]
+    return idx, w, unknown
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def open_text(path: str | os.PathLike, mode: str = "r") -> IO[str]:
+    """Open a text file, transparently gzipped when its name ends in ``.gz``.
+
+    Raises :class:`LsrError` (not a traceback) for a missing or unreadable file.
+    """
+    path = os.fspath(path)
+    try:
+        if path.endswith(".gz"):
+            return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
+        return open(path, mode, encoding="utf-8")
+    except FileNotFoundError:
+        raise LsrError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LsrError(f"{path}: is a directory, expected a file") from None
+    except PermissionError:
+        raise LsrError(f"{path}: permission denied") from None
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for every non-blank line of a JSONL file (1-based numbers).
+
+    A line that is not a JSON object raises :class:`LsrError` naming the file and line.
+    """
+    path = os.fspath(path)
+    with open_text(path) as f:
+        lineno = 0
+        try:
+            for lineno, line in enumerate(f, 1):  # noqa: B007 - used in the error below
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise LsrError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(obj, dict):
+                    raise LsrError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                yield lineno, obj
+        except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as e:
+            if isinstance(e, LsrError):
+                raise
+            raise LsrError(f"{path}:{lineno + 1}: cannot read ({e})") from None
+
+
+def _record_id(obj: dict, path: str, lineno: int, keys: tuple[str, ...] = ("id", "_id")) -> str:
+    for key in keys:
+        if key in obj:
+            v = obj[key]
+            if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) != "":
+                return str(v)
+            raise LsrError(f"{path}:{lineno}: '{key}' must be a non-empty string, got {v!r}")
+    raise LsrError(f"{path}:{lineno}: no 'id' field")
+
+
+def iter_vector_chunks(
+    path: str | os.PathLike,
+    vocab: Vocabulary | None = None,
+    chunk_size: int = 10_000,
+    unknown: str = "add",
+) -> Iterator[SparseBatch]:
+    """Stream a JSONL vector file as :class:`SparseBatch` chunks of up to ``chunk_size`` rows.
+
+    All chunks share one vocabulary: ``vocab`` (grown as new tokens appear when ``unknown="add"``)
+    or a new one. Each chunk's ``ids`` are the records' ids.
+    """
+    path = os.fspath(path)
+    if chunk_size <= 0:
+        raise LsrError("chunk_size must be > 0")
+    vocab = Vocabulary() if vocab is None else vocab
+    grow = unknown == "add"
+    ids: list[str] = []
+    idxs: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    unk = 0
+
+    def flush() -> SparseBatch:
+        indptr = np.zeros(len(idxs) + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in idxs], out=indptr[1:])
+        b = SparseBatch(
+            indptr,
+            np.concatenate(idxs) if idxs else np.zeros(0, np.int32),
+            np.concatenate(ws) if ws else np.zeros(0, np.float32),
+            vocab,
+            list(ids),
+            unknown_tokens=unk,
+        )
+        ids.clear()
+        idxs.clear()
+        ws.clear()
+        return b
+
+    for lineno, obj in iter_jsonl(path):
+        rid = _record_id(obj, path, lineno)
+        vec = obj.get("vector")
+        if not isinstance(vec, dict):
+            raise LsrError(f"{path}:{lineno}: no 'vector' object (expected {{\"id\", \"vector\": {{token: weight}}}})")
+        idx, w, u = _vector_to_arrays(vec, vocab, grow, unknown == "error", f"{path}:{lineno}")
+        unk += u
+        ids.append(rid)
+        idxs.append(idx)
+        ws.append(w)
+        if len(ids) >= chunk_size:
+            yield flush()
+            unk = 0
+    if ids:
+        yield flush()
+
+
+def read_vectors(
+    path: str | os.PathLike, vocab: Vocabulary | None = None, unknown: str = "add"
+) -> SparseBatch:
+    """Read a whole JSONL vector file into one :class:`SparseBatch` (ids from the records)."""
+    chunks = list(iter_vector_chunks(path, vocab, chunk_size=1 << 20, unknown=unknown))
+    if not chunks:
+        v = Vocabulary() if vocab is None else vocab
+        return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), v, [])
+    if len(chunks) == 1:
+        return chunks[0]
+    return concat_batches(chunks)
+
+
+def concat_batches(batches: Sequence[SparseBatch]) -> SparseBatch:
+    """Stack batches that share one vocabulary."""
+    vocab = batches[0].vocab
+    for b in batches:
+        if b.vocab is not vocab and b.vocab != vocab:
+            raise LsrError("cannot concatenate batches over different vocabularies")
+    lens = np.concatenate([np.diff(b.indptr) for b in batches])
+    indptr = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    ids = None
+    if all(b.ids is not None for b in batches):
+        ids = [i for b in batches for i in b.ids]  # type: ignore[union-attr]
+    return SparseBatch(
+        indptr,
+        np.concatenate([b.indices for b in batches]),
+        np.concatenate([b.data for b in batches]),
+        vocab,
+        ids,
+        unknown_tokens=sum(b.unknown_tokens for b in batches),
+    )
+
+
+class VectorWriter:
+    """Append sparse vectors to a JSONL file (gzipped for ``.gz``), as a context manager.
+
+    Weights are written with float32 precision (``repr`` of the float32 value), so a round trip
+    through the file gives back the same float32 weights.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise LsrError(f"{self.path}: directory {parent} does not exist")
+        self._f = open_text(self.path, "w")
+        self.count = 0
+
+    def write(self, batch: SparseBatch, ids: Sequence[str] | None = None, contents: Sequence[str] | None = None) -> None:
+        ids = ids if ids is not None else batch.ids
+        if ids is None:
+            raise LsrError("writing vectors needs an id per row")
+        toks = batch.vocab.tokens
+        for i in range(len(batch)):
+            idx, w = batch.row(i)
+            # float(np.float32) -> shortest repr that round-trips through float32
+            vec = {toks[t]: float(repr_f32(x)) for t, x in zip(idx.tolist(), w, strict=True)}
+            rec = {"id": ids[i], "content": contents[i] if contents is not None else "", "vector": vec}
+            self._f.write(json.dumps(rec, ensure_ascii=False))
+            self._f.write("\n")
+        self.count += len(batch)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> VectorWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def repr_f32(x: np.float32) -> str:
+    """Shortest decimal string that reads back as the same float32."""
+    return np.format_float_positional(np.float32(x), unique=True, trim="-")
+
+
+def write_vectors(
+    path: str | os.PathLike,
+    batch: SparseBatch,
+    ids: Sequence[str] | None = None,
+    contents: Sequence[str] | None = None,
+) -> int:
+    """Write ``batch`` to a JSONL vector file; returns the number of rows written."""
+    with VectorWriter(path) as w:
+        w.write(batch, ids, contents)
+        return w.count
