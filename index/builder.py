@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+from lsr.index import format as fmt
 
 from lsr.errors import LsrError
-from lsr.index import format as fmt
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
 DEFAULT_RUN_POSTINGS = 16_000_000

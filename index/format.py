@@ -97,8 +97,7 @@ def open_array(index_dir: str, name: str, manifest: dict[str, Any]) -> np.ndarra
         raise LsrError(f"{path}: unreadable or truncated ({e})") from None
     dtype, length_key = ARRAYS[name]
     if name == "postings_impacts":
-        dtype = m_dtype = manifest["quantization"]["dtype"]
-        del m_dtype
+        dtype = manifest["quantization"]["dtype"]
     if dtype is not None and arr.dtype != np.dtype(dtype):
         raise LsrError(f"{path}: dtype {arr.dtype}, expected {dtype}")
     if name == "doc_ids" and arr.dtype.kind != "S":
@@ -106,4 +105,5 @@ def open_array(index_dir: str, name: str, manifest: dict[str, Any]) -> np.ndarra
     expected = manifest[length_key.split("+")[0]] + (1 if length_key.endswith("+1") else 0)
     if arr.ndim != 1 or arr.shape[0] != expected:
         raise LsrError(f"{path}: has {arr.shape} entries, manifest expects {expected} (truncated or mismatched)")
-    return arr
+    # A plain ndarray over the same mapping: np.memmap's subclass hooks cost microseconds per access.
+    return arr.view(np.ndarray)

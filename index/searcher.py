@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from lsr.index import format as fmt
 
 from lsr.errors import LsrError
-from lsr.index import format as fmt
 from lsr.vectors import SparseBatch, Vocabulary
 
 METHODS = ("exact",)

@@ -10,9 +10,8 @@ not pay for a full pass over ``n_docs``. Scores are ``scale * sum(w * impact)``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
-
 from lsr.index.kernels.topk import heap_drain, heap_push, topk_reference
+from numba import njit, prange
 
 
 @njit(cache=True, nogil=True)

@@ -1,0 +1,1 @@
+"""Evaluation: BEIR datasets, metrics and reports (the bundled SciFact demo collection lives here)."""

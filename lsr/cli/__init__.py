@@ -1,0 +1,1 @@
+"""The ``lsr`` command line: a thin layer over the Python API, one module per subcommand."""

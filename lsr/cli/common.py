@@ -1,0 +1,69 @@
+"""Small helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from lsr.errors import LsrError
+
+
+def check_positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise LsrError(f"--{name} must be > 0, got {value}")
+
+
+def check_input(path: str) -> None:
+    if not os.path.exists(path):
+        raise LsrError(f"{path}: no such file")
+
+
+def summary(line: str) -> None:
+    """The one-line summary every command ends with (stderr, so stdout stays data)."""
+    print(line, file=sys.stderr)
+
+
+def encoder_options(args: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if getattr(args, "batch_size", None):
+        opts["batch_size"] = args.batch_size
+    if getattr(args, "precision", None):
+        opts["precision"] = args.precision
+    return opts
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def load_query_file(index: Any, path: str, force: bool = False) -> tuple[list[str], Any, str, float]:
+    """Read a query file for ``index``: (query ids, queries for Index.search, kind, encode seconds).
+
+    Vector files become a SparseBatch over the file's tokens (unknown ones are skipped by the
+    search and counted); text files are encoded with the index's recorded encoder.
+    """
+    import time
+
+    from lsr.texts import iter_texts, sniff_jsonl
+    from lsr.vectors import read_vectors
+
+    check_input(path)
+    kind = sniff_jsonl(path)
+    if kind == "vectors":
+        batch = read_vectors(path, unknown="add")
+        empty = [batch.ids[i] for i in range(len(batch)) if batch.indptr[i + 1] == batch.indptr[i]]  # type: ignore[index]
+        if empty:
+            raise LsrError(f"{path}: query {empty[0]!r} has an empty vector")
+        return list(batch.ids or []), batch, kind, 0.0
+    recs = list(iter_texts(path))
+    for r in recs:
+        if not r.text.strip():
+            raise LsrError(f"{path}: query {r.id!r} is empty")
+    t0 = time.perf_counter()
+    batch = index.encode_queries([r.text for r in recs], force=force)
+    return [r.id for r in recs], batch, kind, time.perf_counter() - t0

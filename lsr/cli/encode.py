@@ -1,0 +1,66 @@
+"""``lsr encode``: BEIR texts -> JSONL sparse vectors, streamed in chunks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lsr.cli.common import check_input, check_positive, encoder_options, summary
+
+
+def _count_records(path: str) -> int:
+    from lsr.vectors import open_text
+
+    with open_text(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def run(args: Any) -> int:
+    import lsr
+    from lsr.texts import iter_texts
+    from lsr.vectors import VectorWriter
+
+    check_positive("batch-size", args.batch_size)
+    check_positive("max-length", args.max_length)
+    check_positive("top-k", args.top_k)
+    check_input(args.input)
+    opts = encoder_options(args)
+    if args.max_length:
+        opts["query_max_length" if args.queries else "doc_max_length"] = args.max_length
+    if args.top_k:
+        opts["query_top_k" if args.queries else "doc_top_k"] = args.top_k
+    total = _count_records(args.input)
+    enc = lsr.load_encoder(args.model, **opts)
+    encode = enc.encode_queries if args.queries else enc.encode_documents
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    n = nnz = 0
+    chunk_ids: list[str] = []
+    chunk_texts: list[str] = []
+    with VectorWriter(args.output) as out, tqdm(total=total, desc="encoding", unit="text") as bar:
+
+        def flush() -> None:
+            nonlocal n, nnz
+            b = encode(chunk_texts)
+            out.write(b, ids=chunk_ids, contents=chunk_texts)
+            n += len(b)
+            nnz += b.nnz
+            bar.update(len(b))
+            chunk_ids.clear()
+            chunk_texts.clear()
+
+        for rec in iter_texts(args.input):
+            chunk_ids.append(rec.id)
+            chunk_texts.append(rec.text if args.queries else rec.full_text)
+            if len(chunk_texts) >= 256:
+                flush()
+        if chunk_texts:
+            flush()
+    dt = time.perf_counter() - t0
+    what = "queries" if args.queries else "documents"
+    summary(
+        f"encoded {n} {what} in {dt:.1f} s ({n / max(dt, 1e-9):.1f}/s), "
+        f"{nnz / max(n, 1):.1f} non-zeros per vector -> {args.output}"
+    )
+    return 0

@@ -1,0 +1,59 @@
+"""``lsr info DIR``: what an index holds."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from lsr.cli.common import human_bytes
+
+
+def describe(index: Any) -> dict[str, Any]:
+    m = index.manifest
+    files = {f: os.path.getsize(os.path.join(index.path, f)) for f in sorted(os.listdir(index.path))}
+    lengths = index.doc_lengths
+    return {
+        "path": index.path,
+        "format": m["format"],
+        "format_version": m["format_version"],
+        "created": m.get("created"),
+        "lsr_version": m.get("lsr_version"),
+        "n_docs": index.n_docs,
+        "n_terms": index.n_terms,
+        "n_terms_used": int((index.offsets[1:] > index.offsets[:-1]).sum()),
+        "n_postings": index.n_postings,
+        "avg_doc_nnz": float(lengths.mean()) if len(lengths) else 0.0,
+        "quantization": m["quantization"],
+        "encoder": m.get("encoder"),
+        "source": m.get("source"),
+        "build_seconds": m.get("build_seconds"),
+        "size_bytes": sum(files.values()),
+        "files": files,
+    }
+
+
+def run(args: Any) -> int:
+    from lsr.index import open_index
+
+    info = describe(open_index(args.index))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    q = info["quantization"]
+    enc = info["encoder"]
+    print(f"index       {info['path']}")
+    print(f"format      {info['format']} v{info['format_version']} (lsr {info['lsr_version']}, {info['created']})")
+    print(f"documents   {info['n_docs']:,}  ({info['avg_doc_nnz']:.1f} non-zeros on average)")
+    print(f"terms       {info['n_terms']:,} in the vocabulary, {info['n_terms_used']:,} with postings")
+    print(f"postings    {info['n_postings']:,}")
+    print(f"impacts     {q['dtype']} (scale {q['scale']:.6g}, max weight {q.get('max_weight', 0):.4g})")
+    if enc:
+        print(f"encoder     {enc.get('kind')} {enc.get('model')} " + ", ".join(f"{k}={v}" for k, v in enc.items() if k not in ("kind", "model", "model_path")))
+    else:
+        print("encoder     none recorded (built from vectors)")
+    print(f"source      {info['source']}  (built in {info['build_seconds']} s)")
+    print(f"size        {human_bytes(info['size_bytes'])}")
+    for f, size in info["files"].items():
+        print(f"  {f:<24} {human_bytes(size):>10}")
+    return 0

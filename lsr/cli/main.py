@@ -1,0 +1,131 @@
+"""``lsr`` entry point: parses arguments and dispatches to a subcommand module.
+
+Only argparse is imported here; each subcommand imports what it needs (torch, numba) when it runs,
+so ``lsr --help`` answers at once. Bad input raises :class:`lsr.errors.LsrError`, printed as one
+line ``lsr: error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS = {
+    "encode": ("lsr.cli.encode", "encode a BEIR corpus or queries file into sparse vectors (JSONL)"),
+    "index": ("lsr.cli.index_cmd", "build an index from vectors (JSONL) or from a corpus with --model"),
+    "search": ("lsr.cli.search", "search an index with query vectors or query texts; writes a TREC run"),
+    "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
+    "info": ("lsr.cli.info", "show what an index holds"),
+    "demo": ("lsr.cli.demo", "encode, index and search the bundled SciFact with the bundled model; print nDCG@10"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lsr import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lsr",
+        description="Learned sparse retrieval: encode text with SPLADE, index it, search it.",
+    )
+    parser.add_argument("--version", action="version", version=f"lsr {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Each module declares its arguments with a plain function of argparse only.
+        _ARGS[name](p)
+    return parser
+
+
+def _args_encode(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="splade-tiny", help="bundled name, local directory or Hugging Face id (default: splade-tiny)")
+    p.add_argument("--input", required=True, help="BEIR corpus or queries file (.jsonl or .jsonl.gz)")
+    p.add_argument("--output", required=True, help="vectors file to write (.jsonl or .jsonl.gz)")
+    p.add_argument("--queries", action="store_true", help="encode as queries (query max length, query pruning)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("--max-length", type=int, default=None, help="override the model's max length in tokens")
+    p.add_argument("--top-k", type=int, default=None, help="keep only the k heaviest terms of each vector")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision")
+
+
+def _args_index(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="vectors JSONL (.gz ok), or a BEIR corpus with --model")
+    p.add_argument("--output", required=True, help="index directory to create")
+    p.add_argument("--model", default=None, help="encode a BEIR corpus on the fly with this model")
+    p.add_argument("--quantization", choices=["float32", "uint16", "uint8"], default="float32")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass when encoding (default 32)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None, help="encoder projection precision")
+
+
+def _args_search(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory")
+    p.add_argument("--queries", required=True, help="query vectors (JSONL) or BEIR queries (text, encoded with the index's encoder)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--method", default="exact", help="search method (default: exact)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--output", default="-", help="TREC run file to write (default: standard output)")
+    p.add_argument("--tag", default="lsr", help="run tag, the last TREC column")
+    p.add_argument("--force", action="store_true", help="search even if the encoder differs from the index's")
+
+
+def _args_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True)
+    p.add_argument("--queries", required=True, help="query vectors (JSONL) or BEIR queries (text)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--method", default="exact")
+    p.add_argument("--threads", type=int, default=1, help="threads for the batch QPS run (latency is per query)")
+    p.add_argument("--repeats", type=int, default=1, help="timed passes over the queries (median latency per query)")
+    p.add_argument("--warmup", type=int, default=50, help="queries run before timing (JIT and page cache)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N queries")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _args_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", metavar="DIR", help="index directory")
+    p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
+
+
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", default="demo-output", help="working directory (default: ./demo-output)")
+    p.add_argument("--model", default="splade-tiny")
+    p.add_argument("--dataset", default="scifact", help="bundled name or BEIR folder (default: bundled SciFact)")
+    p.add_argument("--limit", type=int, default=None, help="index only the first N documents (a quick look)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
+    p.add_argument("--threads", type=int, default=1)
+
+
+_ARGS = {
+    "encode": _args_encode,
+    "index": _args_index,
+    "search": _args_search,
+    "bench": _args_bench,
+    "info": _args_info,
+    "demo": _args_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    from lsr.errors import LsrError
+
+    try:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except LsrError as e:
+        print(f"lsr: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lsr: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
