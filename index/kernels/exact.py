@@ -31,7 +31,7 @@ def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd
         for j in range(s0, e0):
             acc[docs[j]] += w * np.float32(impacts[j])
     size = 0
-    if touched * 4 < n_docs:
+    if touched * 16 < n_docs:
         # replay: visit each touched doc once (the first visit zeroes it)
         for i in range(q_terms.shape[0]):
             t = q_terms[i]
@@ -44,10 +44,9 @@ def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd
     else:
         for d in range(n_docs):
             s = acc[d]
-            if s > 0:
-                if size < k or s > hs[0]:  # docs come in ascending order: an equal score loses its tie
-                    size = heap_push(hs, hd, size, k, s, np.int64(d))
-                acc[d] = 0
+            if s > 0 and (size < k or s > hs[0]):  # docs come in ascending order: an equal score loses its tie
+                size = heap_push(hs, hd, size, k, s, np.int64(d))
+        acc[:] = 0
     n = size
     heap_drain(hs, hd, size, out_s, out_d)
     for i in range(n):
