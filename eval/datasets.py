@@ -24,7 +24,14 @@ def beir_folder(name_or_path: str, split: str = "test") -> BeirFolder:
     root = str(BUNDLED[name_or_path]) if name_or_path in BUNDLED else os.fspath(name_or_path)
     if not os.path.isdir(root):
         raise LsrError(f"{root}: no such dataset directory")
-    corpus = next((os.path.join(root, f) for f in ("corpus.jsonl", "corpus.jsonl.gz") if os.path.isfile(os.path.join(root, f))), None)
+    corpus = next(
+        (
+            os.path.join(root, f)
+            for f in ("corpus.jsonl", "corpus.jsonl.gz")
+            if os.path.isfile(os.path.join(root, f))
+        ),
+        None,
+    )
     if corpus is None:
         raise LsrError(f"{root}: no corpus.jsonl[.gz]")
     queries = os.path.join(root, "queries.jsonl")

@@ -7,7 +7,9 @@ import math
 from collections.abc import Mapping
 
 
-def ndcg_at_k(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int = 10) -> float:
+def ndcg_at_k(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int = 10
+) -> float:
     """Mean nDCG@k over the queries in ``qrels`` that have a positive judgment.
 
     Gains are the graded relevance (linear, as trec_eval's ``ndcg_cut``), discount ``log2(rank + 1)``;
@@ -22,7 +24,9 @@ def ndcg_at_k(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mappin
         n += 1
         docs = run.get(qid, {})
         ranked = sorted(docs.items(), key=lambda x: (x[1], x[0]), reverse=True)[:k]
-        dcg = sum(judged.get(d, 0) / math.log2(i + 2) for i, (d, _) in enumerate(ranked) if judged.get(d, 0) > 0)
+        dcg = sum(
+            judged.get(d, 0) / math.log2(i + 2) for i, (d, _) in enumerate(ranked) if judged.get(d, 0) > 0
+        )
         idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
         total += dcg / idcg
     return total / n if n else 0.0

@@ -58,7 +58,12 @@ def benchmark_search(
     if nq == 0:
         raise LsrError("no queries to benchmark")
     singles = [
-        SparseBatch(np.array([0, indptr[i + 1] - indptr[i]]), terms[indptr[i] : indptr[i + 1]], weights[indptr[i] : indptr[i + 1]], index.vocab)
+        SparseBatch(
+            np.array([0, indptr[i + 1] - indptr[i]]),
+            terms[indptr[i] : indptr[i + 1]],
+            weights[indptr[i] : indptr[i + 1]],
+            index.vocab,
+        )
         for i in range(nq)
     ]
     index.warmup()

@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from lsr.index import format as fmt
 
 from lsr.errors import LsrError
+from lsr.index import format as fmt
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
 DEFAULT_RUN_POSTINGS = 16_000_000
@@ -65,12 +65,16 @@ class IndexBuilder:
         source: str = "",
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
-            raise LsrError(f"quantization must be one of {', '.join(fmt.QUANTIZATIONS)}, not {quantization!r}")
+            raise LsrError(
+                f"quantization must be one of {', '.join(fmt.QUANTIZATIONS)}, not {quantization!r}"
+            )
         if run_postings <= 0:
             raise LsrError("run_postings must be > 0")
         self.output_dir = os.path.abspath(os.fspath(output_dir))
         if os.path.exists(self.output_dir) and not overwrite:
-            raise LsrError(f"{self.output_dir} already exists (pass overwrite=True / --overwrite to replace it)")
+            raise LsrError(
+                f"{self.output_dir} already exists (pass overwrite=True / --overwrite to replace it)"
+            )
         parent = os.path.dirname(self.output_dir)
         if not os.path.isdir(parent):
             raise LsrError(f"{parent}: no such directory for the index")
@@ -171,7 +175,9 @@ class IndexBuilder:
         scale = quantization_scale(self.max_weight, self.quantization)
         d = self.tmp_dir
         np.save(fmt.array_path(d, "offsets"), offsets)
-        out_docs = np.lib.format.open_memmap(fmt.array_path(d, "postings_docs"), "w+", np.uint32, (n_postings,))
+        out_docs = np.lib.format.open_memmap(
+            fmt.array_path(d, "postings_docs"), "w+", np.uint32, (n_postings,)
+        )
         out_imp = np.lib.format.open_memmap(
             fmt.array_path(d, "postings_impacts"), "w+", np.dtype(self.quantization), (n_postings,)
         )
@@ -194,7 +200,9 @@ class IndexBuilder:
             out_docs[dest] = rdocs
             out_imp[dest] = q
             if len(nz):
-                np.maximum.at(term_max, nz, np.maximum.reduceat(q, run_start[nz]).astype(np.float32) * np.float32(scale))
+                np.maximum.at(
+                    term_max, nz, np.maximum.reduceat(q, run_start[nz]).astype(np.float32) * np.float32(scale)
+                )
             filled += c
             del rdocs, rw, q, dest
             os.remove(prefix + "_docs.npy")
@@ -249,7 +257,12 @@ def _lsr_version() -> str:
 
 
 def _chunks_from_source(
-    source: Any, vocab: Vocabulary | None, ids: list[str] | None, chunk_size: int, encoder: Any, batch_size: int
+    source: Any,
+    vocab: Vocabulary | None,
+    ids: list[str] | None,
+    chunk_size: int,
+    encoder: Any,
+    batch_size: int,
 ) -> tuple[Iterator[SparseBatch], str, int | None]:
     """Normalise every accepted source into a stream of SparseBatch chunks: (chunks, description, total)."""
     if isinstance(source, (str, os.PathLike)):
@@ -306,7 +319,9 @@ def _chunks_from_source(
                         pending.clear()
                         yield b
                 else:
-                    raise LsrError(f"cannot index a {type(item).__name__}: expected SparseBatch or {{token: weight}} dicts")
+                    raise LsrError(
+                        f"cannot index a {type(item).__name__}: expected SparseBatch or {{token: weight}} dicts"
+                    )
             if pending:
                 b = SparseBatch.from_dicts(pending, v, unknown="add")
                 b.ids = _default_ids(ids, n, len(pending))
@@ -328,7 +343,9 @@ def _split(b: SparseBatch, chunk_size: int) -> Iterator[SparseBatch]:
         yield b.select(np.arange(s, min(len(b), s + chunk_size)))
 
 
-def encode_corpus(encoder: Any, path: str, batch_size: int = 1024, show_progress: bool = False) -> Iterator[SparseBatch]:
+def encode_corpus(
+    encoder: Any, path: str, batch_size: int = 1024, show_progress: bool = False
+) -> Iterator[SparseBatch]:
     """Encode a BEIR corpus file in chunks of ``batch_size`` documents (title + " " + text)."""
     from lsr.texts import iter_texts
 

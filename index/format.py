@@ -82,7 +82,9 @@ def read_manifest(index_dir: str) -> dict[str, Any]:
         if key not in m:
             raise LsrError(f"{path}: manifest lacks '{key}'")
     if len(m["vocab"]) != m["n_terms"]:
-        raise LsrError(f"{path}: vocabulary has {len(m['vocab'])} tokens, manifest says n_terms={m['n_terms']}")
+        raise LsrError(
+            f"{path}: vocabulary has {len(m['vocab'])} tokens, manifest says n_terms={m['n_terms']}"
+        )
     return m
 
 
@@ -104,6 +106,8 @@ def open_array(index_dir: str, name: str, manifest: dict[str, Any]) -> np.ndarra
         raise LsrError(f"{path}: expected a bytes array of doc ids")
     expected = manifest[length_key.split("+")[0]] + (1 if length_key.endswith("+1") else 0)
     if arr.ndim != 1 or arr.shape[0] != expected:
-        raise LsrError(f"{path}: has {arr.shape} entries, manifest expects {expected} (truncated or mismatched)")
+        raise LsrError(
+            f"{path}: has {arr.shape} entries, manifest expects {expected} (truncated or mismatched)"
+        )
     # A plain ndarray over the same mapping: np.memmap's subclass hooks cost microseconds per access.
     return arr.view(np.ndarray)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from lsr.index import format as fmt
 
 from lsr.errors import LsrError
+from lsr.index import format as fmt
 from lsr.vectors import SparseBatch, Vocabulary
 
 METHODS = ("exact",)
@@ -165,7 +165,9 @@ class Index:
 
                     batch = concat_batches(rows) if rows else SparseBatch.from_dicts([], self.vocab)
                 else:
-                    raise LsrError("queries must be a SparseBatch, a scipy CSR matrix, a list of {token: weight} dicts or a list of strings")
+                    raise LsrError(
+                        "queries must be a SparseBatch, a scipy CSR matrix, a list of {token: weight} dicts or a list of strings"
+                    )
         indptr, terms, weights = batch.indptr, batch.indices, batch.data
         if unknown_per_q is None:
             unknown_per_q = np.zeros(len(batch), np.int64)
@@ -198,13 +200,19 @@ class Index:
         """The encoder recorded in the manifest (loaded once, then cached)."""
         cfg = self.encoder_config
         if not cfg:
-            raise LsrError(f"{self.path}: the index records no encoder, so text queries cannot be encoded; pass query vectors")
+            raise LsrError(
+                f"{self.path}: the index records no encoder, so text queries cannot be encoded; pass query vectors"
+            )
         with self._encoder_lock:
             if self._encoder is None:
                 from lsr.encoders.base import load_encoder
 
                 settings = {k: v for k, v in cfg.items() if k not in ("kind", "model", "model_path")}
-                where = cfg.get("model_path") if cfg.get("model_path") and os.path.isdir(cfg["model_path"]) else cfg.get("model")
+                where = (
+                    cfg.get("model_path")
+                    if cfg.get("model_path") and os.path.isdir(cfg["model_path"])
+                    else cfg.get("model")
+                )
                 self._encoder = load_encoder(where, kind=cfg.get("kind"), **settings)
                 if cfg.get("model"):
                     self._encoder.name = cfg["model"]  # keep the recorded name for config comparisons
@@ -219,8 +227,12 @@ class Index:
             return
         diff = configs_match(recorded, encoder.config())
         if diff:
-            detail = ", ".join(f"{k}: index {recorded.get(k)!r} vs encoder {encoder.config().get(k)!r}" for k in diff)
-            raise LsrError(f"encoder differs from the one this index was built with ({detail}); pass force=True / --force to search anyway")
+            detail = ", ".join(
+                f"{k}: index {recorded.get(k)!r} vs encoder {encoder.config().get(k)!r}" for k in diff
+            )
+            raise LsrError(
+                f"encoder differs from the one this index was built with ({detail}); pass force=True / --force to search anyway"
+            )
 
     def encode_queries(self, texts: Sequence[str], encoder: Any = None, force: bool = False) -> SparseBatch:
         """Encode query texts with ``encoder`` (checked against the manifest) or the recorded one."""
@@ -253,7 +265,9 @@ class Index:
         threads = _check_threads(threads)
         if method not in METHODS:
             if method in PLANNED_METHODS:
-                raise LsrError(f"method {method!r} is not available in this version (available: {', '.join(METHODS)})")
+                raise LsrError(
+                    f"method {method!r} is not available in this version (available: {', '.join(METHODS)})"
+                )
             raise LsrError(f"unknown method {method!r} (available: {', '.join(METHODS)})")
         if params:
             raise LsrError(f"method {method!r} takes no parameters, got {', '.join(sorted(params))}")
@@ -277,8 +291,15 @@ class Index:
         try:
             if n_chunks == 1:
                 d, s = exact.search_serial(
-                    self.offsets, self.postings_docs, self.postings_impacts, self.scale,
-                    indptr, terms, weights, k_eff, scratch.accs[0],
+                    self.offsets,
+                    self.postings_docs,
+                    self.postings_impacts,
+                    self.scale,
+                    indptr,
+                    terms,
+                    weights,
+                    k_eff,
+                    scratch.accs[0],
                 )
             else:
                 import numba
@@ -286,8 +307,16 @@ class Index:
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
                     d, s = exact.search_batch(
-                        self.offsets, self.postings_docs, self.postings_impacts, self.scale,
-                        indptr, terms, weights, k_eff, scratch.accs[:n_chunks], n_chunks,
+                        self.offsets,
+                        self.postings_docs,
+                        self.postings_impacts,
+                        self.scale,
+                        indptr,
+                        terms,
+                        weights,
+                        k_eff,
+                        scratch.accs[:n_chunks],
+                        n_chunks,
                     )
         finally:
             self._pool.put(scratch)
@@ -311,7 +340,11 @@ class Index:
         for qi in range(docs.shape[0]):
             n = int(np.count_nonzero(docs[qi] >= 0))
             dq = docs[qi, :n]
-            out.append(SearchResult(self.doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi])))
+            out.append(
+                SearchResult(
+                    self.doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi])
+                )
+            )
         return out
 
     def warmup(self) -> None:

@@ -34,7 +34,9 @@ def iter_texts(path: str | os.PathLike) -> Iterator[TextRecord]:
         text = obj.get("text")
         title = obj.get("title") or ""
         if text is None and "vector" in obj:
-            raise LsrError(f"{path}:{lineno}: this is a vector file (it has 'vector'), expected BEIR text with 'text'")
+            raise LsrError(
+                f"{path}:{lineno}: this is a vector file (it has 'vector'), expected BEIR text with 'text'"
+            )
         if not isinstance(text, str):
             raise LsrError(f"{path}:{lineno}: no 'text' string")
         if not isinstance(title, str):

@@ -135,7 +135,11 @@ class SparseBatch:
         lens = self.indptr[rows + 1] - self.indptr[rows]
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lens, out=indptr[1:])
-        take = np.concatenate([np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows]) if len(rows) else np.zeros(0, np.int64)
+        take = (
+            np.concatenate([np.arange(self.indptr[r], self.indptr[r + 1]) for r in rows])
+            if len(rows)
+            else np.zeros(0, np.int64)
+        )
         ids = [self.ids[r] for r in rows] if self.ids is not None else None
         return SparseBatch(indptr, self.indices[take], self.data[take], self.vocab, ids)
 
@@ -161,7 +165,9 @@ class SparseBatch:
         for i, vec in enumerate(vectors):
             if not isinstance(vec, Mapping):
                 raise LsrError(f"vector {i}: expected a {{token: weight}} mapping, got {type(vec).__name__}")
-        indptr, indices, data, unk = _dicts_to_csr(vectors, vocab, grow, unknown == "error", lambda i: f"vector {i}")
+        indptr, indices, data, unk = _dicts_to_csr(
+            vectors, vocab, grow, unknown == "error", lambda i: f"vector {i}"
+        )
         return cls(indptr, indices, data, vocab, ids, unknown_tokens=int(unk.sum()))
 
     @classmethod
@@ -333,7 +339,9 @@ def iter_vector_chunks(
     lines: list[int] = []
 
     def flush() -> SparseBatch:
-        indptr, indices, data, unk = _dicts_to_csr(vecs, vocab, grow, unknown == "error", lambda i: f"{path}:{lines[i]}")
+        indptr, indices, data, unk = _dicts_to_csr(
+            vecs, vocab, grow, unknown == "error", lambda i: f"{path}:{lines[i]}"
+        )
         b = SparseBatch(indptr, indices, data, vocab, list(ids), unknown_tokens=int(unk.sum()))
         ids.clear()
         vecs.clear()
@@ -344,7 +352,9 @@ def iter_vector_chunks(
         rid = _record_id(obj, path, lineno)
         vec = obj.get("vector")
         if not isinstance(vec, dict):
-            raise LsrError(f"{path}:{lineno}: no 'vector' object (expected {{\"id\", \"vector\": {{token: weight}}}})")
+            raise LsrError(
+                f'{path}:{lineno}: no \'vector\' object (expected {{"id", "vector": {{token: weight}}}})'
+            )
         ids.append(rid)
         vecs.append(vec)
         lines.append(lineno)
@@ -404,7 +414,9 @@ class VectorWriter:
         self._f = open_text(self.path, "w")
         self.count = 0
 
-    def write(self, batch: SparseBatch, ids: Sequence[str] | None = None, contents: Sequence[str] | None = None) -> None:
+    def write(
+        self, batch: SparseBatch, ids: Sequence[str] | None = None, contents: Sequence[str] | None = None
+    ) -> None:
         ids = ids if ids is not None else batch.ids
         if ids is None:
             raise LsrError("writing vectors needs an id per row")

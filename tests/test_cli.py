@@ -10,9 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SCIFACT
 
 from lsr.cli.main import main
+
+from conftest import SCIFACT
 
 N_DOCS = 120
 N_QUERIES = 12
@@ -49,12 +50,51 @@ def read_run(path):
 def built(slice_dir, tmp_path_factory):
     """Encode, index two ways, search two ways: every artefact of the pipeline."""
     w = tmp_path_factory.mktemp("cli")
-    lsr("encode", "--model", "splade-tiny", "--input", slice_dir / "corpus.jsonl.gz", "--output", w / "docs.jsonl.gz")
-    lsr("encode", "--model", "splade-tiny", "--input", slice_dir / "queries.jsonl", "--output", w / "q.jsonl", "--queries")
+    lsr(
+        "encode",
+        "--model",
+        "splade-tiny",
+        "--input",
+        slice_dir / "corpus.jsonl.gz",
+        "--output",
+        w / "docs.jsonl.gz",
+    )
+    lsr(
+        "encode",
+        "--model",
+        "splade-tiny",
+        "--input",
+        slice_dir / "queries.jsonl",
+        "--output",
+        w / "q.jsonl",
+        "--queries",
+    )
     lsr("index", "--input", w / "docs.jsonl.gz", "--output", w / "ix_vectors")
-    lsr("index", "--input", slice_dir / "corpus.jsonl.gz", "--model", "splade-tiny", "--output", w / "ix_text")
-    lsr("search", "--index", w / "ix_vectors", "--queries", w / "q.jsonl", "--k", 10, "--output", w / "run_vec.trec")
-    lsr("search", "--index", w / "ix_text", "--queries", slice_dir / "queries.jsonl", "--k", 10, "--output", w / "run_text.trec")
+    lsr(
+        "index", "--input", slice_dir / "corpus.jsonl.gz", "--model", "splade-tiny", "--output", w / "ix_text"
+    )
+    lsr(
+        "search",
+        "--index",
+        w / "ix_vectors",
+        "--queries",
+        w / "q.jsonl",
+        "--k",
+        10,
+        "--output",
+        w / "run_vec.trec",
+    )
+    lsr(
+        "search",
+        "--index",
+        w / "ix_text",
+        "--queries",
+        slice_dir / "queries.jsonl",
+        "--k",
+        10,
+        "--output",
+        w / "run_text.trec",
+    )
     return w
 
 
@@ -94,9 +134,8 @@ def test_info_and_bench(built, capsys):
 
 
 def test_encoder_mismatch_is_refused(built, slice_dir, capsys):
-    from lsr.index import open_index
-
     import lsr as lsr_pkg
+    from lsr.index import open_index
 
     idx = open_index(built / "ix_text")
     other = lsr_pkg.load_encoder("splade-tiny", doc_max_length=128)
@@ -114,7 +153,16 @@ def write(path, text):
 
 @pytest.mark.parametrize(
     "case",
-    ["malformed_line", "missing_file", "empty_query", "k_zero", "unknown_method", "no_model_for_text", "bad_index", "empty_vector"],
+    [
+        "malformed_line",
+        "missing_file",
+        "empty_query",
+        "k_zero",
+        "unknown_method",
+        "no_model_for_text",
+        "bad_index",
+        "empty_vector",
+    ],
 )
 def test_bad_input_one_line_error(case, built, tmp_path, capsys):
     ix = built / "ix_vectors"
@@ -122,16 +170,31 @@ def test_bad_input_one_line_error(case, built, tmp_path, capsys):
         f = write(tmp_path / "v.jsonl", '{"id": "a", "vector": {"x": 1}}\n{"id": "b", "vector": {"x": 1}\n')
         args, msg = ["index", "--input", f, "--output", tmp_path / "o"], "v.jsonl:2: not valid JSON"
     elif case == "missing_file":
-        args, msg = ["search", "--index", ix, "--queries", tmp_path / "nope.jsonl"], "nope.jsonl: no such file"
+        args, msg = (
+            ["search", "--index", ix, "--queries", tmp_path / "nope.jsonl"],
+            "nope.jsonl: no such file",
+        )
     elif case == "empty_query":
         f = write(tmp_path / "q.jsonl", '{"_id": "1", "text": "fine"}\n{"_id": "2", "text": "  "}\n')
         args, msg = ["search", "--index", built / "ix_text", "--queries", f], "query '2' is empty"
     elif case == "k_zero":
         args, msg = ["search", "--index", ix, "--queries", built / "q.jsonl", "--k", 0], "k must be > 0"
     elif case == "unknown_method":
-        args, msg = ["search", "--index", ix, "--queries", built / "q.jsonl", "--method", "nope"], "unknown method 'nope'"
+        args, msg = (
+            ["search", "--index", ix, "--queries", built / "q.jsonl", "--method", "nope"],
+            "unknown method 'nope'",
+        )
     elif case == "no_model_for_text":
-        args, msg = ["search", "--index", ix, "--queries", write(tmp_path / "t.jsonl", '{"_id": "1", "text": "x"}\n')], "records no encoder"
+        args, msg = (
+            [
+                "search",
+                "--index",
+                ix,
+                "--queries",
+                write(tmp_path / "t.jsonl", '{"_id": "1", "text": "x"}\n'),
+            ],
+            "records no encoder",
+        )
     elif case == "bad_index":
         args, msg = ["info", tmp_path], "not an lsr index"
     else:
@@ -147,17 +210,43 @@ def test_bad_input_one_line_error(case, built, tmp_path, capsys):
 def test_help_is_light():
     """`lsr --help` must not import torch or numba (it has to answer at once)."""
     code = "import sys; from lsr.cli.main import build_parser; build_parser().format_help(); print('torch' in sys.modules, 'numba' in sys.modules, 'transformers' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False", "False"]
 
 
 def test_console_script_runs(built):
     exe = os.path.join(os.path.dirname(sys.executable), "lsr")
-    res = subprocess.run([exe, "search", "--index", str(built / "ix_vectors"), "--queries", str(built / "q.jsonl"), "--k", "3"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            exe,
+            "search",
+            "--index",
+            str(built / "ix_vectors"),
+            "--queries",
+            str(built / "q.jsonl"),
+            "--k",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.strip().splitlines()) == 3 * N_QUERIES
     assert "searched 12 queries" in res.stderr
-    res = subprocess.run([exe, "search", "--index", str(built / "ix_vectors"), "--queries", str(built / "q.jsonl"), "--k", "-3"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            exe,
+            "search",
+            "--index",
+            str(built / "ix_vectors"),
+            "--queries",
+            str(built / "q.jsonl"),
+            "--k",
+            "-3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and res.stderr.strip() == "lsr: error: k must be > 0, got -3"

@@ -8,14 +8,15 @@ import os
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import random_collection, vocab_of
+
+from lsr.errors import LsrError
 from lsr.index import build_index, open_index
 from lsr.index.builder import quantization_scale, quantize
 from lsr.index.kernels import exact
 from lsr.index.kernels.topk import topk_reference
-
-from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, read_vectors, write_vectors
+
+from conftest import random_collection, vocab_of
 
 
 def dequantized(index, docs_matrix):
@@ -65,7 +66,11 @@ def test_exact_equals_oracle(tmp_path, quantization, seed, threads):
     n_docs, n_terms = 600 + 37 * seed, 200
     docs = random_collection(n_docs, n_terms, seed, density=0.04 + 0.02 * seed)
     queries = random_queries(n_terms, 25, seed + 100)
-    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(n_terms), quantization=quantization, run_postings=500))
+    idx = open_index(
+        build_index(
+            docs, tmp_path / "ix", vocab=vocab_of(n_terms), quantization=quantization, run_postings=500
+        )
+    )
     for k in (1, 10, 100, n_docs + 5):
         want = oracle(idx, docs, queries, k)
         got = idx.search(queries, k=k, threads=threads)
@@ -106,7 +111,9 @@ def test_kernel_equals_numpy_reference():
         weights = (rng.integers(1, 64, nt) / 8).astype(np.float32)
         k = int(rng.integers(1, n_docs + 3))
         acc = np.zeros(n_docs, np.float32)
-        d, s = exact.search_serial(offsets, pdocs, imp, np.float32(1), np.array([0, nt]), terms, weights, k, acc)
+        d, s = exact.search_serial(
+            offsets, pdocs, imp, np.float32(1), np.array([0, nt]), terms, weights, k, acc
+        )
         rd, rs = exact.search_reference(offsets, pdocs, imp, 1.0, terms, weights, k, n_docs)
         n = len(rd)
         assert d[0, :n].tolist() == rd.tolist() and np.all(d[0, n:] == -1)

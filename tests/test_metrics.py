@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import SCIFACT
 
 from lsr.eval.metrics import ndcg_at_k
 from lsr.texts import read_qrels
+
+from conftest import SCIFACT
 
 
 def test_ndcg_by_hand():

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SCIFACT
 
 from lsr.cli.main import main
+
+from conftest import SCIFACT
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +23,8 @@ def test_demo_reaches_reference_ndcg(tmp_path):
 
 
 def test_exact_search_equals_brute_force_on_scifact(tmp_path):
-    from lsr.index import build_index, open_index
-
     import lsr
+    from lsr.index import build_index, open_index
     from lsr.texts import iter_texts
 
     enc = lsr.load_encoder("splade-tiny")
@@ -40,8 +40,12 @@ def test_exact_search_equals_brute_force_on_scifact(tmp_path):
             for qi, r in enumerate(res):
                 want = np.lexsort((np.arange(len(recs)), -scores[qi]))[:10]
                 np.testing.assert_allclose(r.scores, scores[qi, want], rtol=1e-5)
-                assert sum(a != b for a, b in zip(r.ids, [recs[i].id for i in want], strict=True)) <= 1  # float32 near-ties
+                assert (
+                    sum(a != b for a, b in zip(r.ids, [recs[i].id for i in want], strict=True)) <= 1
+                )  # float32 near-ties
         else:
             exact = open_index(tmp_path / "float32").search(queries, k=10)
-            overlap = np.mean([len(set(a.ids) & set(b.ids)) / max(1, len(b.ids)) for a, b in zip(res, exact, strict=True)])
+            overlap = np.mean(
+                [len(set(a.ids) & set(b.ids)) / max(1, len(b.ids)) for a, b in zip(res, exact, strict=True)]
+            )
             assert overlap >= 0.95  # uint8 impacts move a few near-ties

@@ -10,8 +10,9 @@ not pay for a full pass over ``n_docs``. Scores are ``scale * sum(w * impact)``.
 from __future__ import annotations
 
 import numpy as np
-from lsr.index.kernels.topk import heap_drain, heap_push, topk_reference
 from numba import njit, prange
+
+from lsr.index.kernels.topk import heap_drain, heap_push, topk_reference
 
 
 @njit(cache=True, nogil=True)
@@ -44,7 +45,9 @@ def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd
     else:
         for d in range(n_docs):
             s = acc[d]
-            if s > 0 and (size < k or s > hs[0]):  # docs come in ascending order: an equal score loses its tie
+            if s > 0 and (
+                size < k or s > hs[0]
+            ):  # docs come in ascending order: an equal score loses its tie
                 size = heap_push(hs, hd, size, k, s, np.int64(d))
         acc[:] = 0
     n = size
@@ -67,7 +70,9 @@ def search_serial(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k
     hd = np.empty(k, dtype=np.int64)
     for q in range(nq):
         a, b = q_indptr[q], q_indptr[q + 1]
-        search_one(offsets, docs, impacts, scale, q_terms[a:b], q_weights[a:b], k, acc, hs, hd, out_d[q], out_s[q])
+        search_one(
+            offsets, docs, impacts, scale, q_terms[a:b], q_weights[a:b], k, acc, hs, hd, out_d[q], out_s[q]
+        )
     return out_d, out_s
 
 
@@ -85,7 +90,20 @@ def search_batch(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k,
         hd = np.empty(k, dtype=np.int64)
         for q in range(c * per, min(nq, (c + 1) * per)):
             a, b = q_indptr[q], q_indptr[q + 1]
-            search_one(offsets, docs, impacts, scale, q_terms[a:b], q_weights[a:b], k, acc, hs, hd, out_d[q], out_s[q])
+            search_one(
+                offsets,
+                docs,
+                impacts,
+                scale,
+                q_terms[a:b],
+                q_weights[a:b],
+                k,
+                acc,
+                hs,
+                hd,
+                out_d[q],
+                out_s[q],
+            )
     return out_d, out_s
 
 

@@ -21,8 +21,15 @@ def run(args: Any) -> int:
     _, queries, kind, enc_s = load_query_file(index, args.queries)
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
-    rec = benchmark_search(index, queries, k=args.k, method=args.method, threads=args.threads,
-                           repeats=args.repeats, warmup=args.warmup)
+    rec = benchmark_search(
+        index,
+        queries,
+        k=args.k,
+        method=args.method,
+        threads=args.threads,
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
     rec["query_kind"] = kind
     if kind == "text":
         rec["query_encoding_ms_mean"] = 1e3 * enc_s / max(len(queries), 1)

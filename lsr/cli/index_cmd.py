@@ -20,7 +20,9 @@ def run(args: Any) -> int:
         if not args.model:
             from lsr.errors import LsrError
 
-            raise LsrError(f"{args.input} holds texts (a BEIR corpus): pass --model to encode them, or encode first with `lsr encode`")
+            raise LsrError(
+                f"{args.input} holds texts (a BEIR corpus): pass --model to encode them, or encode first with `lsr encode`"
+            )
         import lsr
 
         encoder = lsr.load_encoder(args.model, **encoder_options(args))

@@ -43,13 +43,18 @@ def run(args: Any) -> int:
     q = info["quantization"]
     enc = info["encoder"]
     print(f"index       {info['path']}")
-    print(f"format      {info['format']} v{info['format_version']} (lsr {info['lsr_version']}, {info['created']})")
+    print(
+        f"format      {info['format']} v{info['format_version']} (lsr {info['lsr_version']}, {info['created']})"
+    )
     print(f"documents   {info['n_docs']:,}  ({info['avg_doc_nnz']:.1f} non-zeros on average)")
     print(f"terms       {info['n_terms']:,} in the vocabulary, {info['n_terms_used']:,} with postings")
     print(f"postings    {info['n_postings']:,}")
     print(f"impacts     {q['dtype']} (scale {q['scale']:.6g}, max weight {q.get('max_weight', 0):.4g})")
     if enc:
-        print(f"encoder     {enc.get('kind')} {enc.get('model')} " + ", ".join(f"{k}={v}" for k, v in enc.items() if k not in ("kind", "model", "model_path")))
+        print(
+            f"encoder     {enc.get('kind')} {enc.get('model')} "
+            + ", ".join(f"{k}={v}" for k, v in enc.items() if k not in ("kind", "model", "model_path"))
+        )
     else:
         print("encoder     none recorded (built from vectors)")
     print(f"source      {info['source']}  (built in {info['build_seconds']} s)")

@@ -18,7 +18,10 @@ COMMANDS = {
     "search": ("lsr.cli.search", "search an index with query vectors or query texts; writes a TREC run"),
     "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
     "info": ("lsr.cli.info", "show what an index holds"),
-    "demo": ("lsr.cli.demo", "encode, index and search the bundled SciFact with the bundled model; print nDCG@10"),
+    "demo": (
+        "lsr.cli.demo",
+        "encode, index and search the bundled SciFact with the bundled model; print nDCG@10",
+    ),
 }
 
 
@@ -39,14 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _args_encode(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="splade-tiny", help="bundled name, local directory or Hugging Face id (default: splade-tiny)")
+    p.add_argument(
+        "--model",
+        default="splade-tiny",
+        help="bundled name, local directory or Hugging Face id (default: splade-tiny)",
+    )
     p.add_argument("--input", required=True, help="BEIR corpus or queries file (.jsonl or .jsonl.gz)")
     p.add_argument("--output", required=True, help="vectors file to write (.jsonl or .jsonl.gz)")
-    p.add_argument("--queries", action="store_true", help="encode as queries (query max length, query pruning)")
+    p.add_argument(
+        "--queries", action="store_true", help="encode as queries (query max length, query pruning)"
+    )
     p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--max-length", type=int, default=None, help="override the model's max length in tokens")
     p.add_argument("--top-k", type=int, default=None, help="keep only the k heaviest terms of each vector")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision")
+    p.add_argument(
+        "--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision"
+    )
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -55,13 +66,21 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="encode a BEIR corpus on the fly with this model")
     p.add_argument("--quantization", choices=["float32", "uint16", "uint8"], default="float32")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass when encoding (default 32)")
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None, help="encoder projection precision")
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="texts per forward pass when encoding (default 32)"
+    )
+    p.add_argument(
+        "--precision", choices=["float32", "bfloat16"], default=None, help="encoder projection precision"
+    )
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True, help="index directory")
-    p.add_argument("--queries", required=True, help="query vectors (JSONL) or BEIR queries (text, encoded with the index's encoder)")
+    p.add_argument(
+        "--queries",
+        required=True,
+        help="query vectors (JSONL) or BEIR queries (text, encoded with the index's encoder)",
+    )
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--method", default="exact", help="search method (default: exact)")
     p.add_argument("--threads", type=int, default=1)
@@ -75,8 +94,12 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", required=True, help="query vectors (JSONL) or BEIR queries (text)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--method", default="exact")
-    p.add_argument("--threads", type=int, default=1, help="threads for the batch QPS run (latency is per query)")
-    p.add_argument("--repeats", type=int, default=1, help="timed passes over the queries (median latency per query)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="threads for the batch QPS run (latency is per query)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=1, help="timed passes over the queries (median latency per query)"
+    )
     p.add_argument("--warmup", type=int, default=50, help="queries run before timing (JIT and page cache)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N queries")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -90,7 +113,9 @@ def _args_info(p: argparse.ArgumentParser) -> None:
 def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="demo-output", help="working directory (default: ./demo-output)")
     p.add_argument("--model", default="splade-tiny")
-    p.add_argument("--dataset", default="scifact", help="bundled name or BEIR folder (default: bundled SciFact)")
+    p.add_argument(
+        "--dataset", default="scifact", help="bundled name or BEIR folder (default: bundled SciFact)"
+    )
     p.add_argument("--limit", type=int, default=None, help="index only the first N documents (a quick look)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
     p.add_argument("--threads", type=int, default=1)

@@ -63,8 +63,12 @@ class SpladeEncoder(Encoder):
             raise LsrError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if precision not in PRECISIONS:
             raise LsrError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        for key, val in (("doc_max_length", doc_max_length), ("query_max_length", query_max_length),
-                         ("batch_size", batch_size), ("token_chunk", token_chunk)):
+        for key, val in (
+            ("doc_max_length", doc_max_length),
+            ("query_max_length", query_max_length),
+            ("batch_size", batch_size),
+            ("token_chunk", token_chunk),
+        ):
             if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
                 raise LsrError(f"{key} must be a positive integer, got {val!r}")
         for key, val in (("doc_top_k", doc_top_k), ("query_top_k", query_top_k)):
@@ -74,7 +78,9 @@ class SpladeEncoder(Encoder):
             raise LsrError(f"threshold must be a number >= 0, got {threshold!r}")
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit and max(doc_max_length, query_max_length) > limit:
-            raise LsrError(f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions")
+            raise LsrError(
+                f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -112,11 +118,22 @@ class SpladeEncoder(Encoder):
     @classmethod
     def from_pretrained(cls, path: str, name: str | None = None, **settings: Any) -> SpladeEncoder:
         """Load tokenizer and masked LM from a local directory or a Hugging Face id."""
-        known = {"doc_max_length", "query_max_length", "pooling", "doc_top_k", "query_top_k", "threshold",
-                 "batch_size", "precision", "token_chunk"}
+        known = {
+            "doc_max_length",
+            "query_max_length",
+            "pooling",
+            "doc_top_k",
+            "query_top_k",
+            "threshold",
+            "batch_size",
+            "precision",
+            "token_chunk",
+        }
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise LsrError(f"unknown SPLADE setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise LsrError(
+                f"unknown SPLADE setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         from transformers import AutoModelForMaskedLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -127,12 +144,16 @@ class SpladeEncoder(Encoder):
             model = AutoModelForMaskedLM.from_pretrained(path)
         except Exception as e:  # transformers raises OSError, ValueError, HTTP errors...
             if local:
-                raise LsrError(f"model {path!r}: cannot load a masked-LM checkpoint from this directory ({_first_line(e)})") from None
+                raise LsrError(
+                    f"model {path!r}: cannot load a masked-LM checkpoint from this directory ({_first_line(e)})"
+                ) from None
             raise LsrError(
                 f"model {path!r}: not a local directory nor a bundled name, and it could not be loaded from the "
                 f"Hugging Face hub (offline, or no such model): {_first_line(e)}"
             ) from None
-        return cls(model, tokenizer, name=name or path, path=os.path.abspath(path) if local else path, **settings)
+        return cls(
+            model, tokenizer, name=name or path, path=os.path.abspath(path) if local else path, **settings
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         path = os.fspath(path)
@@ -168,7 +189,9 @@ class SpladeEncoder(Encoder):
     def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
         return self._encode(texts, self.query_max_length, self.query_top_k, show_progress, "queries")
 
-    def _encode(self, texts: Sequence[str], max_length: int, top_k: int | None, show_progress: bool, what: str) -> SparseBatch:
+    def _encode(
+        self, texts: Sequence[str], max_length: int, top_k: int | None, show_progress: bool, what: str
+    ) -> SparseBatch:
         import torch
 
         if isinstance(texts, str):
@@ -250,7 +273,9 @@ class SpladeEncoder(Encoder):
             return torch.nn.functional.linear(h.to(torch.bfloat16), self._weight_lp, self._bias_lp).float()
         return torch.nn.functional.linear(h, self._weight, self._bias)
 
-    def _sparsify(self, pooled: Any, rows: np.ndarray, top_k: int | None, rows_idx: list, rows_w: list) -> None:
+    def _sparsify(
+        self, pooled: Any, rows: np.ndarray, top_k: int | None, rows_idx: list, rows_w: list
+    ) -> None:
         """Turn (batch, vocab) weights into sorted sparse rows, applying threshold and top-k."""
         import torch
 
