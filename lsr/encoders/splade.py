@@ -139,6 +139,7 @@ class SpladeEncoder(Encoder):
 
         local = os.path.isdir(path)
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # our own commands show one progress bar, not transformers'
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForMaskedLM.from_pretrained(path)
