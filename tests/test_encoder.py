@@ -95,8 +95,10 @@ def test_save_and_load_round_trip(enc, tmp_path, texts):
 
 
 def test_bfloat16_agrees_on_top_terms(texts):
-    f32 = lsr.load_encoder("splade-tiny").encode_documents(texts).to_scipy().toarray()
-    bf = lsr.load_encoder("splade-tiny", precision="bfloat16").encode_documents(texts).to_scipy().toarray()
+    texts = texts[:4] + texts[-4:]  # bf16 is emulated (slow) on CPUs without bf16 units
+    f32 = lsr.load_encoder("splade-tiny", doc_max_length=128).encode_documents(texts).to_scipy().toarray()
+    bf = lsr.load_encoder("splade-tiny", doc_max_length=128, precision="bfloat16").encode_documents(texts)
+    bf = bf.to_scipy().toarray()
     overlaps = []
     for a, b in zip(f32, bf, strict=True):
         ta = set(np.argsort(-a)[:64][a[np.argsort(-a)[:64]] > 0])

@@ -26,6 +26,7 @@ from lsr.vectors import SparseBatch, Vocabulary
 
 POOLINGS = ("max", "sum")
 PRECISIONS = ("float32", "bfloat16")
+VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
 
 
 class SpladeEncoder(Encoder):
@@ -34,8 +35,8 @@ class SpladeEncoder(Encoder):
     Settings (all recorded in :meth:`config`): ``doc_max_length`` / ``query_max_length`` (tokens,
     truncation), ``pooling`` (``"max"`` as in SPLADE v2+, or ``"sum"``), ``doc_top_k`` /
     ``query_top_k`` (keep only the k heaviest terms of each vector), ``threshold`` (drop weights
-    <= it), ``precision`` (``"float32"``, or ``"bfloat16"`` for the vocabulary projection: about 4x
-    faster on CPUs with bf16 units, approximately the same vectors). ``batch_size`` (texts per
+    <= it), ``precision`` (``"float32"``, or ``"bfloat16"`` for the vocabulary projection: faster only
+    on CPUs with bf16 units (avx512_bf16, AMX); several times slower on AVX2-only CPUs). ``batch_size`` (texts per
     forward pass) and ``token_chunk`` (tokens per projection chunk) only change speed and memory.
     """
 
@@ -55,7 +56,7 @@ class SpladeEncoder(Encoder):
         threshold: float = 0.0,
         batch_size: int = 32,
         precision: str = "float32",
-        token_chunk: int = 2048,
+        token_chunk: int = 1024,
     ) -> None:
         import torch
 
@@ -106,10 +107,21 @@ class SpladeEncoder(Encoder):
         if bias is None and predictions is not None:
             bias = getattr(predictions, "bias", None)
         self._bias = bias.detach() if bias is not None else torch.zeros(self.vocab_size)
-        self._weight = self._decoder.weight.detach()
-        if precision == "bfloat16":
-            self._weight_lp = self._weight.to(torch.bfloat16)
-            self._bias_lp = self._bias.to(torch.bfloat16)
+        weight = self._decoder.weight.detach()
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        # (first term id, tile weights, tile bias). float32 tiles are stored hidden x tile for addmm into a
+        # reused buffer; bfloat16 tiles tile x hidden, the layout oneDNN's bf16 linear is fast with.
+        self._tiles = [
+            (
+                v0,
+                weight[v0 : v0 + VOCAB_TILE].to(dtype).contiguous()
+                if precision == "bfloat16"
+                else weight[v0 : v0 + VOCAB_TILE].t().contiguous(),
+                self._bias[v0 : v0 + VOCAB_TILE].to(dtype),
+            )
+            for v0 in range(0, self.vocab_size, VOCAB_TILE)
+        ]
+        self._buf = None
         tokens = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), self.vocab_size))))
         tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
         self._vocab = Vocabulary(tokens)
@@ -248,31 +260,46 @@ class SpladeEncoder(Encoder):
         h = hidden[mask.bool()]  # (real tokens, hidden), document after document
         if self._transform is not None:
             h = self._transform(h)
-        out = torch.zeros((len(lens), self.vocab_size), dtype=torch.float32)
+        h = h.to(self._tiles[0][1].dtype)
+        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32)
         starts = np.concatenate([[0], np.cumsum(lens)])
         d = 0
         while d < len(lens):  # chunks of whole documents, at most token_chunk tokens (or one document)
             e = d + 1
             while e < len(lens) and starts[e + 1] - starts[d] <= self.token_chunk:
                 e += 1
-            logits = self._project(h[starts[d] : starts[e]])
-            for r in range(d, e):
-                seg = logits[starts[r] - starts[d] : starts[r + 1] - starts[d]]
-                if self.pooling == "max":
-                    out[r] = seg.amax(dim=0)
+            hc = h[starts[d] : starts[e]]
+            n = hc.shape[0]
+            buf = self._buffer(n) if self.precision == "float32" else None
+            # Vocabulary tiles keep each logits block small enough to stay in cache between the
+            # matrix product that writes it and the pooling that reads it.
+            for v0, w_t, b_t in self._tiles:
+                if self.precision == "bfloat16":
+                    w = w_t.shape[0]
+                    logits = torch.nn.functional.linear(hc, w_t, b_t)
                 else:
-                    out[r] = torch.log1p(torch.relu(seg)).sum(dim=0)
+                    w = w_t.shape[1]
+                    logits = buf[: n * w].view(n, w)
+                    torch.addmm(b_t, hc, w_t, out=logits)
+                for r in range(d, e):
+                    seg = logits[starts[r] - starts[d] : starts[r + 1] - starts[d]]
+                    if self.pooling == "max":
+                        out[r, v0 : v0 + w] = seg.amax(dim=0)
+                    else:
+                        out[r, v0 : v0 + w] = torch.log1p(torch.relu(seg.float())).sum(dim=0)
             d = e
         if self.pooling == "max":
             out = torch.log1p(torch.relu(out))  # monotone: the same as activating every token first
         return out
 
-    def _project(self, h: Any) -> Any:
+    def _buffer(self, n_tokens: int) -> Any:
+        """A reused logits buffer: allocating ~100 MB per chunk costs more in page faults than it saves."""
         import torch
 
-        if self.precision == "bfloat16":
-            return torch.nn.functional.linear(h.to(torch.bfloat16), self._weight_lp, self._bias_lp).float()
-        return torch.nn.functional.linear(h, self._weight, self._bias)
+        need = max(n_tokens, self.token_chunk) * VOCAB_TILE
+        if self._buf is None or self._buf.numel() < need:
+            self._buf = torch.empty(need, dtype=self._tiles[0][1].dtype)
+        return self._buf
 
     def _sparsify(
         self, pooled: Any, rows: np.ndarray, top_k: int | None, rows_idx: list, rows_w: list
