@@ -14,6 +14,40 @@ from numba import njit, prange
 
 from lsr.index.kernels.topk import heap_drain, heap_push, topk_reference
 
+SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max before any heap work
+
+
+@njit(cache=True, nogil=True)
+def scan_topk(acc, start, end, k, hs, hd, size):
+    """Offer acc[start:end] (doc numbers start..end-1, ascending) to the top-k heap; returns its size.
+
+    A doc enters only when its score beats the current threshold (0 until the heap is full, then the
+    worst kept score): with docs ascending, an equal score loses its tie, as it must. Blocks whose
+    max is under the threshold are skipped after one vectorisable pass, so the scan costs a fraction
+    of a nanosecond per document instead of a mispredicted branch each.
+    """
+    thr = hs[0] if size == k else np.float32(0)
+    d = start
+    while d + SCAN_BLOCK <= end:
+        m = acc[d]
+        for j in range(d + 1, d + SCAN_BLOCK):
+            m = max(m, acc[j])
+        if m > thr:
+            for j in range(d, d + SCAN_BLOCK):
+                s = acc[j]
+                if s > thr:
+                    size = heap_push(hs, hd, size, k, s, np.int64(j))
+                    if size == k:
+                        thr = hs[0]
+        d += SCAN_BLOCK
+    for j in range(d, end):
+        s = acc[j]
+        if s > thr:
+            size = heap_push(hs, hd, size, k, s, np.int64(j))
+            if size == k:
+                thr = hs[0]
+    return size
+
 
 @njit(cache=True, nogil=True)
 def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd, out_d, out_s):
@@ -43,12 +77,7 @@ def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd
                     size = heap_push(hs, hd, size, k, s, np.int64(d))
                     acc[d] = 0
     else:
-        for d in range(n_docs):
-            s = acc[d]
-            if s > 0 and (
-                size < k or s > hs[0]
-            ):  # docs come in ascending order: an equal score loses its tie
-                size = heap_push(hs, hd, size, k, s, np.int64(d))
+        size = scan_topk(acc, 0, n_docs, k, hs, hd, size)
         acc[:] = 0
     n = size
     heap_drain(hs, hd, size, out_s, out_d)
