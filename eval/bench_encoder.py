@@ -64,7 +64,9 @@ def main() -> int:
     ap.add_argument("--n-docs", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default="splade-tiny")
-    ap.add_argument("--bf16", action="store_true", help="also time precision=bfloat16 (slow on CPUs without bf16 units)")
+    ap.add_argument(
+        "--bf16", action="store_true", help="also time precision=bfloat16 (slow on CPUs without bf16 units)"
+    )
     ap.add_argument("--output", default="eval/results/encoder.json")
     a = ap.parse_args()
 
@@ -80,10 +82,14 @@ def main() -> int:
     enc = lsr.load_encoder(a.model)
     hidden = int(enc._tiles[0][1].shape[0])
     vocab = enc.vocab_size
-    tokens = np.array([len(x) for x in enc.tokenizer(texts, truncation=True, max_length=enc.doc_max_length)["input_ids"]])
+    tokens = np.array(
+        [len(x) for x in enc.tokenizer(texts, truncation=True, max_length=enc.doc_max_length)["input_ids"]]
+    )
     rec = {
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip(),
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO
+        ).stdout.strip(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "cpu": _cpu_name(),
         "torch": torch.__version__,
@@ -97,7 +103,9 @@ def main() -> int:
     # warm-up both paths on a few texts
     enc.encode_documents(texts[:8])
     naive_splade(enc.model, enc.tokenizer, texts[:8])
-    t_naive, ref = median_time(lambda: naive_splade(enc.model, enc.tokenizer, texts, max_length=enc.doc_max_length), a.repeats)
+    t_naive, ref = median_time(
+        lambda: naive_splade(enc.model, enc.tokenizer, texts, max_length=enc.doc_max_length), a.repeats
+    )
     t_fast, fast = median_time(lambda: enc.encode_documents(texts), a.repeats)
     fast = fast.to_scipy().toarray()
     rec["naive_docs_per_s"] = len(texts) / t_naive
@@ -114,7 +122,9 @@ def main() -> int:
         enc16.encode_documents(texts[:4])
         t16, v16 = median_time(lambda: enc16.encode_documents(texts), 1)
         rec["fast_bfloat16_docs_per_s"] = len(texts) / t16
-        rec["bfloat16_top64_overlap_mean"], rec["bfloat16_top64_overlap_min"] = top_overlap(fast, v16.to_scipy().toarray())
+        rec["bfloat16_top64_overlap_mean"], rec["bfloat16_top64_overlap_min"] = top_overlap(
+            fast, v16.to_scipy().toarray()
+        )
         rec["matmul_gflops_bfloat16"] = matmul_rate(hidden, vocab, torch.bfloat16, 1) / 1e9
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w") as f:

@@ -95,6 +95,9 @@ class IndexBuilder:
         self._buf_postings = 0
         self._lengths: list[np.ndarray] = []
         self._ids_file = open(os.path.join(self.tmp_dir, "doc_ids.tmp.jsonl"), "w", encoding="utf-8")
+        # Document store: title and text of each document, one JSON line each (empty when unknown).
+        self._store = open(os.path.join(self.tmp_dir, fmt.STORE), "wb")
+        self._store_lengths: list[np.ndarray] = []
         self._id_width = 1
 
     # -- accumulation ----------------------------------------------------------------------------
@@ -119,11 +122,26 @@ class IndexBuilder:
             self._id_width = max(self._id_width, len(enc))
             self._ids_file.write(json.dumps(doc_id, ensure_ascii=False) + "\n")
         self._lengths.append(np.diff(batch.indptr).astype(np.uint32))
+        self._add_documents(batch)
         self._buf.append(batch)
         self._buf_postings += batch.nnz
         self.n_docs += len(batch)
         if self._buf_postings >= self.run_postings:
             self._flush_run()
+
+    def _add_documents(self, batch: SparseBatch) -> None:
+        docs = batch.documents
+        if docs is None:
+            self._store_lengths.append(np.zeros(len(batch), np.int64))
+            return
+        if len(docs) != len(batch):
+            raise LsrError(f"{len(docs)} documents for {len(batch)} vectors")
+        lens = np.empty(len(docs), np.int64)
+        for i, (title, text) in enumerate(docs):
+            rec = json.dumps({"title": title, "text": text}, ensure_ascii=False).encode("utf-8") + b"\n"
+            self._store.write(rec)
+            lens[i] = len(rec)
+        self._store_lengths.append(lens)
 
     def _flush_run(self) -> None:
         if not self._buf:
@@ -154,8 +172,9 @@ class IndexBuilder:
 
     def abort(self) -> None:
         """Remove the temporary build directory."""
-        if not self._ids_file.closed:
-            self._ids_file.close()
+        for f in (self._ids_file, self._store):
+            if not f.closed:
+                f.close()
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     def _finish(self, show_progress: bool) -> str:
@@ -163,6 +182,7 @@ class IndexBuilder:
             raise LsrError("no documents to index: the input is empty")
         self._flush_run()
         self._ids_file.close()
+        self._store.close()
         n_terms = len(self.vocab)  # type: ignore[arg-type]
         counts = np.zeros(n_terms, dtype=np.int64)
         for _, c in self._runs:
@@ -213,6 +233,7 @@ class IndexBuilder:
         np.save(fmt.array_path(d, "term_max"), term_max)
         np.save(fmt.array_path(d, "doc_lengths"), np.concatenate(self._lengths))
         self._write_doc_ids()
+        has_store = self._write_store()
         manifest = {
             "format": fmt.FORMAT_NAME,
             "format_version": fmt.FORMAT_VERSION,
@@ -225,6 +246,7 @@ class IndexBuilder:
             "encoder": self.encoder_config,
             "source": self.source,
             "build_seconds": round(time.perf_counter() - self._t0, 3),
+            "store": has_store,
             "vocab": list(self.vocab.tokens),  # type: ignore[union-attr]
         }
         fmt.write_manifest(d, manifest)
@@ -234,6 +256,18 @@ class IndexBuilder:
             shutil.rmtree(self.output_dir)
         os.replace(d, self.output_dir)
         return self.output_dir
+
+    def _write_store(self) -> bool:
+        """Keep the document store only when some document had text; returns whether it was kept."""
+        path = os.path.join(self.tmp_dir, fmt.STORE)
+        lens = np.concatenate(self._store_lengths)
+        if not lens.any():
+            os.remove(path)
+            return False
+        offsets = np.zeros(len(lens) + 1, np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        np.save(fmt.array_path(self.tmp_dir, "store_offsets"), offsets)
+        return True
 
     def _write_doc_ids(self) -> None:
         path = os.path.join(self.tmp_dir, "doc_ids.tmp.jsonl")
@@ -349,21 +383,21 @@ def encode_corpus(
     """Encode a BEIR corpus file in chunks of ``batch_size`` documents (title + " " + text)."""
     from lsr.texts import iter_texts
 
-    ids: list[str] = []
-    texts: list[str] = []
+    recs: list = []
+
+    def encode() -> SparseBatch:
+        b = encoder.encode_documents([r.full_text for r in recs], show_progress=show_progress)
+        b.ids = [r.id for r in recs]
+        b.documents = [(r.title, r.text) for r in recs]
+        recs.clear()
+        return b
+
     for rec in iter_texts(path):
-        ids.append(rec.id)
-        texts.append(rec.full_text)
-        if len(texts) >= batch_size:
-            b = encoder.encode_documents(texts, show_progress=show_progress)
-            b.ids = list(ids)
-            ids.clear()
-            texts.clear()
-            yield b
-    if texts:
-        b = encoder.encode_documents(texts, show_progress=show_progress)
-        b.ids = list(ids)
-        yield b
+        recs.append(rec)
+        if len(recs) >= batch_size:
+            yield encode()
+    if recs:
+        yield encode()
 
 
 def build_index(

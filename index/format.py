@@ -9,6 +9,10 @@ An index is one directory::
     term_max.npy           float32[n_terms]    largest (dequantized) impact of each term, for pruning
     doc_ids.npy            bytes (S<w>)[n_docs] external doc ids, UTF-8, by internal doc number
     doc_lengths.npy        uint32[n_docs]      non-zeros per document
+    store.jsonl            optional: one JSON line {"title", "text"} per document (an empty line
+                           when unknown), present when the index was built from texts or from
+                           vectors with a "content"; ``manifest["store"]`` says whether it is there
+    store_offsets.npy      int64[n_docs + 1]   byte range of each document's line in store.jsonl
 
 All arrays are plain ``.npy`` files opened with ``np.load(mmap_mode="r")``: opening an index costs
 no RAM beyond the pages a search touches. Impacts quantized to uint8/uint16 are
@@ -34,6 +38,7 @@ from lsr.errors import LsrError
 FORMAT_NAME = "lsr-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+STORE = "store.jsonl"
 QUANTIZATIONS = ("float32", "uint16", "uint8")
 
 # file name -> (dtype or None for "see manifest", length key in manifest counts)
@@ -44,6 +49,7 @@ ARRAYS: dict[str, tuple[str | None, str]] = {
     "term_max": ("float32", "n_terms"),
     "doc_ids": (None, "n_docs"),
     "doc_lengths": ("uint32", "n_docs"),
+    "store_offsets": ("int64", "n_docs+1"),
 }
 
 

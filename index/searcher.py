@@ -9,6 +9,7 @@ descending order (ties by internal doc number, i.e. build order).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
@@ -77,7 +78,15 @@ class Index:
         if int(self.offsets[-1]) != self.n_postings or int(self.offsets[0]) != 0:
             raise LsrError(f"{self.path}: offsets.npy does not match the manifest (damaged index)")
         self.vocab = Vocabulary(m["vocab"])
-        self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray]] = {}
+        self.has_store = bool(m.get("store"))
+        if self.has_store:
+            self._store_offsets = fmt.open_array(self.path, "store_offsets", m)
+            store_path = os.path.join(self.path, fmt.STORE)
+            if not os.path.isfile(store_path) or os.path.getsize(store_path) != int(self._store_offsets[-1]):
+                raise LsrError(f"{self.path}: {fmt.STORE} is missing or truncated (damaged index)")
+            self._store = np.memmap(store_path, dtype=np.uint8, mode="r") if self._store_offsets[-1] else None
+        self._id_order: np.ndarray | None = None
+        self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray | None, int]] = {}
         self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
         self._encoder = None
         self._encoder_lock = threading.Lock()
@@ -96,6 +105,30 @@ class Index:
         """External id of internal doc number ``doc``."""
         return self._doc_ids[doc].decode("utf-8")
 
+    def document(self, doc: int) -> dict[str, str]:
+        """``{"id", "title", "text"}`` of internal doc number ``doc`` from the document store
+        (empty title and text when the index keeps no text for it)."""
+        out = {"id": self.doc_id(doc), "title": "", "text": ""}
+        if self.has_store and self._store is not None:
+            a, b = int(self._store_offsets[doc]), int(self._store_offsets[doc + 1])
+            if b > a:
+                rec = json.loads(bytes(self._store[a:b]))
+                out["title"], out["text"] = rec.get("title", ""), rec.get("text", "")
+        return out
+
+    def lookup(self, doc_id: str) -> int | None:
+        """Internal doc number of external id ``doc_id``, or None (binary search over a sorted
+        permutation of the ids, built on first use: 8 bytes per document)."""
+        if self._id_order is None:
+            self._id_order = np.argsort(self._doc_ids, kind="stable")
+        key = np.array(doc_id.encode("utf-8"), dtype=self._doc_ids.dtype)
+        if len(doc_id.encode("utf-8")) > self._doc_ids.dtype.itemsize:
+            return None
+        pos = int(np.searchsorted(self._doc_ids, key, sorter=self._id_order))
+        if pos < self.n_docs and self._doc_ids[self._id_order[pos]] == key:
+            return int(self._id_order[pos])
+        return None
+
     def doc_ids(self, docs: np.ndarray) -> list[str]:
         return [b.decode("utf-8") for b in self._doc_ids[np.asarray(docs, dtype=np.int64)]]
 
@@ -109,13 +142,13 @@ class Index:
         if vocab is self.vocab or vocab.tokens is self.vocab.tokens:
             return None  # type: ignore[return-value]
         hit = self._vocab_maps.get(id(vocab))
-        if hit is not None and hit[0] is vocab and len(hit[1]) == len(vocab):
+        if hit is not None and hit[0] is vocab and hit[2] == len(vocab):  # vocabularies can grow
             return hit[1]
         get = self.vocab.get
         mapping = np.fromiter((get(t) for t in vocab.tokens), dtype=np.int64, count=len(vocab))
         if len(vocab) == len(self.vocab) and np.array_equal(mapping, np.arange(len(vocab))):
             mapping = None  # type: ignore[assignment]
-        self._vocab_maps[id(vocab)] = (vocab, mapping)  # type: ignore[assignment]
+        self._vocab_maps[id(vocab)] = (vocab, mapping, len(vocab))  # type: ignore[assignment]
         return mapping
 
     def prepare_queries(

@@ -90,6 +90,8 @@ class SparseBatch:
     ids: list[str] | None = None
     # Tokens dropped because they were not in a fixed vocabulary (see from_dicts).
     unknown_tokens: int = field(default=0, compare=False)
+    # Optional (title, text) of each row, kept by the index builder as the document store.
+    documents: list[tuple[str, str]] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.indptr = np.ascontiguousarray(self.indptr, dtype=np.int64)
@@ -141,7 +143,8 @@ class SparseBatch:
             else np.zeros(0, np.int64)
         )
         ids = [self.ids[r] for r in rows] if self.ids is not None else None
-        return SparseBatch(indptr, self.indices[take], self.data[take], self.vocab, ids)
+        docs = [self.documents[r] for r in rows] if self.documents is not None else None
+        return SparseBatch(indptr, self.indices[take], self.data[take], self.vocab, ids, documents=docs)
 
     @classmethod
     def from_dicts(
@@ -337,15 +340,20 @@ def iter_vector_chunks(
     ids: list[str] = []
     vecs: list[dict] = []
     lines: list[int] = []
+    contents: list[str] = []  # the records' "content" text, kept as the document store when present
 
     def flush() -> SparseBatch:
         indptr, indices, data, unk = _dicts_to_csr(
             vecs, vocab, grow, unknown == "error", lambda i: f"{path}:{lines[i]}"
         )
-        b = SparseBatch(indptr, indices, data, vocab, list(ids), unknown_tokens=int(unk.sum()))
+        docs = [("", c) for c in contents] if any(contents) else None
+        b = SparseBatch(
+            indptr, indices, data, vocab, list(ids), unknown_tokens=int(unk.sum()), documents=docs
+        )
         ids.clear()
         vecs.clear()
         lines.clear()
+        contents.clear()
         return b
 
     for lineno, obj in iter_jsonl(path):
@@ -358,6 +366,8 @@ def iter_vector_chunks(
         ids.append(rid)
         vecs.append(vec)
         lines.append(lineno)
+        content = obj.get("content")
+        contents.append(content if isinstance(content, str) else "")
         if len(ids) >= chunk_size:
             yield flush()
     if ids:
@@ -396,6 +406,9 @@ def concat_batches(batches: Sequence[SparseBatch]) -> SparseBatch:
         vocab,
         ids,
         unknown_tokens=sum(b.unknown_tokens for b in batches),
+        documents=[d for b in batches for d in (b.documents or [("", "")] * len(b))]
+        if any(b.documents is not None for b in batches)
+        else None,
     )
 
 

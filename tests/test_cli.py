@@ -144,6 +144,21 @@ def test_encoder_mismatch_is_refused(built, slice_dir, capsys):
     with pytest.raises(LsrError, match="doc_max_length"):
         idx.search(["vitamin d"], encoder=other)
     assert idx.search(["vitamin d"], encoder=other, force=True)[0].ids
+    # the same through the CLI: a saved encoder with other settings is refused, --force searches anyway
+    other.save(built / "other_model")
+    args = [
+        "search",
+        "--index",
+        built / "ix_text",
+        "--queries",
+        slice_dir / "queries.jsonl",
+        "--model",
+        built / "other_model",
+    ]
+    lsr(*args, expect=2)
+    assert "pass force=True / --force" in capsys.readouterr().err
+    lsr(*args, "--force", "--output", built / "forced.trec")
+    assert len(read_run(built / "forced.trec")) == N_QUERIES
 
 
 def write(path, text):

@@ -265,3 +265,24 @@ def test_memory_mapped_and_streaming_build(tmp_path):
     csc = docs.tocsc()
     assert np.array_equal(a.offsets, csc.indptr) and np.array_equal(a.postings_docs, csc.indices)
     np.testing.assert_array_equal(a.term_max, np.asarray(csc.max(axis=0).todense()).ravel())
+
+
+def test_document_store_and_id_lookup(tmp_path):
+    from lsr.vectors import SparseBatch
+
+    docs = random_collection(30, 10, 5)
+    b = SparseBatch.from_scipy(docs, vocab_of(10), [f"id-{i}" for i in range(30)])
+    b.documents = [(f"title {i}", f"text {i} ünï") for i in range(30)]
+    b.documents[3] = ("", "")
+    idx = open_index(build_index(b, tmp_path / "ix", run_postings=50))
+    assert idx.has_store
+    assert idx.document(7) == {"id": "id-7", "title": "title 7", "text": "text 7 ünï"}
+    assert idx.document(3) == {"id": "id-3", "title": "", "text": ""}
+    for i in (0, 7, 29):
+        assert idx.lookup(f"id-{i}") == i
+    assert idx.lookup("nope") is None and idx.lookup("x" * 100) is None
+    # vectors JSONL: "content" becomes the stored text; no content, no store
+    write_vectors(tmp_path / "v.jsonl", b, contents=[f"c{i}" for i in range(30)])
+    assert open_index(build_index(tmp_path / "v.jsonl", tmp_path / "iv")).document(2)["text"] == "c2"
+    b.documents = None
+    assert not open_index(build_index(b, tmp_path / "nostore")).has_store

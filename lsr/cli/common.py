@@ -41,11 +41,14 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def load_query_file(index: Any, path: str, force: bool = False) -> tuple[list[str], Any, str, float]:
+def load_query_file(
+    index: Any, path: str, force: bool = False, model: str | None = None
+) -> tuple[list[str], Any, str, float]:
     """Read a query file for ``index``: (query ids, queries for Index.search, kind, encode seconds).
 
     Vector files become a SparseBatch over the file's tokens (unknown ones are skipped by the
-    search and counted); text files are encoded with the index's recorded encoder.
+    search and counted); text files are encoded with the index's recorded encoder, or with
+    ``model`` when given (refused if its settings differ from the recorded ones, unless ``force``).
     """
     import time
 
@@ -64,6 +67,11 @@ def load_query_file(index: Any, path: str, force: bool = False) -> tuple[list[st
     for r in recs:
         if not r.text.strip():
             raise LsrError(f"{path}: query {r.id!r} is empty")
+    encoder = None
+    if model:
+        import lsr
+
+        encoder = lsr.load_encoder(model)
     t0 = time.perf_counter()
-    batch = index.encode_queries([r.text for r in recs], force=force)
+    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force)
     return [r.id for r in recs], batch, kind, time.perf_counter() - t0

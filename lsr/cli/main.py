@@ -18,6 +18,7 @@ COMMANDS = {
     "search": ("lsr.cli.search", "search an index with query vectors or query texts; writes a TREC run"),
     "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
     "info": ("lsr.cli.info", "show what an index holds"),
+    "serve": ("lsr.cli.serve", "serve an index over HTTP (FastAPI + uvicorn): search API and a search page"),
     "demo": (
         "lsr.cli.demo",
         "encode, index and search the bundled SciFact with the bundled model; print nDCG@10",
@@ -86,7 +87,16 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", default="-", help="TREC run file to write (default: standard output)")
     p.add_argument("--tag", default="lsr", help="run tag, the last TREC column")
-    p.add_argument("--force", action="store_true", help="search even if the encoder differs from the index's")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="encode text queries with this model instead of the index's recorded one",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="search even if --model's settings differ from the index's encoder",
+    )
 
 
 def _args_bench(p: argparse.ArgumentParser) -> None:
@@ -121,12 +131,23 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
 
 
+def _args_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory to serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (each maps the same index)"
+    )
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
 _ARGS = {
     "encode": _args_encode,
     "index": _args_index,
     "search": _args_search,
     "bench": _args_bench,
     "info": _args_info,
+    "serve": _args_serve,
     "demo": _args_demo,
 }
 

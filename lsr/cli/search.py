@@ -25,7 +25,7 @@ def run(args: Any) -> int:
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
     index = open_index(args.index)
-    qids, queries, kind, enc_s = load_query_file(index, args.queries, force=args.force)
+    qids, queries, kind, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
     t0 = time.perf_counter()
     results = index.search(queries, k=args.k, method=args.method, threads=args.threads, force=args.force)
     dt = time.perf_counter() - t0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,7 +122,7 @@ class SpladeEncoder(Encoder):
             )
             for v0 in range(0, self.vocab_size, VOCAB_TILE)
         ]
-        self._buf = None
+        self._local = threading.local()
         tokens = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), self.vocab_size))))
         tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
         self._vocab = Vocabulary(tokens)
@@ -152,9 +153,11 @@ class SpladeEncoder(Encoder):
         local = os.path.isdir(path)
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()  # our own commands show one progress bar, not transformers'
+        # HF_HUB_OFFLINE is read here, at call time (huggingface_hub reads it once, at import)
+        offline = {"local_files_only": True} if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForMaskedLM.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path, **offline)
+            model = AutoModelForMaskedLM.from_pretrained(path, **offline)
         except Exception as e:  # transformers raises OSError, ValueError, HTTP errors...
             if local:
                 raise LsrError(
@@ -297,9 +300,10 @@ class SpladeEncoder(Encoder):
         import torch
 
         need = max(n_tokens, self.token_chunk) * VOCAB_TILE
-        if self._buf is None or self._buf.numel() < need:
-            self._buf = torch.empty(need, dtype=self._tiles[0][1].dtype)
-        return self._buf
+        buf = getattr(self._local, "buf", None)  # one per thread: the service encodes concurrently
+        if buf is None or buf.numel() < need:
+            buf = self._local.buf = torch.empty(need, dtype=torch.float32)
+        return buf
 
     def _sparsify(
         self, pooled: Any, rows: np.ndarray, top_k: int | None, rows_idx: list, rows_w: list

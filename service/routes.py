@@ -1,0 +1,155 @@
+"""The search, batch search, encode and document endpoints (plain ``def``: run on the thread pool)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from lsr.service import schemas
+
+
+def _check_k(k: int, state: Any) -> None:
+    if not 1 <= k <= state.settings.max_k:
+        raise HTTPException(
+            status_code=422, detail=f"k must be between 1 and {state.settings.max_k}, got {k}"
+        )
+
+
+def _query_input(q: str | schemas.VectorQuery, state: Any, index: Any) -> Any:
+    """One request query -> what Index.search takes: a text or a {token: weight} dict."""
+    s = state.settings
+    if isinstance(q, str):
+        if not q.strip():
+            raise HTTPException(status_code=422, detail="query text is empty")
+        if len(q) > s.max_query_chars:
+            raise HTTPException(status_code=422, detail=f"query longer than {s.max_query_chars} characters")
+        if state.encoder is None:
+            raise HTTPException(
+                status_code=400, detail="this index records no encoder: send {'vector': {...}} queries"
+            )
+        return q
+    if not q.vector:
+        raise HTTPException(status_code=422, detail="query vector is empty")
+    if len(q.vector) > s.max_query_terms:
+        raise HTTPException(status_code=422, detail=f"query vector has more than {s.max_query_terms} terms")
+    return q.vector
+
+
+def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any) -> list[Any]:
+    texts = [q for q in queries if isinstance(q, str)]
+    if texts and len(texts) != len(queries):
+        # mixed batch: encode texts, then search everything as one SparseBatch-free list of dicts
+        enc = index.encode_queries(texts, encoder=state.encoder)
+        dicts = iter(enc.to_dicts())
+        queries = [next(dicts) if isinstance(q, str) else q for q in queries]
+    elif texts:
+        queries = index.encode_queries(texts, encoder=state.encoder)
+    return index.search(queries, k=k, method=method, **params)
+
+
+def _hits(result: Any, index: Any, snippet_chars: int) -> list[dict]:
+    hits = []
+    for doc, doc_id, score in zip(result.docs.tolist(), result.ids, result.scores, strict=True):
+        hit: dict[str, Any] = {"id": doc_id, "score": score}
+        if index.has_store:
+            d = index.document(doc)
+            hit["title"] = d["title"]
+            text = d["text"]
+            hit["snippet"] = (
+                text if len(text) <= snippet_chars else text[:snippet_chars].rsplit(" ", 1)[0] + " …"
+            )
+        hits.append(hit)
+    return hits
+
+
+def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
+    @app.post(
+        "/search",
+        response_model=schemas.SearchResponse,
+        response_model_exclude_none=True,
+        dependencies=[auth],
+    )
+    def search(req: schemas.SearchRequest, index: Any = ready_index) -> dict:
+        """Top-k documents for one query (text, or a {token: weight} vector)."""
+        t0 = time.perf_counter()
+        _check_k(req.k, state)
+        q = _query_input(req.query, state, index)
+        res = _search([q], req.k, req.method, req.params, state, index)[0]
+        took = time.perf_counter() - t0
+        state.metrics.observe_search(req.method, took)
+        hits = _hits(res, index, state.settings.snippet_chars)
+        return {
+            "hits": hits,
+            "took_ms": took * 1e3,
+            "method": req.method,
+            "unknown_tokens": res.unknown_tokens,
+        }
+
+    @app.post(
+        "/search/batch",
+        response_model=schemas.BatchSearchResponse,
+        response_model_exclude_none=True,
+        dependencies=[auth],
+    )
+    def search_batch(req: schemas.BatchSearchRequest, index: Any = ready_index) -> dict:
+        """Top-k documents for each of many queries, in one call."""
+        t0 = time.perf_counter()
+        _check_k(req.k, state)
+        if not req.queries:
+            raise HTTPException(status_code=422, detail="queries is empty")
+        if len(req.queries) > state.settings.max_batch:
+            raise HTTPException(
+                status_code=422, detail=f"at most {state.settings.max_batch} queries per batch"
+            )
+        qs = [_query_input(q, state, index) for q in req.queries]
+        results = _search(qs, req.k, req.method, req.params, state, index)
+        took = time.perf_counter() - t0
+        for _ in results:
+            state.metrics.observe_search(req.method, took / len(results))
+        out = [
+            {
+                "hits": _hits(r, index, state.settings.snippet_chars),
+                "took_ms": took * 1e3 / len(results),
+                "method": req.method,
+                "unknown_tokens": r.unknown_tokens,
+            }
+            for r in results
+        ]
+        return {"results": out, "took_ms": took * 1e3, "method": req.method}
+
+    @app.post("/encode", response_model=schemas.EncodeResponse, dependencies=[auth])
+    def encode(req: schemas.EncodeRequest, index: Any = ready_index) -> dict:
+        """The sparse vector of a text, with its heaviest terms (what SPLADE expanded it to)."""
+        t0 = time.perf_counter()
+        if state.encoder is None:
+            raise HTTPException(status_code=400, detail="this index records no encoder")
+        if not 1 <= req.top <= 1000:
+            raise HTTPException(status_code=422, detail="top must be between 1 and 1000")
+        if len(req.text) > state.settings.max_query_chars:
+            raise HTTPException(
+                status_code=422, detail=f"text longer than {state.settings.max_query_chars} characters"
+            )
+        fn = state.encoder.encode_queries if req.kind == "query" else state.encoder.encode_documents
+        vec = fn([req.text]).to_dicts()[0]
+        top = sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[: req.top]
+        return {
+            "vector": vec,
+            "top_terms": [{"token": t, "weight": w} for t, w in top],
+            "nnz": len(vec),
+            "took_ms": (time.perf_counter() - t0) * 1e3,
+        }
+
+    @app.get(
+        "/documents/{doc_id}",
+        response_model=schemas.Document,
+        responses={404: {"model": schemas.Error}},
+        dependencies=[auth],
+    )
+    def document(doc_id: str, index: Any = ready_index) -> dict:
+        """A stored document by its id (title and text are empty when the index keeps no text)."""
+        doc = index.lookup(doc_id)
+        if doc is None:
+            raise HTTPException(status_code=404, detail=f"no document {doc_id!r}")
+        return index.document(doc)
