@@ -153,15 +153,25 @@ class SpladeEncoder(Encoder):
         local = os.path.isdir(path)
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()  # our own commands show one progress bar, not transformers'
-        # HF_HUB_OFFLINE is read here, at call time (huggingface_hub reads it once, at import)
-        offline = {"local_files_only": True} if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else {}
+        # HF_HUB_OFFLINE is read here, at call time (huggingface_hub reads it once, at import). A hub id
+        # with the hub unreachable loads from the local cache only: transformers would otherwise retry
+        # for ~45 s before giving up on a machine without network.
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        if not local and not offline and not _hub_reachable():
+            offline = True
+        offline_kw = {"local_files_only": True} if offline else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, **offline)
-            model = AutoModelForMaskedLM.from_pretrained(path, **offline)
+            tokenizer = AutoTokenizer.from_pretrained(path, **offline_kw)
+            model = AutoModelForMaskedLM.from_pretrained(path, **offline_kw)
         except Exception as e:  # transformers raises OSError, ValueError, HTTP errors...
             if local:
                 raise LsrError(
                     f"model {path!r}: cannot load a masked-LM checkpoint from this directory ({_first_line(e)})"
+                ) from None
+            if offline:
+                raise LsrError(
+                    f"model {path!r}: not found locally (no such directory, bundled name or Hugging Face cache "
+                    f"entry) and the Hugging Face hub could not be reached (offline?)"
                 ) from None
             raise LsrError(
                 f"model {path!r}: not a local directory nor a bundled name, and it could not be loaded from the "
@@ -323,6 +333,27 @@ class SpladeEncoder(Encoder):
             nz = np.flatnonzero(w[r] > 0)
             rows_idx[d] = nz.astype(np.int32)
             rows_w[d] = w[r, nz].astype(np.float32)
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face endpoint (``HF_ENDPOINT``) opens within ``timeout_s``.
+
+    With a proxy configured the direct probe says nothing, so it reports True and lets transformers try.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if not url.hostname:
+        return True
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 def _first_line(e: Exception) -> str:
