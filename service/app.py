@@ -93,6 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.search_threads
         state.index = open_index(settings.index)
         if state.index.encoder_config:
+            import torch
+
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            torch.set_num_threads(settings.torch_threads or max(1, cores // settings.search_threads))
             state.encoder = state.index.load_encoder()
         if settings.warmup:
             state.index.warmup()

@@ -13,7 +13,9 @@ variable                   default  meaning
 ``LSR_MAX_QUERY_TERMS``    4096     most terms in a vector query
 ``LSR_MAX_BATCH``          256      most queries in one /search/batch request
 ``LSR_MAX_BODY_BYTES``     1000000  largest request body
-``LSR_SEARCH_THREADS``     4        size of the thread pool that runs searches and encodings
+``LSR_SEARCH_THREADS``     2        size of the thread pool that runs searches and encodings
+``LSR_TORCH_THREADS``      auto     torch threads per encoding (default: cores / search threads,
+                                    so concurrent encodings do not oversubscribe the CPU)
 ``LSR_SNIPPET_CHARS``      240      length of the text snippet returned with each hit
 =========================  =======  ==========================================================
 """
@@ -35,6 +37,7 @@ class Settings(BaseSettings):
     max_query_terms: int = Field(4096, ge=1)
     max_batch: int = Field(256, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
-    search_threads: int = Field(4, ge=1)
+    search_threads: int = Field(2, ge=1)
+    torch_threads: int | None = Field(None, ge=1)
     snippet_chars: int = Field(240, ge=0)
     warmup: bool = True
