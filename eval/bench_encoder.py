@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from lsr.eval.bench_common import cpu_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -95,7 +96,7 @@ def main() -> int:
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO
         ).stdout.strip(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "model": a.model,
@@ -166,16 +167,6 @@ def _table(r: dict) -> str:
             f"units: emulated bf16 speed depends on the product's shape, and the encoder's tiles run faster)"
         )
     return "\n".join(lines)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from lsr.eval.bench_common import cpu_name
+
 
 def naive_taat_search(offsets, docs, impacts, q_indptr, q_terms, q_weights, k, n_docs):
     """The textbook baseline: accumulate every posting, then scan all documents for the top-k."""
@@ -123,7 +125,7 @@ def main() -> int:
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": 1,
         "python": platform.python_version(),
@@ -267,16 +269,6 @@ def _markdown(r: dict) -> str:
             f"{s['ratio_vs_scipy_mean']:.3f}x | {s.get('recall', 1.0):.3f} | {secs} | {rss} | {size} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":
