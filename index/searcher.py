@@ -321,36 +321,26 @@ class Index:
         k_eff = max(1, min(k, self.n_docs))
         n_chunks = max(1, min(threads, nq))
         scratch = self._take_scratch(n_chunks)
+        # the postings and this batch's queries, as both kernels take them
+        args = (
+            self.offsets,
+            self.postings_docs,
+            self.postings_impacts,
+            self.scale,
+            indptr,
+            terms,
+            weights,
+            k_eff,
+        )
         try:
             if n_chunks == 1:
-                d, s = exact.search_serial(
-                    self.offsets,
-                    self.postings_docs,
-                    self.postings_impacts,
-                    self.scale,
-                    indptr,
-                    terms,
-                    weights,
-                    k_eff,
-                    scratch.accs[0],
-                )
+                d, s = exact.search_serial(*args, scratch.accs[0])
             else:
                 import numba
 
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    d, s = exact.search_batch(
-                        self.offsets,
-                        self.postings_docs,
-                        self.postings_impacts,
-                        self.scale,
-                        indptr,
-                        terms,
-                        weights,
-                        k_eff,
-                        scratch.accs[:n_chunks],
-                        n_chunks,
-                    )
+                    d, s = exact.search_batch(*args, scratch.accs[:n_chunks], n_chunks)
         finally:
             self._pool.put(scratch)
         if k_eff < k:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -188,7 +187,3 @@ def _version() -> str:
     from lsr import __version__
 
     return __version__
-
-
-def now_ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1e3, 3)

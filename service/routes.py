@@ -64,6 +64,16 @@ def _hits(result: Any, index: Any, snippet_chars: int) -> list[dict]:
     return hits
 
 
+def _response(result: Any, index: Any, state: Any, took_ms: float, method: str) -> dict:
+    """The SearchResponse body of one query's result."""
+    return {
+        "hits": _hits(result, index, state.settings.snippet_chars),
+        "took_ms": took_ms,
+        "method": method,
+        "unknown_tokens": result.unknown_tokens,
+    }
+
+
 def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
     @app.post(
         "/search",
@@ -79,13 +89,7 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
         res = _search([q], req.k, req.method, req.params, state, index)[0]
         took = time.perf_counter() - t0
         state.metrics.observe_search(req.method, took)
-        hits = _hits(res, index, state.settings.snippet_chars)
-        return {
-            "hits": hits,
-            "took_ms": took * 1e3,
-            "method": req.method,
-            "unknown_tokens": res.unknown_tokens,
-        }
+        return _response(res, index, state, took * 1e3, req.method)
 
     @app.post(
         "/search/batch",
@@ -108,15 +112,7 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
         took = time.perf_counter() - t0
         for _ in results:
             state.metrics.observe_search(req.method, took / len(results))
-        out = [
-            {
-                "hits": _hits(r, index, state.settings.snippet_chars),
-                "took_ms": took * 1e3 / len(results),
-                "method": req.method,
-                "unknown_tokens": r.unknown_tokens,
-            }
-            for r in results
-        ]
+        out = [_response(r, index, state, took * 1e3 / len(results), req.method) for r in results]
         return {"results": out, "took_ms": took * 1e3, "method": req.method}
 
     @app.post("/encode", response_model=schemas.EncodeResponse, dependencies=[auth])
