@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
+from lsr.index.parts import ALL_METHODS, build_parts, check_methods
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
 DEFAULT_RUN_POSTINGS = 16_000_000
@@ -63,6 +64,11 @@ class IndexBuilder:
         run_postings: int = DEFAULT_RUN_POSTINGS,
         overwrite: bool = False,
         source: str = "",
+        methods: Sequence[str] = ALL_METHODS,
+        reorder: bool | None = None,
+        bmp: dict[str, Any] | None = None,
+        seismic: dict[str, Any] | None = None,
+        reorder_params: dict[str, Any] | None = None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
@@ -78,6 +84,13 @@ class IndexBuilder:
         parent = os.path.dirname(self.output_dir)
         if not os.path.isdir(parent):
             raise LsrError(f"{parent}: no such directory for the index")
+        self.methods = check_methods(methods)
+        # reordering pays off for the block-based methods; exact and MaxScore alone do not need it
+        self.reorder = bool(reorder) if reorder is not None else bool({"bmp", "seismic"} & set(self.methods))
+        self.part_params = {"bmp": bmp, "seismic": seismic, "reorder_params": reorder_params}
+        for name, given in self.part_params.items():
+            if given is not None and not isinstance(given, dict):
+                raise LsrError(f"{name} must be a dict of parameters, got {type(given).__name__}")
         self.tmp_dir = f"{self.output_dir}.tmp-{os.getpid()}"
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         os.makedirs(self.tmp_dir)
@@ -234,6 +247,15 @@ class IndexBuilder:
         np.save(fmt.array_path(d, "doc_lengths"), np.concatenate(self._lengths))
         self._write_doc_ids()
         has_store = self._write_store()
+        parts = build_parts(
+            d,
+            self.n_docs,
+            n_terms,
+            self.methods,
+            self.reorder,
+            log=(lambda msg: print(msg, flush=True)) if show_progress else None,
+            **self.part_params,
+        )
         manifest = {
             "format": fmt.FORMAT_NAME,
             "format_version": fmt.FORMAT_VERSION,
@@ -247,6 +269,7 @@ class IndexBuilder:
             "source": self.source,
             "build_seconds": round(time.perf_counter() - self._t0, 3),
             "store": has_store,
+            "parts": parts,
             "vocab": list(self.vocab.tokens),  # type: ignore[union-attr]
         }
         fmt.write_manifest(d, manifest)
@@ -413,6 +436,11 @@ def build_index(
     chunk_size: int = 10_000,
     batch_size: int = 512,
     show_progress: bool = False,
+    methods: Sequence[str] = ALL_METHODS,
+    reorder: bool | None = None,
+    bmp: dict[str, Any] | None = None,
+    seismic: dict[str, Any] | None = None,
+    reorder_params: dict[str, Any] | None = None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -422,7 +450,15 @@ def build_index(
     ``{token: weight}`` dicts. ``ids`` names the documents where the source has no ids (default
     "0", "1", ...). ``quantization`` is ``float32``, ``uint16`` or ``uint8`` (linear, scale stored).
     ``encoder`` (an :class:`~lsr.encoders.Encoder`) is recorded in the manifest so text queries are
-    encoded the same way. Memory stays bounded by ``run_postings`` (see module docs).
+    encoded the same way. Memory stays bounded by ``run_postings`` (see module docs) while reading
+    the source; the optional parts are then built in memory (about 3x the postings' size).
+
+    ``methods`` lists the search methods the index must serve (default: all of ``exact``,
+    ``maxscore``, ``bmp``, ``seismic``); each adds the parts it needs (see :mod:`lsr.index.parts`).
+    ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
+    built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
+    (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
+    ``{"terms", "iterations", "leaf"}``).
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -437,6 +473,11 @@ def build_index(
         run_postings=run_postings,
         overwrite=overwrite,
         source=desc,
+        methods=methods,
+        reorder=reorder,
+        bmp=bmp,
+        seismic=seismic,
+        reorder_params=reorder_params,
     )
     bar = None
     try:

@@ -14,11 +14,34 @@ An index is one directory::
                            vectors with a "content"; ``manifest["store"]`` says whether it is there
     store_offsets.npy      int64[n_docs + 1]   byte range of each document's line in store.jsonl
 
+Optional parts (version 2; ``manifest["parts"]`` says which exist and with what parameters; see
+:mod:`lsr.index.parts` for how they are built and which search method needs which):
+
+    doc_order.npy          uint32[n_docs]      build-order number of each internal doc number, when
+                           the documents were reordered (graph bisection). Postings, the forward
+                           index and blocks use internal numbers; doc_ids, doc_lengths, the store
+                           and search results use build-order numbers. Absent: the two are equal.
+    forward_offsets.npy    int64[n_docs + 1]   forward index (by internal doc number): terms of doc d
+    forward_terms.npy      uint32[n_postings]  are [forward_offsets[d], forward_offsets[d + 1]),
+    forward_impacts.npy    like postings_impacts  ascending term id
+    bmp_offsets.npy        int64[n_terms + 1]  BMP entries of term t: [bmp_offsets[t], bmp_offsets[t + 1])
+    bmp_blocks.npy         uint32[n_entries]   block number (internal doc // parts.bmp.block_size), ascending
+    bmp_starts.npy         uint32[n_entries]   first posting of the block, relative to offsets[t]
+    bmp_max.npy            like postings_impacts  largest impact of the term in the block
+    seismic_term_blocks.npy        int64[n_terms + 1]   blocks of term t (its pruned list, in order)
+    seismic_block_docs_offsets.npy int64[n_blocks + 1]  documents of block b:
+    seismic_block_docs.npy         uint32[]             [offsets[b], offsets[b + 1]), internal numbers
+    seismic_summary_offsets.npy    int64[n_blocks + 1]  summary of block b, heaviest term first:
+    seismic_summary_terms.npy      int32[n_summary_entries]
+    seismic_summary_values.npy     uint8[n_summary_entries]  x seismic_summary_scale[b] = impact
+    seismic_summary_scale.npy      float32[n_blocks]
+
 All arrays are plain ``.npy`` files opened with ``np.load(mmap_mode="r")``: opening an index costs
 no RAM beyond the pages a search touches. Impacts quantized to uint8/uint16 are
 ``round(w / scale)`` (at least 1, so a positive weight never becomes 0); a score is
 ``scale * sum(q_weight * impact)``. ``manifest["quantization"] = {"dtype", "scale"}`` with
-``scale = 1.0`` for float32.
+``scale = 1.0`` for float32. Version 1 indexes (no parts) are still read; they search with
+``exact`` only.
 
 A build writes into ``<output>.tmp-<pid>`` and renames it at the end, so a crashed build never
 leaves a directory that looks complete. ``FORMAT_VERSION`` changes whenever this layout changes;
@@ -36,13 +59,15 @@ import numpy as np
 from lsr.errors import LsrError
 
 FORMAT_NAME = "lsr-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 STORE = "store.jsonl"
 QUANTIZATIONS = ("float32", "uint16", "uint8")
 
-# file name -> (dtype or None for "see manifest", length key in manifest counts)
-ARRAYS: dict[str, tuple[str | None, str]] = {
+# file name -> (dtype or None for "the impacts' dtype", length key in manifest counts or None for
+# "checked by the caller")
+ARRAYS: dict[str, tuple[str | None, str | None]] = {
     "offsets": ("int64", "n_terms+1"),
     "postings_docs": ("uint32", "n_postings"),
     "postings_impacts": (None, "n_postings"),
@@ -50,7 +75,23 @@ ARRAYS: dict[str, tuple[str | None, str]] = {
     "doc_ids": (None, "n_docs"),
     "doc_lengths": ("uint32", "n_docs"),
     "store_offsets": ("int64", "n_docs+1"),
+    "doc_order": ("uint32", "n_docs"),
+    "forward_offsets": ("int64", "n_docs+1"),
+    "forward_terms": ("uint32", "n_postings"),
+    "forward_impacts": (None, "n_postings"),
+    "bmp_offsets": ("int64", "n_terms+1"),
+    "bmp_blocks": ("uint32", None),
+    "bmp_starts": ("uint32", None),
+    "bmp_max": (None, None),
+    "seismic_term_blocks": ("int64", "n_terms+1"),
+    "seismic_block_docs_offsets": ("int64", None),
+    "seismic_block_docs": ("uint32", None),
+    "seismic_summary_offsets": ("int64", None),
+    "seismic_summary_terms": ("int32", None),
+    "seismic_summary_values": ("uint8", None),
+    "seismic_summary_scale": ("float32", None),
 }
+IMPACT_ARRAYS = ("postings_impacts", "forward_impacts", "bmp_max")
 
 
 def array_path(index_dir: str, name: str) -> str:
@@ -80,9 +121,9 @@ def read_manifest(index_dir: str) -> dict[str, Any]:
     if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
         raise LsrError(f"{path}: not an lsr index manifest")
     ver = m.get("format_version")
-    if ver != FORMAT_VERSION:
+    if ver not in READABLE_VERSIONS:
         raise LsrError(
-            f"{index_dir}: index format version {ver}, but this lsr reads version {FORMAT_VERSION}: rebuild the index"
+            f"{index_dir}: index format version {ver}, but this lsr reads versions {', '.join(map(str, READABLE_VERSIONS))}: rebuild the index"
         )
     for key in ("n_docs", "n_terms", "n_postings", "vocab", "quantization"):
         if key not in m:
@@ -94,8 +135,8 @@ def read_manifest(index_dir: str) -> dict[str, Any]:
     return m
 
 
-def open_array(index_dir: str, name: str, manifest: dict[str, Any]) -> np.ndarray:
-    """Memory-map one array and check its dtype and length against the manifest."""
+def open_array(index_dir: str, name: str, manifest: dict[str, Any], length: int | None = None) -> np.ndarray:
+    """Memory-map one array and check its dtype and its length (from the manifest, or ``length``)."""
     path = array_path(index_dir, name)
     if not os.path.isfile(path):
         raise LsrError(f"{index_dir}: missing {name}.npy (incomplete or damaged index)")
@@ -104,13 +145,16 @@ def open_array(index_dir: str, name: str, manifest: dict[str, Any]) -> np.ndarra
     except (ValueError, OSError, EOFError) as e:
         raise LsrError(f"{path}: unreadable or truncated ({e})") from None
     dtype, length_key = ARRAYS[name]
-    if name == "postings_impacts":
+    if name in IMPACT_ARRAYS:
         dtype = manifest["quantization"]["dtype"]
     if dtype is not None and arr.dtype != np.dtype(dtype):
         raise LsrError(f"{path}: dtype {arr.dtype}, expected {dtype}")
     if name == "doc_ids" and arr.dtype.kind != "S":
         raise LsrError(f"{path}: expected a bytes array of doc ids")
-    expected = manifest[length_key.split("+")[0]] + (1 if length_key.endswith("+1") else 0)
+    if length_key is not None:
+        expected = manifest[length_key.split("+")[0]] + (1 if length_key.endswith("+1") else 0)
+    else:
+        expected = arr.shape[0] if length is None else length
     if arr.ndim != 1 or arr.shape[0] != expected:
         raise LsrError(
             f"{path}: has {arr.shape} entries, manifest expects {expected} (truncated or mismatched)"

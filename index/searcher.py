@@ -4,7 +4,19 @@
 queries as a :class:`~lsr.vectors.SparseBatch`, a scipy CSR matrix over the index vocabulary, a
 list of ``{token: weight}`` dicts, or a list of strings (encoded with the encoder recorded in the
 manifest), and returns one :class:`SearchResult` per query: external doc ids and float scores in
-descending order (ties by internal doc number, i.e. build order).
+descending order (ties by build order, whatever the internal numbering).
+
+Methods (``Index.methods`` lists those this index was built for):
+
+- ``exact``: term-at-a-time over every posting of every query term.
+- ``maxscore``: rank-safe MaxScore; same top-k and scores as exact.
+- ``bmp``: Block-Max Pruning; ``alpha`` (default 1) < 1 over-estimates the threshold, ``beta``
+  (default 1) < 1 drops the lightest query terms. alpha = beta = 1 is rank-safe.
+- ``seismic``: approximate; ``query_cut`` (default 10) heaviest query terms drive the search,
+  ``heap_factor`` (default 0.9) scales the k-th score that block summaries are compared with.
+
+Every method scores a document with the same float32 additions in the same order (query terms
+ascending by term id), so the safe methods return bit-identical scores to exact search.
 """
 
 from __future__ import annotations
@@ -21,11 +33,17 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
+from lsr.index.parts import ALL_METHODS, METHOD_PARTS
 from lsr.vectors import SparseBatch, Vocabulary
 
-METHODS = ("exact",)
-# Methods named by the design that a later release adds; asking for them gives a clear error.
-PLANNED_METHODS = ("maxscore", "bmp", "seismic")
+METHODS = ALL_METHODS
+# method -> {parameter: (default, low, high, integer?)}; bounds inclusive
+METHOD_PARAMS: dict[str, dict[str, tuple[float, float, float, bool]]] = {
+    "exact": {},
+    "maxscore": {},
+    "bmp": {"alpha": (1.0, 1e-6, 1.0, False), "beta": (1.0, 1e-6, 1.0, False)},
+    "seismic": {"query_cut": (10, 1, 1_000_000, True), "heap_factor": (0.9, 0.0, 1e6, False)},
+}
 MAX_K = 1_000_000
 
 
@@ -54,7 +72,22 @@ class _Scratch:
     a fresh n_docs accumulator every time."""
 
     def __init__(self, n_docs: int, n_chunks: int) -> None:
+        self.n_docs = n_docs
+        self.n_chunks = n_chunks
         self.accs = np.zeros((n_chunks, n_docs), dtype=np.float32)
+        self.slots: np.ndarray | None = None  # BMP: int64[n_chunks, query terms x blocks]
+        self.stamps: np.ndarray | None = None  # Seismic: int32[n_chunks, n_docs]
+        self.stamp_box = np.ones(n_chunks, np.int64)
+
+    def bmp_slots(self, size: int) -> np.ndarray:
+        if self.slots is None or self.slots.shape[1] < size:
+            self.slots = np.empty((self.n_chunks, max(size, 1)), np.int64)
+        return self.slots
+
+    def seismic_stamps(self) -> np.ndarray:
+        if self.stamps is None:
+            self.stamps = np.zeros((self.n_chunks, self.n_docs), np.int32)
+        return self.stamps
 
 
 class Index:
@@ -85,6 +118,8 @@ class Index:
             if not os.path.isfile(store_path) or os.path.getsize(store_path) != int(self._store_offsets[-1]):
                 raise LsrError(f"{self.path}: {fmt.STORE} is missing or truncated (damaged index)")
             self._store = np.memmap(store_path, dtype=np.uint8, mode="r") if self._store_offsets[-1] else None
+        self.parts: dict[str, Any] = m.get("parts") or {}
+        self._open_parts()
         self._id_order: np.ndarray | None = None
         self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray | None, int]] = {}
         self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
@@ -95,6 +130,48 @@ class Index:
         return (
             f"Index({self.path!r}, docs={self.n_docs}, terms={self.n_terms}, postings={self.n_postings}, "
             f"quantization={self.quantization})"
+        )
+
+    def _open_parts(self) -> None:
+        m, p = self.manifest, self.parts
+        self.doc_order = (
+            fmt.open_array(self.path, "doc_order", m) if p.get("doc_order") else np.empty(0, np.uint32)
+        )
+        self.forward = None
+        if p.get("forward"):
+            self.forward = tuple(
+                fmt.open_array(self.path, name, m)
+                for name in ("forward_offsets", "forward_terms", "forward_impacts")
+            )
+        self.bmp = None
+        if p.get("bmp"):
+            n = int(p["bmp"]["n_entries"])
+            self.bmp = (
+                fmt.open_array(self.path, "bmp_offsets", m),
+                fmt.open_array(self.path, "bmp_blocks", m, n),
+                fmt.open_array(self.path, "bmp_starts", m, n),
+                fmt.open_array(self.path, "bmp_max", m, n),
+            )
+            self.bmp_block_size = int(p["bmp"]["block_size"])
+        self.seismic = None
+        if p.get("seismic"):
+            nb = int(p["seismic"]["n_blocks"])
+            ns = int(p["seismic"]["n_summary_entries"])
+            tb = fmt.open_array(self.path, "seismic_term_blocks", m)
+            bptr = fmt.open_array(self.path, "seismic_block_docs_offsets", m, nb + 1)
+            self.seismic = (
+                tb,
+                bptr,
+                fmt.open_array(self.path, "seismic_block_docs", m, int(bptr[-1])),
+                fmt.open_array(self.path, "seismic_summary_offsets", m, nb + 1),
+                fmt.open_array(self.path, "seismic_summary_terms", m, ns),
+                fmt.open_array(self.path, "seismic_summary_values", m, ns),
+                fmt.open_array(self.path, "seismic_summary_scale", m, nb),
+            )
+        self.methods: tuple[str, ...] = tuple(
+            name
+            for name, needs in METHOD_PARTS.items()
+            if all(getattr(self, part) is not None for part in needs)
         )
 
     @property
@@ -221,6 +298,9 @@ class Index:
             raise LsrError(f"query term id outside the index vocabulary (0 .. {self.n_terms - 1})")
         if len(weights) and (not np.all(np.isfinite(weights)) or weights.min() < 0):
             raise LsrError("query weights must be finite and >= 0")
+        indptr, terms, weights = _canonical(
+            np.asarray(indptr, np.int64), np.asarray(terms, np.int32), np.asarray(weights, np.float32)
+        )
         return (
             np.ascontiguousarray(indptr, np.int64),
             np.ascontiguousarray(terms, np.int32),
@@ -296,51 +376,69 @@ class Index:
         """
         k = _check_k(k)
         threads = _check_threads(threads)
-        if method not in METHODS:
-            if method in PLANNED_METHODS:
-                raise LsrError(
-                    f"method {method!r} is not available in this version (available: {', '.join(METHODS)})"
-                )
-            raise LsrError(f"unknown method {method!r} (available: {', '.join(METHODS)})")
-        if params:
-            raise LsrError(f"method {method!r} takes no parameters, got {', '.join(sorted(params))}")
+        params = self.check_params(method, params)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
-        docs, scores = self.search_arrays(indptr, terms, weights, k, threads)
+        docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
         return self._results(docs, scores, unknown)
 
+    def check_params(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate ``method`` for this index and fill in its parameters' defaults."""
+        if method not in METHOD_PARAMS:
+            raise LsrError(f"unknown method {method!r} (available: {', '.join(self.methods)})")
+        if method not in self.methods:
+            missing = [p for p in METHOD_PARTS[method] if getattr(self, p) is None]
+            raise LsrError(
+                f"this index was built without the {' and '.join(missing)} part{'s' if len(missing) > 1 else ''} "
+                f"that method {method!r} needs (available: {', '.join(self.methods)}); rebuild it with "
+                f"methods including {method!r} (lsr index --methods {method})"
+            )
+        spec = METHOD_PARAMS[method]
+        unknown = sorted(set(params) - set(spec))
+        if unknown:
+            known = ", ".join(spec) if spec else "none"
+            raise LsrError(
+                f"method {method!r} takes no parameter {', '.join(unknown)} (its parameters: {known})"
+            )
+        out: dict[str, Any] = {}
+        for name, (default, lo, hi, integer) in spec.items():
+            val = params.get(name, default)
+            if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
+                raise LsrError(f"{method} parameter {name} must be a number, got {val!r}")
+            if integer and int(val) != val:
+                raise LsrError(f"{method} parameter {name} must be an integer, got {val!r}")
+            if not (lo <= val <= hi) or not np.isfinite(val):
+                raise LsrError(f"{method} parameter {name} must be in [{lo:g}, {hi:g}], got {val!r}")
+            out[name] = int(val) if integer else float(val)
+        return out
+
     def search_arrays(
-        self, indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, k: int, threads: int = 1
+        self,
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        threads: int = 1,
+        method: str = "exact",
+        **params: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Low-level exact search over CSR query arrays already in index term ids.
+        """Low-level search over CSR query arrays already in index term ids, each query's terms
+        ascending (as :meth:`prepare_queries` returns them); ``params`` already checked.
 
-        Returns (internal doc numbers int64[nq, k] with -1 padding, scores float32[nq, k]).
+        Returns (build-order doc numbers int64[nq, k] with -1 padding, scores float32[nq, k]).
         """
-        from lsr.index.kernels import exact
-
         nq = len(indptr) - 1
         k_eff = max(1, min(k, self.n_docs))
         n_chunks = max(1, min(threads, nq))
         scratch = self._take_scratch(n_chunks)
-        # the postings and this batch's queries, as both kernels take them
-        args = (
-            self.offsets,
-            self.postings_docs,
-            self.postings_impacts,
-            self.scale,
-            indptr,
-            terms,
-            weights,
-            k_eff,
-        )
         try:
             if n_chunks == 1:
-                d, s = exact.search_serial(*args, scratch.accs[0])
+                d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, 1)
             else:
                 import numba
 
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    d, s = exact.search_batch(*args, scratch.accs[:n_chunks], n_chunks)
+                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks)
         finally:
             self._pool.put(scratch)
         if k_eff < k:
@@ -348,13 +446,97 @@ class Index:
             s = np.pad(s, ((0, 0), (0, k - k_eff)))
         return d, s
 
+    def _run(
+        self,
+        method: str,
+        params: dict[str, Any],
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        scratch: _Scratch,
+        n_chunks: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Call the method's kernel: serial for one chunk, parallel otherwise."""
+        postings = (self.offsets, self.postings_docs, self.postings_impacts, self.scale)
+        if method == "exact":
+            from lsr.index.kernels import exact
+
+            args = (*postings, self.doc_order, indptr, terms, weights, k)
+            if n_chunks == 1:
+                return exact.search_serial(*args, scratch.accs[0])
+            return exact.search_batch(*args, scratch.accs[:n_chunks], n_chunks)
+        if method == "maxscore":
+            from lsr.index.kernels import maxscore
+
+            args = (
+                *postings,
+                self.term_max,
+                self.doc_order,
+                *self.forward,
+                self.n_docs,
+                indptr,
+                terms,
+                weights,
+                k,
+            )
+            if n_chunks == 1:
+                return maxscore.search_serial(*args)
+            return maxscore.search_batch(*args, n_chunks)
+        if method == "bmp":
+            from lsr.index.kernels import bmp
+
+            n_blocks = (self.n_docs + self.bmp_block_size - 1) // self.bmp_block_size
+            max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+            slots = scratch.bmp_slots(max_nq * n_blocks)
+            args = (
+                *postings,
+                self.doc_order,
+                *self.bmp,
+                self.bmp_block_size,
+                self.n_docs,
+                indptr,
+                terms,
+                weights,
+                k,
+                params["alpha"],
+                params["beta"],
+            )
+            if n_chunks == 1:
+                return bmp.search_serial(*args, slots[0])
+            return bmp.search_batch(*args, slots, n_chunks)
+        if method == "seismic":
+            from lsr.index.kernels import seismic
+
+            args = (
+                *self.seismic,
+                *self.forward,
+                self.scale,
+                self.doc_order,
+                self.n_terms,
+                indptr,
+                terms,
+                weights,
+                k,
+                params["query_cut"],
+                params["heap_factor"],
+            )
+            stamps = scratch.seismic_stamps()
+            if n_chunks == 1:
+                box = scratch.stamp_box[:1].copy()
+                out = seismic.search_serial(*args, stamps[0], box)
+                scratch.stamp_box[0] = box[0]
+                return out
+            return seismic.search_batch(*args, stamps, scratch.stamp_box, n_chunks)
+        raise LsrError(f"unknown method {method!r}")  # pragma: no cover (check_params refuses it)
+
     def _take_scratch(self, n_chunks: int) -> _Scratch:
         while True:
             try:
                 sc = self._pool.get_nowait()
             except queue.Empty:
                 return _Scratch(self.n_docs, n_chunks)
-            if sc.accs.shape[0] >= n_chunks:
+            if sc.n_chunks >= n_chunks:
                 return sc
             # too small for this call: drop it and look further (a new one is made if none fits)
 
@@ -370,14 +552,47 @@ class Index:
             )
         return out
 
-    def warmup(self) -> None:
-        """Compile (or load from cache) the search kernels with a tiny query, so no search pays for JIT."""
+    def warmup(self, methods: Sequence[str] | None = None) -> None:
+        """Compile (or load from cache) the search kernels of ``methods`` (default: all this index
+        has) with a tiny query, so no search pays for JIT."""
         t = np.array([int(np.argmax(np.diff(self.offsets)))], dtype=np.int32)
-        self.search_arrays(np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1)
-        self.search_arrays(np.array([0, 1, 2], np.int64), np.repeat(t, 2), np.ones(2, np.float32), 10, 2)
+        for method in methods or self.methods:
+            params = self.check_params(method, {})
+            self.search_arrays(np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, method, **params)
+            self.search_arrays(
+                np.array([0, 1, 2], np.int64),
+                np.repeat(t, 2),
+                np.ones(2, np.float32),
+                10,
+                2,
+                method,
+                **params,
+            )
 
 
 _PARALLEL_LOCK = threading.Lock()
+
+
+def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each query's terms ascending and unique (duplicate weights summed), zero weights dropped:
+    the order every kernel adds scores in, so all methods agree to the last bit."""
+    nq = len(indptr) - 1
+    row = np.repeat(np.arange(nq), np.diff(indptr))
+    same = row[1:] == row[:-1]
+    if np.all(terms[1:][same] > terms[:-1][same]) and (len(weights) == 0 or weights.min() > 0):
+        return indptr, terms, weights
+    order = np.lexsort((terms, row))
+    terms, weights, row = terms[order], weights[order], row[order]
+    first = np.ones(len(terms), bool)
+    first[1:] = (terms[1:] != terms[:-1]) | (row[1:] != row[:-1])
+    starts = np.flatnonzero(first)
+    weights = np.add.reduceat(weights, starts) if len(starts) else weights[:0]
+    terms, row = terms[starts], row[starts]
+    keep = weights > 0
+    terms, weights, row = terms[keep], weights[keep], row[keep]
+    indptr = np.zeros(nq + 1, np.int64)
+    np.cumsum(np.bincount(row, minlength=nq), out=indptr[1:])
+    return indptr, terms, weights
 
 
 def _check_k(k: Any) -> int:

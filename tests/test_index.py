@@ -112,7 +112,16 @@ def test_kernel_equals_numpy_reference():
         k = int(rng.integers(1, n_docs + 3))
         acc = np.zeros(n_docs, np.float32)
         d, s = exact.search_serial(
-            offsets, pdocs, imp, np.float32(1), np.array([0, nt]), terms, weights, k, acc
+            offsets,
+            pdocs,
+            imp,
+            np.float32(1),
+            np.empty(0, np.uint32),
+            np.array([0, nt]),
+            terms,
+            weights,
+            k,
+            acc,
         )
         rd, rs = exact.search_reference(offsets, pdocs, imp, 1.0, terms, weights, k, n_docs)
         n = len(rd)
@@ -201,8 +210,8 @@ def test_bad_inputs(tmp_path):
             idx.search(q, k=bad_k)
     with pytest.raises(LsrError, match="unknown method"):
         idx.search(q, method="magic")
-    with pytest.raises(LsrError, match="not available"):
-        idx.search(q, method="bmp")
+    with pytest.raises(LsrError, match="alpha must be in"):
+        idx.search(q, method="bmp", alpha=2)
     with pytest.raises(LsrError, match=">= 0"):
         idx.search([{"t1": -1.0}])
     with pytest.raises(LsrError, match="not a number"):
@@ -263,8 +272,17 @@ def test_memory_mapped_and_streaming_build(tmp_path):
     for name in ("offsets", "postings_docs", "postings_impacts", "term_max", "doc_lengths"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     csc = docs.tocsc()
-    assert np.array_equal(a.offsets, csc.indptr) and np.array_equal(a.postings_docs, csc.indices)
+    plain = open_index(build_index(docs, tmp_path / "c", vocab=vocab_of(300), reorder=False))
+    assert np.array_equal(plain.offsets, csc.indptr) and np.array_equal(plain.postings_docs, csc.indices)
     np.testing.assert_array_equal(a.term_max, np.asarray(csc.max(axis=0).todense()).ravel())
+    # reordered: the same postings once internal numbers are mapped back to build order
+    assert np.array_equal(a.offsets, csc.indptr)
+    for t in range(300):
+        seg = slice(a.offsets[t], a.offsets[t + 1])
+        back = a.doc_order[a.postings_docs[seg]]
+        order = np.argsort(back)
+        assert np.array_equal(back[order], csc.indices[seg])
+        assert np.array_equal(a.postings_impacts[seg][order], csc.data[seg])
 
 
 def test_document_store_and_id_lookup(tmp_path):

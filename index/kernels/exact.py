@@ -18,42 +18,48 @@ SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max befor
 
 
 @njit(cache=True, nogil=True)
-def scan_topk(acc, start, end, k, hs, hd, size):
+def scan_topk(acc, start, end, k, hs, hd, size, doc_order):
     """Offer acc[start:end] (doc numbers start..end-1, ascending) to the top-k heap; returns its size.
 
-    A doc enters only when its score beats the current threshold (0 until the heap is full, then the
-    worst kept score): with docs ascending, an equal score loses its tie, as it must. Blocks whose
-    max is under the threshold are skipped after one vectorisable pass, so the scan costs a fraction
-    of a nanosecond per document instead of a mispredicted branch each.
+    Heap keys are ``doc_order[d]`` (the build-order number of internal doc d) when the index was
+    reordered, else d. A doc enters only when its score beats the current threshold (0 until the
+    heap is full, then the worst kept score): with keys ascending, an equal score loses its tie, as
+    it must; with reordered keys an equal score is offered too and the heap decides the tie. Blocks
+    whose max is under the threshold are skipped after one vectorisable pass, so the scan costs a
+    fraction of a nanosecond per document instead of a mispredicted branch each.
     """
+    reordered = doc_order.shape[0] > 0
     thr = hs[0] if size == k else np.float32(0)
     d = start
     while d + SCAN_BLOCK <= end:
         m = acc[d]
         for j in range(d + 1, d + SCAN_BLOCK):
             m = max(m, acc[j])
-        if m > thr:
+        if m > thr or (reordered and m == thr and m > 0):
             for j in range(d, d + SCAN_BLOCK):
                 s = acc[j]
-                if s > thr:
-                    size = heap_push(hs, hd, size, k, s, np.int64(j))
+                if s > thr or (reordered and s == thr and s > 0):
+                    key = np.int64(doc_order[j]) if reordered else np.int64(j)
+                    size = heap_push(hs, hd, size, k, s, key)
                     if size == k:
                         thr = hs[0]
         d += SCAN_BLOCK
     for j in range(d, end):
         s = acc[j]
-        if s > thr:
-            size = heap_push(hs, hd, size, k, s, np.int64(j))
+        if s > thr or (reordered and s == thr and s > 0):
+            key = np.int64(doc_order[j]) if reordered else np.int64(j)
+            size = heap_push(hs, hd, size, k, s, key)
             if size == k:
                 thr = hs[0]
     return size
 
 
 @njit(cache=True, nogil=True)
-def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd, out_d, out_s):
+def search_one(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, acc, hs, hd, out_d, out_s):
     """Exact top-k of one query into out_d / out_s (length k; -1 / 0 past the matches).
 
-    ``acc`` is a zeroed float32[n_docs] scratch array and is zero again on return.
+    ``acc`` is a zeroed float32[n_docs] scratch array and is zero again on return. Results are
+    keyed by ``doc_order[d]`` when it is not empty (see :func:`scan_topk`).
     """
     n_docs = acc.shape[0]
     touched = 0
@@ -74,10 +80,11 @@ def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd
                 d = docs[j]
                 s = acc[d]
                 if s > 0:
-                    size = heap_push(hs, hd, size, k, s, np.int64(d))
+                    key = np.int64(doc_order[d]) if doc_order.shape[0] > 0 else np.int64(d)
+                    size = heap_push(hs, hd, size, k, s, key)
                     acc[d] = 0
     else:
-        size = scan_topk(acc, 0, n_docs, k, hs, hd, size)
+        size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order)
         acc[:] = 0
     n = size
     heap_drain(hs, hd, size, out_s, out_d)
@@ -89,7 +96,7 @@ def search_one(offsets, docs, impacts, scale, q_terms, q_weights, k, acc, hs, hd
 
 
 @njit(cache=True, nogil=True)
-def search_serial(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k, acc):
+def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc):
     """Exact top-k for every query of a CSR batch, one after the other, reusing ``acc``.
     Returns (doc numbers int64[nq, k], scores float32[nq, k])."""
     nq = q_indptr.shape[0] - 1
@@ -100,13 +107,25 @@ def search_serial(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k
     for q in range(nq):
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
-            offsets, docs, impacts, scale, q_terms[a:b], q_weights[a:b], k, acc, hs, hd, out_d[q], out_s[q]
+            offsets,
+            docs,
+            impacts,
+            scale,
+            doc_order,
+            q_terms[a:b],
+            q_weights[a:b],
+            k,
+            acc,
+            hs,
+            hd,
+            out_d[q],
+            out_s[q],
         )
     return out_d, out_s
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def search_batch(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k, accs, n_chunks):
+def search_batch(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks):
     """Like :func:`search_serial`, with the queries split into ``n_chunks`` parallel chunks, chunk c
     using the zeroed accumulator ``accs[c]``."""
     nq = q_indptr.shape[0] - 1
@@ -124,6 +143,7 @@ def search_batch(offsets, docs, impacts, scale, q_indptr, q_terms, q_weights, k,
                 docs,
                 impacts,
                 scale,
+                doc_order,
                 q_terms[a:b],
                 q_weights[a:b],
                 k,

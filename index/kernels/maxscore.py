@@ -1,0 +1,182 @@
+"""Rank-safe MaxScore (Turtle and Flood, 1995), processed in windows of doc numbers.
+
+Query terms are sorted by their upper bound ``w * max impact``. Once the top-k heap is full with
+k-th score ``thr``, the longest prefix of low-bound terms whose bounds sum below ``thr`` is
+*non-essential*: a document matching only those cannot enter the top-k, so their posting lists are
+never read. The *essential* lists are walked window by window (``WINDOW`` doc numbers at a time,
+Lucene's MaxScoreBulkScorer layout): their partial scores go into a small accumulator, and a
+document whose partial score plus the non-essential bound can still reach ``thr`` is scored
+exactly from the forward index (its own terms, ascending term id: the same float additions, in the
+same order, as exact search, so scores are bit-identical and ties fall the same way).
+Between windows the threshold has risen, so more terms become non-essential.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from lsr.index.kernels.topk import heap_drain, heap_push
+
+WINDOW = 4096
+SLACK = np.float32(1.0001)  # bounds are summed in another order than scores: allow float rounding
+
+
+@njit(cache=True, nogil=True, inline="always")
+def forward_score(fptr, fterms, fimp, d, qw):
+    """sum over the terms of doc d, ascending term id, of qw[term] * impact (float32)."""
+    s = np.float32(0)
+    for p in range(fptr[d], fptr[d + 1]):
+        w = qw[fterms[p]]
+        if w > 0:
+            s += w * np.float32(fimp[p])
+    return s
+
+
+@njit(cache=True, nogil=True)
+def search_one(
+    offsets,
+    docs,
+    impacts,
+    scale,
+    term_max,
+    doc_order,
+    fptr,
+    fterms,
+    fimp,
+    n_docs,
+    q_terms,
+    q_weights,
+    k,
+    qw,
+    acc,
+    touched,
+    hs,
+    hd,
+    out_d,
+    out_s,
+):
+    """MaxScore top-k of one query into out_d / out_s (-1 / 0 padding).
+
+    Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros,
+    ``touched`` int64[WINDOW].
+    """
+    nq = q_terms.shape[0]
+    reordered = doc_order.shape[0] > 0
+    ubs = np.empty(nq, np.float32)
+    for i in range(nq):
+        w = np.float32(q_weights[i])
+        qw[q_terms[i]] = w
+        ubs[i] = w * (term_max[q_terms[i]] / scale)
+    order = np.argsort(ubs)
+    prefix = np.zeros(nq + 1, np.float32)
+    for r in range(nq):
+        prefix[r + 1] = prefix[r] + ubs[order[r]]
+    pos = np.empty(nq, np.int64)
+    for i in range(nq):
+        pos[i] = offsets[q_terms[i]]
+    size = 0
+    thr = np.float32(0)
+    n_ne = 0
+    for r in range(nq):  # zero-weight terms never matter
+        if ubs[order[r]] > 0:
+            break
+        n_ne += 1
+    lo = 0
+    while lo < n_docs and n_ne < nq:
+        hi = min(n_docs, lo + WINDOW)
+        nt = 0
+        for r in range(n_ne, nq):
+            i = order[r]
+            t = q_terms[i]
+            w = np.float32(q_weights[i])
+            p = pos[i]
+            e = offsets[t + 1]
+            while p < e and docs[p] < hi:
+                x = docs[p] - lo
+                if acc[x] == 0:
+                    touched[nt] = x
+                    nt += 1
+                acc[x] += w * np.float32(impacts[p])
+                p += 1
+            pos[i] = p
+        bound_ne = prefix[n_ne]
+        for y in range(nt):
+            x = touched[y]
+            part = acc[x]
+            acc[x] = 0
+            if size == k and (part + bound_ne) * SLACK < thr:
+                continue
+            d = lo + x
+            s = forward_score(fptr, fterms, fimp, d, qw)
+            if s > 0 and (size < k or s >= thr):
+                key = np.int64(doc_order[d]) if reordered else np.int64(d)
+                size = heap_push(hs, hd, size, k, s, key)
+                if size == k:
+                    thr = hs[0]
+        if size == k:
+            while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
+                n_ne += 1
+        lo = hi
+    for i in range(nq):
+        qw[q_terms[i]] = 0
+    n = size
+    heap_drain(hs, hd, size, out_s, out_d)
+    for i in range(n):
+        out_s[i] = out_s[i] * scale
+    for i in range(n, out_d.shape[0]):
+        out_d[i] = -1
+        out_s[i] = 0
+
+
+@njit(cache=True, nogil=True)
+def search_range(
+    offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
+    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s,
+):  # fmt: skip
+    """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s."""
+    qw = np.zeros(term_max.shape[0], np.float32)
+    acc = np.zeros(WINDOW, np.float32)
+    touched = np.empty(WINDOW, np.int64)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    for q in range(q_lo, q_hi):
+        a, b = q_indptr[q], q_indptr[q + 1]
+        search_one(
+            offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
+            q_terms[a:b], q_weights[a:b], k, qw, acc, touched, hs, hd, out_d[q], out_s[q],
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def search_serial(
+    offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
+    q_indptr, q_terms, q_weights, k,
+):  # fmt: skip
+    """MaxScore for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k])."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    search_range(
+        offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
+        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s,
+    )  # fmt: skip
+    return out_d, out_s
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def search_batch(
+    offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
+    q_indptr, q_terms, q_weights, k, n_chunks,
+):  # fmt: skip
+    """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        search_range(
+            offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
+            q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s,
+        )  # fmt: skip
+    return out_d, out_s

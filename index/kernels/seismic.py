@@ -1,0 +1,265 @@
+"""Seismic-style approximate search (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
+
+Build: each term's posting list is statically pruned to its ``n_postings`` largest impacts; the
+kept documents, in doc-number order (after graph-bisection reordering neighbours are similar
+documents, so consecutive runs are clusters), are cut into blocks of ``block_size``. Each block
+gets a *summary*: the per-term maximum over its documents, pruned to the heaviest terms holding
+``summary_energy`` of its mass (at most ``summary_terms`` terms) and quantized to uint8 with one
+scale per block.
+
+Query: the ``query_cut`` heaviest query terms are visited, heaviest first; a block whose summary
+score (dot product of the query with the summary) is under ``heap_factor`` x the current k-th
+score is skipped once the heap is full; every other block's documents not yet seen are scored
+exactly from the forward index (same arithmetic as exact search) and offered to the heap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from lsr.index.kernels.maxscore import forward_score
+from lsr.index.kernels.topk import heap_drain, heap_push
+
+
+@njit(cache=True, nogil=True)
+def _kept(offsets, docs, impacts, t, n_postings):
+    """Doc numbers of term t's ``n_postings`` heaviest postings, ascending (ties: smaller doc)."""
+    a, b = offsets[t], offsets[t + 1]
+    if b - a <= n_postings:
+        return docs[a:b].astype(np.int64)
+    order = np.argsort(-impacts[a:b].astype(np.float64), kind="mergesort")[:n_postings]
+    out = np.empty(n_postings, np.int64)
+    for i in range(n_postings):
+        out[i] = docs[a + order[i]]
+    out.sort()
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
+    """Summary of a block of docs: (terms int32[], values float32[]) heaviest first.
+    ``mx`` float32[n_terms] zeros and ``seen`` int32 scratch; mx is zero again on return."""
+    n = 0
+    for d in bdocs:
+        for p in range(fptr[d], fptr[d + 1]):
+            t = fterms[p]
+            v = np.float32(fimp[p])
+            if mx[t] == 0:
+                seen[n] = t
+                n += 1
+            if v > mx[t]:
+                mx[t] = v
+    vals = np.empty(n, np.float32)
+    total = 0.0
+    for i in range(n):
+        vals[i] = mx[seen[i]]
+        total += vals[i]
+        mx[seen[i]] = 0
+    order = np.argsort(-vals, kind="mergesort")
+    keep = 0
+    acc = 0.0
+    while keep < n and keep < max_terms and (keep == 0 or acc < energy * total):
+        acc += vals[order[keep]]
+        keep += 1
+    terms = np.empty(keep, np.int32)
+    out = np.empty(keep, np.float32)
+    for i in range(keep):
+        terms[i] = seen[order[i]]
+        out[i] = vals[order[i]]
+    return terms, out
+
+
+@njit(cache=True, nogil=True)
+def _term_layout(offsets, n_postings, block_size):
+    n_terms = offsets.shape[0] - 1
+    tb = np.zeros(n_terms + 1, np.int64)  # blocks of each term
+    tk = np.zeros(n_terms + 1, np.int64)  # kept postings of each term
+    for t in range(n_terms):
+        kept = min(offsets[t + 1] - offsets[t], n_postings)
+        tk[t + 1] = tk[t] + kept
+        tb[t + 1] = tb[t] + (kept + block_size - 1) // block_size
+    return tb, tk
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def build(offsets, docs, impacts, fptr, fterms, fimp, n_postings, block_size, energy, max_terms, n_chunks):
+    """All Seismic structures; returns (term_blocks int64[n_terms + 1], block_docs_ptr
+    int64[n_blocks + 1], block_docs uint32[], summary_ptr int64[n_blocks + 1], summary_terms int32[],
+    summary_values uint8[], summary_scale float32[n_blocks])."""
+    n_terms = offsets.shape[0] - 1
+    tb, tk = _term_layout(offsets, n_postings, block_size)
+    n_blocks = tb[n_terms]
+    bptr = np.zeros(n_blocks + 1, np.int64)
+    bdocs = np.empty(tk[n_terms], np.uint32)
+    sizes = np.zeros(n_blocks + 1, np.int64)
+    cap = max_terms
+    tmp_terms = np.empty(n_blocks * cap, np.int32)
+    tmp_vals = np.empty(n_blocks * cap, np.uint8)
+    sscale = np.zeros(n_blocks, np.float32)
+    per = (n_terms + n_chunks - 1) // n_chunks
+    max_len = 0
+    for d in range(fptr.shape[0] - 1):
+        max_len = max(max_len, fptr[d + 1] - fptr[d])
+    for c in prange(n_chunks):
+        mx = np.zeros(n_terms, np.float32)
+        seen = np.empty(max_len * block_size + 1, np.int32)
+        for t in range(c * per, min(n_terms, (c + 1) * per)):
+            kept = _kept(offsets, docs, impacts, t, n_postings)
+            b = tb[t]
+            for s in range(0, kept.shape[0], block_size):
+                e = min(kept.shape[0], s + block_size)
+                bptr[b + 1] = e - s
+                for i in range(s, e):
+                    bdocs[tk[t] + i] = kept[i]
+                st, sv = _summary(kept[s:e], fptr, fterms, fimp, energy, max_terms, mx, seen)
+                top = sv[0] if sv.shape[0] else np.float32(0)
+                sc = top / np.float32(255) if top > 0 else np.float32(1)
+                sscale[b] = sc
+                sizes[b + 1] = st.shape[0]
+                for i in range(st.shape[0]):
+                    tmp_terms[b * cap + i] = st[i]
+                    tmp_vals[b * cap + i] = np.uint8(min(255.0, max(1.0, np.floor(sv[i] / sc + 0.5))))
+                b += 1
+    for b in range(n_blocks):
+        bptr[b + 1] += bptr[b]
+        sizes[b + 1] += sizes[b]
+    s_terms = np.empty(sizes[n_blocks], np.int32)
+    s_vals = np.empty(sizes[n_blocks], np.uint8)
+    for b in range(n_blocks):
+        for i in range(sizes[b + 1] - sizes[b]):
+            s_terms[sizes[b] + i] = tmp_terms[b * cap + i]
+            s_vals[sizes[b] + i] = tmp_vals[b * cap + i]
+    return tb, bptr, bdocs, sizes, s_terms, s_vals, sscale
+
+
+@njit(cache=True, nogil=True)
+def search_one(
+    term_blocks,
+    bptr,
+    bdocs,
+    sptr,
+    sterms,
+    svals,
+    sscale,
+    fptr,
+    fterms,
+    fimp,
+    scale,
+    doc_order,
+    q_terms,
+    q_weights,
+    k,
+    query_cut,
+    heap_factor,
+    qw,
+    stamps,
+    stamp,
+    hs,
+    hd,
+    out_d,
+    out_s,
+):
+    """Seismic top-k of one query into out_d / out_s. ``qw`` float32[n_terms] zeros (zero again on
+    return); ``stamps`` int32[n_docs] holds no value equal to ``stamp`` (docs seen get it)."""
+    nq = q_terms.shape[0]
+    reordered = doc_order.shape[0] > 0
+    for i in range(nq):
+        qw[q_terms[i]] = np.float32(q_weights[i])
+    order = np.argsort(-q_weights, kind="mergesort")
+    size = 0
+    thr = np.float32(0)
+    hf = np.float32(heap_factor)
+    for r in range(min(query_cut, nq)):
+        t = q_terms[order[r]]
+        for b in range(term_blocks[t], term_blocks[t + 1]):
+            if size == k:
+                sd = np.float32(0)
+                for p in range(sptr[b], sptr[b + 1]):
+                    sd += qw[sterms[p]] * np.float32(svals[p])
+                if sd * sscale[b] < hf * thr:
+                    continue
+            for p in range(bptr[b], bptr[b + 1]):
+                d = bdocs[p]
+                if stamps[d] == stamp:
+                    continue
+                stamps[d] = stamp
+                s = forward_score(fptr, fterms, fimp, d, qw)
+                if s > 0 and (size < k or s >= thr):
+                    key = np.int64(doc_order[d]) if reordered else np.int64(d)
+                    size = heap_push(hs, hd, size, k, s, key)
+                    if size == k:
+                        thr = hs[0]
+    for i in range(nq):
+        qw[q_terms[i]] = 0
+    n = size
+    heap_drain(hs, hd, size, out_s, out_d)
+    for i in range(n):
+        out_s[i] = out_s[i] * scale
+    for i in range(n, out_d.shape[0]):
+        out_d[i] = -1
+        out_s[i] = 0
+
+
+@njit(cache=True, nogil=True)
+def search_range(
+    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
+    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp0, q_lo, q_hi,
+    out_d, out_s,
+):  # fmt: skip
+    """Seismic for queries q_lo..q_hi-1 of a CSR batch; ``stamps`` is this thread's scratch whose
+    values are all below ``stamp0``. Returns the next free stamp."""
+    qw = np.zeros(n_terms, np.float32)
+    hs = np.empty(k, dtype=np.float32)
+    hd = np.empty(k, dtype=np.int64)
+    stamp = stamp0
+    for q in range(q_lo, q_hi):
+        if stamp >= 2_000_000_000:
+            stamps[:] = 0
+            stamp = 1
+        a, b = q_indptr[q], q_indptr[q + 1]
+        search_one(
+            term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
+            doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, stamps, stamp,
+            hs, hd, out_d[q], out_s[q],
+        )  # fmt: skip
+        stamp += 1
+    return stamp
+
+
+@njit(cache=True, nogil=True)
+def search_serial(
+    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
+    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box,
+):  # fmt: skip
+    """Seismic for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]).
+    ``stamp_box[0]`` is the next free stamp of ``stamps`` (advanced)."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    stamp_box[0] = search_range(
+        term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
+        n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box[0], 0, nq,
+        out_d, out_s,
+    )  # fmt: skip
+    return out_d, out_s
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def search_batch(
+    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
+    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d, stamp_box, n_chunks,
+):  # fmt: skip
+    """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
+    ``stamps2d[c]`` and ``stamp_box[c]``."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    per = (nq + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        stamp_box[c] = search_range(
+            term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
+            doc_order, n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d[c],
+            stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s,
+        )  # fmt: skip
+    return out_d, out_s

@@ -1,0 +1,253 @@
+"""Every search method against the brute-force oracle: safe methods must return exactly its top-k
+(ties by build order), approximate ones must clear a recall floor at their default settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lsr.errors import LsrError
+from lsr.index import build_index, open_index
+from lsr.index.kernels import bmp as bmp_k
+from lsr.index.kernels import forward as forward_k
+from lsr.index.kernels import reorder as reorder_k
+
+from conftest import random_collection, vocab_of
+from test_index import oracle, random_queries
+
+SAFE = [("exact", {}), ("maxscore", {}), ("bmp", {}), ("bmp", {"alpha": 1.0, "beta": 1.0})]
+# recall@k floors at default settings, and for the documented speed knobs
+APPROX = [("seismic", {}, 0.9), ("bmp", {"alpha": 0.9}, 0.8), ("bmp", {"beta": 0.8}, 0.6)]
+
+
+def topical_collection(n_docs: int, n_terms: int, seed: int, n_topics: int = 12) -> sp.csr_matrix:
+    """Documents drawn from a few topics (each a random subset of terms), in shuffled order: the
+    structure that reordering and clustering exploit, which uniform random data lacks."""
+    rng = np.random.default_rng(seed)
+    topics = [rng.choice(n_terms, size=n_terms // 6, replace=False) for _ in range(n_topics)]
+    rows, cols, vals = [], [], []
+    for d in range(n_docs):
+        t = topics[int(rng.integers(n_topics))]
+        terms = np.unique(np.concatenate([rng.choice(t, 12), rng.integers(0, n_terms, 3)]))
+        rows += [d] * len(terms)
+        cols += terms.tolist()
+        vals += (rng.integers(1, 64, len(terms)) / 8).tolist()
+    return sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=(n_docs, n_terms))
+
+
+def collections():
+    out = []
+    for seed in range(3):
+        out.append(
+            ("uniform", seed, random_collection(700 + 53 * seed, 150, seed, density=0.05 + 0.02 * seed))
+        )
+        out.append(("topical", seed, topical_collection(1500 + 101 * seed, 240, seed)))
+    return out
+
+
+COLLECTIONS = collections()
+SMALL_PARTS = {"bmp": {"block_size": 8}, "seismic": {"n_postings": 60, "block_size": 8}}
+
+
+@pytest.fixture(
+    scope="module", params=[(q, i) for q in ("float32", "uint8") for i in range(len(COLLECTIONS))]
+)
+def built(request, tmp_path_factory):
+    quantization, i = request.param
+    kind, seed, docs = COLLECTIONS[i]
+    path = tmp_path_factory.mktemp(f"{kind}{seed}{quantization}") / "ix"
+    build_index(docs, path, vocab=vocab_of(docs.shape[1]), quantization=quantization, **SMALL_PARTS)
+    return open_index(path), docs, seed
+
+
+def _queries(docs, seed):
+    q = random_queries(docs.shape[1], 30, seed + 500)
+    # and queries made from documents (the realistic case: many matches share terms)
+    rng = np.random.default_rng(seed)
+    rows = docs[rng.choice(docs.shape[0], 10, replace=False)]
+    return sp.vstack([q, rows]).tocsr()
+
+
+@pytest.mark.parametrize("method,params", SAFE)
+def test_safe_methods_equal_oracle(built, method, params):
+    idx, docs, seed = built
+    assert idx.methods == ("exact", "maxscore", "bmp", "seismic")
+    assert len(idx.doc_order) == idx.n_docs  # reordered: results must still follow build order
+    queries = _queries(docs, seed)
+    for k in (1, 10, 50, docs.shape[0] + 3):
+        want = oracle(idx, docs, queries, k)
+        for threads in (1, 2):
+            got = idx.search(queries, k=k, method=method, threads=threads, **params)
+            for qi, ((wd, ws), g) in enumerate(zip(want, got, strict=True)):
+                assert g.docs.tolist() == wd.tolist(), (method, k, qi)
+                np.testing.assert_allclose(g.scores, ws, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method,params,floor", APPROX)
+def test_approximate_methods_recall(built, method, params, floor):
+    idx, docs, seed = built
+    queries = _queries(docs, seed)
+    k = 10
+    want = oracle(idx, docs, queries, k)
+    got = idx.search(queries, k=k, method=method, **params)
+    recalls = [
+        len(set(g.docs.tolist()) & set(wd.tolist())) / len(wd)
+        for (wd, _), g in zip(want, got, strict=True)
+        if len(wd)
+    ]
+    recall = float(np.mean(recalls))
+    print(f"{method} {params} recall@{k} = {recall:.3f}")
+    assert recall >= floor
+    exact = idx.search(queries, k=k, threads=2)
+    for g, e in zip(got, exact, strict=True):
+        assert g.scores == sorted(g.scores, reverse=True)
+        if "beta" in params:
+            continue  # beta drops query terms from scoring too: partial scores
+        # otherwise approximate results carry true scores
+        s = dict(zip(e.ids, e.scores, strict=True))
+        for doc_id, score in zip(g.ids, g.scores, strict=True):
+            if doc_id in s:
+                assert score == s[doc_id]
+
+
+def test_methods_agree_bitwise_on_real_valued_weights(tmp_path):
+    """Arbitrary float weights: the safe methods give the same scores as exact, to the last bit."""
+    docs = random_collection(900, 120, 7, density=0.08, exact_weights=False)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(120), **SMALL_PARTS))
+    q = random_queries(120, 40, 8, exact_weights=False)
+    exact = idx.search(q, k=20)
+    for method in ("maxscore", "bmp"):
+        got = idx.search(q, k=20, method=method)
+        for g, e in zip(got, exact, strict=True):
+            assert g.ids == e.ids and g.scores == e.scores
+
+
+def test_without_reordering_and_lean_index(tmp_path):
+    docs = topical_collection(800, 100, 3)
+    idx = open_index(build_index(docs, tmp_path / "a", vocab=vocab_of(100), reorder=False, **SMALL_PARTS))
+    assert len(idx.doc_order) == 0
+    q = _queries(docs, 3)
+    want = oracle(idx, docs, q, 10)
+    for method in ("exact", "maxscore", "bmp"):
+        for g, (wd, _) in zip(idx.search(q, k=10, method=method), want, strict=True):
+            assert g.docs.tolist() == wd.tolist()
+    lean = open_index(build_index(docs, tmp_path / "b", vocab=vocab_of(100), methods=["exact"]))
+    assert lean.methods == ("exact",)
+    assert not any(
+        f.startswith(("bmp", "seismic", "forward", "doc_order")) for f in __import__("os").listdir(lean.path)
+    )
+    with pytest.raises(LsrError, match="built without the bmp part"):
+        lean.search(q, method="bmp")
+    with pytest.raises(LsrError, match="unknown method"):
+        lean.search(q, method="wand")
+
+
+def test_method_parameters_are_checked(tmp_path):
+    docs = topical_collection(300, 60, 1)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(60), **SMALL_PARTS))
+    q = _queries(docs, 1)
+    for method, params, msg in [
+        ("bmp", {"alpha": 0}, "alpha must be in"),
+        ("bmp", {"alpha": 1.5}, "alpha must be in"),
+        ("bmp", {"beta": "x"}, "beta must be a number"),
+        ("bmp", {"gamma": 1}, "takes no parameter gamma"),
+        ("seismic", {"query_cut": 0}, "query_cut must be in"),
+        ("seismic", {"query_cut": 2.5}, "query_cut must be an integer"),
+        ("exact", {"alpha": 1}, "takes no parameter alpha"),
+    ]:
+        with pytest.raises(LsrError, match=msg):
+            idx.search(q, method=method, **params)
+    with pytest.raises(LsrError, match="unknown method"):
+        build_index(docs, tmp_path / "bad", vocab=vocab_of(60), methods=["bmp", "wand"])
+    with pytest.raises(LsrError, match="unknown seismic parameter"):
+        build_index(docs, tmp_path / "bad", vocab=vocab_of(60), seismic={"n_posting": 3})
+
+
+def test_duplicate_and_unsorted_query_terms_are_canonicalised(tmp_path):
+    docs = topical_collection(400, 50, 2)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(50), **SMALL_PARTS))
+    unsorted = [{"t9": 1.0, "t3": 0.5, "t40": 2.0}, {"t3": 0.0, "t7": 1.0}]
+    canonical = [{"t3": 0.5, "t9": 1.0, "t40": 2.0}, {"t7": 1.0}]
+    for method in idx.methods:
+        a = idx.search(unsorted, k=5, method=method)
+        b = idx.search(canonical, k=5, method=method)
+        assert [r.ids for r in a] == [r.ids for r in b]
+
+
+# -- kernels against their numpy twins ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_transpose_equals_scipy(seed):
+    m = random_collection(300, 80, seed, density=0.1)
+    rng = np.random.default_rng(seed)
+    row_map = rng.permutation(300).astype(np.int64)
+    for rm in (np.empty(0, np.int64), row_map):
+        got = forward_k.transpose(m.indptr.astype(np.int64), m.indices.astype(np.uint32), m.data, 80, rm)
+        want = forward_k.transpose_reference(m.indptr, m.indices, m.data, 80, rm)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bmp_blocks_equal_numpy(seed):
+    m = random_collection(500, 60, seed, density=0.1).T.tocsr()  # term-major: an inverted index
+    offsets, docs, imps = m.indptr.astype(np.int64), m.indices.astype(np.uint32), m.data
+    bo, bb, bs, bm = bmp_k.build_blocks(offsets, docs, imps, 16)
+    for t in range(60):
+        seg_docs = docs[offsets[t] : offsets[t + 1]]
+        seg_imps = imps[offsets[t] : offsets[t + 1]]
+        blocks = seg_docs // 16
+        want_blocks = np.unique(blocks)
+        got = slice(bo[t], bo[t + 1])
+        np.testing.assert_array_equal(bb[got], want_blocks)
+        np.testing.assert_array_equal(bs[got], np.searchsorted(blocks, want_blocks))
+        np.testing.assert_array_equal(bm[got], [seg_imps[blocks == b].max() for b in want_blocks])
+
+
+def test_bmp_beta_pruning_equals_reference(tmp_path):
+    docs = random_collection(600, 90, 5, density=0.08)
+    idx = open_index(
+        build_index(docs, tmp_path / "ix", vocab=vocab_of(90), reorder=False, bmp={"block_size": 8})
+    )
+    q = random_queries(90, 20, 9)
+    indptr, terms, weights, _ = idx.prepare_queries(q)
+    got = idx.search(q, k=10, method="bmp", beta=0.6)
+    for i, g in enumerate(got):
+        a, b = indptr[i], indptr[i + 1]
+        wd, _ = bmp_k.search_reference(
+            idx.offsets,
+            idx.postings_docs,
+            idx.postings_impacts,
+            1.0,
+            terms[a:b],
+            weights[a:b],
+            10,
+            idx.n_docs,
+            0.6,
+        )
+        assert g.docs.tolist() == wd.tolist()
+
+
+def _gap_cost(fptr, fterms, order, n_terms):
+    """Sum over terms of log2 gaps between consecutive documents holding the term."""
+    pos = np.empty(len(order), np.int64)
+    pos[order] = np.arange(len(order))
+    m = sp.csr_matrix((np.ones(len(fterms)), fterms, fptr), shape=(len(fptr) - 1, n_terms)).T.tocsr()
+    cost = 0.0
+    for t in range(n_terms):
+        p = np.sort(pos[m.indices[m.indptr[t] : m.indptr[t + 1]]])
+        if len(p) > 1:
+            cost += np.log2(np.diff(p)).sum()
+    return cost
+
+
+def test_graph_bisection_is_a_permutation_that_lowers_gap_cost():
+    docs = topical_collection(2000, 200, 4)
+    fptr, fterms = docs.indptr.astype(np.int64), docs.indices.astype(np.int32)
+    order = reorder_k.graph_bisection(fptr, fterms, 200, leaf=8, iterations=6, threads=2)
+    assert sorted(order.tolist()) == list(range(2000))
+    before = _gap_cost(fptr, fterms, np.arange(2000), 200)
+    after = _gap_cost(fptr, fterms, order.astype(np.int64), 200)
+    assert after < 0.8 * before, (before, after)
