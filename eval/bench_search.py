@@ -1,12 +1,18 @@
-"""Search benchmark on a synthetic SPLADE-like collection: build time, size, peak RSS, latency.
+"""Search benchmark: every lsr method and the peer engines, in ONE run, on the same data, one thread.
 
-Measures, in ONE run on the same data and one thread, after a warm-up (JIT never timed):
+Measures after a warm-up (JIT never timed), queries one at a time at k (default 10):
   * lsr exact search (float32 and uint8 impacts), through the public ``Index.search`` call;
+  * lsr maxscore, bmp and seismic over a sweep of their query-time settings (``--sweep``), on the
+    first quantization's index, with recall@k against lsr exact;
   * a naive Numba term-at-a-time search (dense accumulator, a fresh pass over all documents for
     top-k, the textbook baseline) over the same postings held in RAM;
   * scipy: CSR sparse product + argpartition (on a subset of queries: it is slow);
-and writes a JSON record (git commit, CPU, threads, counts, parameters, percentiles, ratios) plus a
-Markdown table. Data comes from ``shared/bench/synth_lsr.py`` (``--data DIR``, or ``--generate N``).
+  * the peers installed from the ``bench`` extra (``--peers``): pyseismic-lsr over a sweep of
+    query_cut x heap_factor, the ``bmp`` package at three alpha/beta settings (see eval/peers.py);
+and writes a JSON record (git commit, CPU, threads, counts, parameters, percentiles, ratios, the
+issue's targets as measured ratios), a Markdown table and a recall-vs-latency plot (PNG).
+Data: a folder with ``docs.jsonl`` and ``queries.jsonl`` vectors (``shared/bench/synth_lsr.py``
+writes one; ``lsr encode`` makes one from a BEIR corpus).
 
     python eval/bench_search.py --data /path/to/synth_1m --output eval/results/search_1m.json
 """
@@ -17,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -76,11 +83,11 @@ def stats(seconds):
     }
 
 
-def build_in_child(src, out, quantization):
+def build_in_child(src, out, quantization, methods="all"):
     """Build in a child process so its peak RSS is measured alone; returns (seconds, peak RSS bytes)."""
     code = (
         "import sys,time,resource;from lsr.index import build_index;t=time.perf_counter();"
-        f"build_index({src!r},{out!r},quantization={quantization!r},overwrite=True);"
+        f"build_index({src!r},{out!r},quantization={quantization!r},overwrite=True,methods={methods!r});"
         "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -107,6 +114,19 @@ def main() -> int:
     ap.add_argument("--quantizations", default="uint8,float32")
     ap.add_argument("--reuse", action="store_true", help="reuse indexes already built in --work")
     ap.add_argument("--output", default="eval/results/search.json")
+    ap.add_argument(
+        "--sweep",
+        default="default",
+        help="lsr method settings to time on the first index: 'default', 'none', or a JSON list of "
+        '[method, {params}] pairs, e.g. \'[["bmp", {"alpha": 0.9}]]\'',
+    )
+    ap.add_argument(
+        "--peers", default="seismic,bmp", help="peer engines to build and time (seismic, bmp; '' for none)"
+    )
+    ap.add_argument("--seismic-n-postings", type=int, default=3500, help="pyseismic-lsr n_postings")
+    ap.add_argument(
+        "--peer-queries", type=int, default=None, help="queries timed for peers (default: --queries)"
+    )
     a = ap.parse_args()
 
     import numba
@@ -154,6 +174,7 @@ def main() -> int:
             secs, rss = build_in_child(docs_path, out, quant)
             build = {"seconds": secs, "peak_rss_bytes": rss}
         index = open_index(out)
+        build["parts_seconds"] = index.parts.get("seconds")
         queries = read_vectors(qpath)
         queries = queries.select(range(min(a.queries, len(queries))))
         print(f"timing lsr exact ({quant}) ...", flush=True)
@@ -161,6 +182,8 @@ def main() -> int:
             index, queries, k=a.k, method="exact", threads=1, repeats=a.repeats, warmup=100
         )
         rec["build"] = build
+        rec["engine"] = "lsr"
+        rec["safe"] = True
         rec["index_bytes"] = dir_size(out)
         record["systems"][f"lsr exact {quant}"] = rec
         record.setdefault("n_docs", index.n_docs)
@@ -170,8 +193,25 @@ def main() -> int:
         if quant == a.quantizations.split(",")[0]:
             first_index, first_queries = index, queries
 
-    # naive numba TAAT and scipy over the same float32 weights
+    # every method of the first index over its settings, recall against its exact search
     index, queries = first_index, first_queries
+    first_quant = a.quantizations.split(",")[0]
+    exact_res = index.search(queries, k=a.k)
+    for method, params in _sweep(a.sweep, index):
+        label = f"lsr {method} {first_quant}" + (" " + _fmt_params(params) if params else "")
+        print(f"timing {label} ...", flush=True)
+        lat, found = _time_lsr(index, queries, a.k, method, params, a.repeats)
+        record["systems"][label] = {
+            "engine": "lsr",
+            "method": method,
+            "params": params,
+            "latency_ms": stats(lat),
+            "queries": len(found),
+            "recall": _recall([f.ids for f in found], [e.ids for e in exact_res]),
+            "safe": method in ("exact", "maxscore") or (method == "bmp" and not params),
+        }
+
+    # naive numba TAAT and scipy over the same float32 weights
     indptr, terms, weights, _ = index.prepare_queries(queries)
     nq = len(indptr) - 1
     offsets = np.asarray(index.offsets)
@@ -235,19 +275,216 @@ def main() -> int:
         # share of queries whose float32 exact top-k scores equal the generator's brute force
         record["groundtruth_score_agreement"] = float(np.mean(agree))
 
+    peers = [p for p in a.peers.split(",") if p]
+    if peers:
+        _run_peers(a, record, index, queries, exact_res, docs_path, work, peers)
+
     base = record["systems"]["naive numba TAAT"]["latency_ms"]["mean"]
     sci = record["systems"]["scipy CSR product + argpartition"]["latency_ms"]["mean"]
     for s in record["systems"].values():
         s["ratio_vs_naive_mean"] = s["latency_ms"]["mean"] / base
         s["ratio_vs_scipy_mean"] = s["latency_ms"]["mean"] / sci
+    record["targets"] = _targets(record)
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w") as f:
         json.dump(record, f, indent=2)
+    _plot(record, os.path.splitext(a.output)[0] + ".png")
     md = _markdown(record)
     with open(os.path.splitext(a.output)[0] + ".md", "w") as f:
         f.write(md)
     print(md)
     return 0
+
+
+DEFAULT_SWEEP = [
+    ["maxscore", {}],
+    ["bmp", {}],
+    ["bmp", {"alpha": 0.95}],
+    ["bmp", {"alpha": 0.9}],
+    ["bmp", {"alpha": 0.8}],
+    ["bmp", {"alpha": 0.7}],
+    ["bmp", {"alpha": 0.9, "beta": 0.8}],
+    ["seismic", {"query_cut": 3}],
+    ["seismic", {"query_cut": 5}],
+    ["seismic", {"query_cut": 8}],
+    ["seismic", {"query_cut": 10}],
+    ["seismic", {"query_cut": 15}],
+    ["seismic", {"query_cut": 10, "heap_factor": 1.0}],
+]
+
+
+def _sweep(spec, index):
+    if spec == "none":
+        return []
+    pairs = DEFAULT_SWEEP if spec == "default" else json.loads(spec)
+    return [(m, p) for m, p in pairs if m in index.methods]
+
+
+def _fmt_params(params):
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _time_lsr(index, queries, k, method, params, repeats):
+    """Per-query latency (median of ``repeats``) of ``index.search`` on single queries, and results."""
+    from lsr.vectors import SparseBatch
+
+    indptr, terms, weights, _ = index.prepare_queries(queries)
+    nq = len(indptr) - 1
+    singles = [
+        SparseBatch(
+            np.array([0, indptr[i + 1] - indptr[i]]),
+            terms[indptr[i] : indptr[i + 1]],
+            weights[indptr[i] : indptr[i + 1]],
+            index.vocab,
+        )
+        for i in range(nq)
+    ]
+    index.warmup([method])
+    for i in range(min(100, nq)):
+        index.search(singles[i], k=k, method=method, **params)
+    found = [None] * nq
+
+    def one(i):
+        found[i] = index.search(singles[i], k=k, method=method, **params)[0]
+
+    return time_per_query(one, nq, repeats), found
+
+
+def _recall(found, truth):
+    vals = [len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=False) if len(t)]
+    return float(np.mean(vals)) if vals else 1.0
+
+
+def _run_peers(a, record, index, queries, exact_res, docs_path, work, peers):
+    """Build each peer from the same docs.jsonl and time it on the same queries."""
+    import importlib.util
+
+    from lsr.eval import peers as P
+
+    qs = list(P.iter_jsonl(os.path.join(a.data, "queries.jsonl")))[: len(exact_res)]
+    nq = min(len(qs), a.peer_queries or len(qs))
+    truth = [e.ids for e in exact_res[:nq]]
+    for name in peers:
+        module = {"seismic": "seismic", "bmp": "bmp"}.get(name)
+        if module is None:
+            raise SystemExit(f"unknown peer {name!r} (known: seismic, bmp)")
+        if importlib.util.find_spec(module) is None:
+            print(f"peer {name}: not installed (pip install -e '.[bench]'); skipped", flush=True)
+            record.setdefault("peers_skipped", []).append(name)
+            continue
+        pwork = os.path.join(work, f"peer_{name}")
+        P.clean(pwork)
+        print(f"building peer {name} ...", flush=True)
+        if name == "seismic":
+            peer = P.SeismicPeer(docs_path, qs[:nq], pwork, n_postings=a.seismic_n_postings)
+        else:
+            order = np.asarray(index.doc_order) if len(index.doc_order) else None
+            peer = P.BmpPeer(docs_path, qs[:nq], pwork, order=order)
+        for cfg in peer.configs():
+            label = f"{peer.name} " + _fmt_params(cfg)
+            print(f"timing {label} ...", flush=True)
+            for i in range(min(100, nq)):
+                peer.search(i, a.k, **cfg)
+            found = [None] * nq
+
+            def one(i, cfg=cfg, found=found, peer=peer):
+                found[i] = peer.search(i, a.k, **cfg)
+
+            lat = time_per_query(one, nq, a.repeats)
+            record["systems"][label] = {
+                "engine": name,
+                "params": cfg,
+                "latency_ms": stats(lat),
+                "queries": nq,
+                "recall": _recall(found, truth),
+                "build": {"seconds": peer.build_seconds, "params": peer.build_params},
+                "index_bytes": peer.index_bytes,
+            }
+        del peer
+        shutil.rmtree(pwork, ignore_errors=True)
+
+
+def _fastest(systems, pred):
+    best = None
+    for name, s in systems.items():
+        if pred(name, s) and (best is None or s["latency_ms"]["mean"] < best[1]["latency_ms"]["mean"]):
+            best = (name, s)
+    return best
+
+
+def _targets(r):
+    """The issue's speed targets as measured ratios (None where a side is missing)."""
+    sy = r["systems"]
+    out = {}
+    naive = sy.get("naive numba TAAT")
+    safe = _fastest(sy, lambda n, s: s.get("engine") == "lsr" and s.get("safe"))
+    if safe and naive:
+        out["safe"] = {
+            "ours": safe[0],
+            "ours_ms": safe[1]["latency_ms"]["mean"],
+            "naive_ms": naive["latency_ms"]["mean"],
+            "ratio": safe[1]["latency_ms"]["mean"] / naive["latency_ms"]["mean"],
+            "goal": "<= 0.5",
+        }
+    ours = _fastest(sy, lambda n, s: s.get("engine") == "lsr" and s.get("recall", 0) >= 0.95)
+    seis = _fastest(sy, lambda n, s: s.get("engine") == "seismic" and s.get("recall", 0) >= 0.95)
+    if ours and seis:
+        out["approximate"] = {
+            "ours": ours[0],
+            "ours_ms": ours[1]["latency_ms"]["mean"],
+            "ours_recall": ours[1]["recall"],
+            "seismic": seis[0],
+            "seismic_ms": seis[1]["latency_ms"]["mean"],
+            "seismic_recall": seis[1]["recall"],
+            "ratio": ours[1]["latency_ms"]["mean"] / seis[1]["latency_ms"]["mean"],
+            "goal": "<= 0.8",
+        }
+    lsr_build = next((s for n, s in sy.items() if n.startswith("lsr exact") and "build" in s), None)
+    seis_any = next((s for s in sy.values() if s.get("engine") == "seismic"), None)
+    if lsr_build and seis_any and lsr_build["build"].get("seconds"):
+        out["build"] = {
+            "lsr_seconds": lsr_build["build"]["seconds"],
+            "seismic_seconds": seis_any["build"]["seconds"],
+            "time_ratio": lsr_build["build"]["seconds"] / seis_any["build"]["seconds"],
+            "lsr_bytes": lsr_build["index_bytes"],
+            "seismic_bytes": seis_any["index_bytes"],
+            "size_ratio": lsr_build["index_bytes"] / max(1, seis_any["index_bytes"]),
+            "goal": "time <= 1.0, size <= 0.5",
+        }
+    return out
+
+
+def _plot(r, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install -e '.[bench]')")
+        return
+    groups: dict[str, list] = {}
+    for name, s in r["systems"].items():
+        if "recall" not in s:
+            continue
+        key = s.get("engine", "lsr") + (" " + s["method"] if s.get("method") else "")
+        groups.setdefault(key, []).append((s["latency_ms"]["mean"], s["recall"], name))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key, pts in sorted(groups.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=key)
+    for name in ("naive numba TAAT",):
+        if name in r["systems"]:
+            ax.axvline(r["systems"][name]["latency_ms"]["mean"], color="grey", ls="--", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean latency per query, ms (one thread, log scale)")
+    ax.set_ylabel(f"recall@{r['k']} vs exact")
+    ax.set_title(f"{r['n_docs']:,} docs, {r['queries']} queries, k={r['k']}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
 
 
 def _markdown(r: dict) -> str:
@@ -268,6 +505,27 @@ def _markdown(r: dict) -> str:
             f"| {name} | {lat['mean']:.3f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {s['ratio_vs_naive_mean']:.2f}x | "
             f"{s['ratio_vs_scipy_mean']:.3f}x | {s.get('recall', 1.0):.3f} | {secs} | {rss} | {size} |"
         )
+    t = r.get("targets", {})
+    if t:
+        lines += ["", "Targets (issue #3), measured in this run:", ""]
+        if "safe" in t:
+            x = t["safe"]
+            lines.append(
+                f"- safe: fastest rank-safe lsr method `{x['ours']}` {x['ours_ms']:.3f} ms = **{x['ratio']:.2f}x** "
+                f"naive TAAT ({x['naive_ms']:.3f} ms); goal {x['goal']}"
+            )
+        if "approximate" in t:
+            x = t["approximate"]
+            lines.append(
+                f"- approximate (recall@{r['k']} >= 0.95): `{x['ours']}` {x['ours_ms']:.3f} ms (recall {x['ours_recall']:.3f}) "
+                f"vs `{x['seismic']}` {x['seismic_ms']:.3f} ms (recall {x['seismic_recall']:.3f}) = **{x['ratio']:.2f}x**; goal {x['goal']}"
+            )
+        if "build" in t:
+            x = t["build"]
+            lines.append(
+                f"- build: {x['lsr_seconds']:.0f} s vs Seismic {x['seismic_seconds']:.0f} s = **{x['time_ratio']:.2f}x**; "
+                f"index {x['lsr_bytes'] / 2**30:.2f} GiB vs {x['seismic_bytes'] / 2**30:.2f} GiB = **{x['size_ratio']:.2f}x**; goal {x['goal']}"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -253,7 +254,7 @@ class IndexBuilder:
             n_terms,
             self.methods,
             self.reorder,
-            log=(lambda msg: print(msg, flush=True)) if show_progress else None,
+            log=(lambda msg: print(msg, file=sys.stderr, flush=True)) if show_progress else None,
             **self.part_params,
         )
         manifest = {

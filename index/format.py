@@ -28,6 +28,11 @@ Optional parts (version 2; ``manifest["parts"]`` says which exist and with what 
     bmp_blocks.npy         uint32[n_entries]   block number (internal doc // parts.bmp.block_size), ascending
     bmp_starts.npy         uint32[n_entries]   first posting of the block, relative to offsets[t]
     bmp_max.npy            like postings_impacts  largest impact of the term in the block
+    bmp_dense_rows.npy     int32[n_terms]      row of a term stored dense (in >= dense_fraction of the
+                           blocks; it then has no sparse entries), else -1
+    bmp_dense_max.npy      like postings_impacts [n_dense * n_blocks]  max per (row, block)
+    bmp_dense_starts.npy   uint32[n_dense * (n_blocks + 1)]  first posting of (row, block), relative
+                           to offsets[t]; the block's postings end where block + 1's start
     seismic_term_blocks.npy        int64[n_terms + 1]   blocks of term t (its pruned list, in order)
     seismic_block_docs_offsets.npy int64[n_blocks + 1]  documents of block b:
     seismic_block_docs.npy         uint32[]             [offsets[b], offsets[b + 1]), internal numbers
@@ -83,6 +88,9 @@ ARRAYS: dict[str, tuple[str | None, str | None]] = {
     "bmp_blocks": ("uint32", None),
     "bmp_starts": ("uint32", None),
     "bmp_max": (None, None),
+    "bmp_dense_rows": ("int32", "n_terms"),
+    "bmp_dense_max": (None, None),
+    "bmp_dense_starts": ("uint32", None),
     "seismic_term_blocks": ("int64", "n_terms+1"),
     "seismic_block_docs_offsets": ("int64", None),
     "seismic_block_docs": ("uint32", None),
@@ -91,7 +99,7 @@ ARRAYS: dict[str, tuple[str | None, str | None]] = {
     "seismic_summary_values": ("uint8", None),
     "seismic_summary_scale": ("float32", None),
 }
-IMPACT_ARRAYS = ("postings_impacts", "forward_impacts", "bmp_max")
+IMPACT_ARRAYS = ("postings_impacts", "forward_impacts", "bmp_max", "bmp_dense_max")
 
 
 def array_path(index_dir: str, name: str) -> str:

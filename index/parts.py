@@ -31,8 +31,14 @@ METHOD_PARTS: dict[str, tuple[str, ...]] = {
 }
 ALL_METHODS = tuple(METHOD_PARTS)
 
-DEFAULT_BMP = {"block_size": 32}
-DEFAULT_SEISMIC = {"n_postings": 2000, "block_size": 16, "summary_energy": 0.4, "summary_terms": 48}
+DEFAULT_BMP = {"block_size": 16, "dense_fraction": 0.25}
+DEFAULT_SEISMIC = {
+    "n_postings": 2000,
+    "block_size": 16,
+    "summary_energy": 0.4,
+    "summary_terms": 48,
+    "summary_doc_terms": 32,
+}
 DEFAULT_REORDER = {"terms": 32, "iterations": 8, "leaf": 16}
 
 
@@ -111,7 +117,7 @@ def build_parts(
     if reorder and n_docs > 2 * int(reorder_p["leaf"]):
         t0 = time.perf_counter()
         say(f"reordering {n_docs} documents (graph bisection)")
-        bp_ptr, bp_terms = reorder_k.top_terms(fptr, fterms, fimp, int(reorder_p["terms"]))
+        bp_ptr, bp_terms, _ = reorder_k.top_terms(fptr, fterms, fimp, int(reorder_p["terms"]))
         order = reorder_k.graph_bisection(
             bp_ptr,
             bp_terms,
@@ -142,23 +148,31 @@ def build_parts(
     if "bmp" in needed:
         t0 = time.perf_counter()
         bs = int(bmp_p["block_size"])
-        bo, bb, bst, bmx = bmp_k.build_blocks(offsets, docs, imps, bs)
+        bo, bb, bst, bmx, drow, dmax, dstart = bmp_k.build_blocks(
+            offsets, docs, imps, bs, n_docs, float(bmp_p["dense_fraction"])
+        )
         save("bmp_offsets", bo)
         save("bmp_blocks", bb)
         save("bmp_starts", bst)
         save("bmp_max", bmx)
-        record["bmp"] = {**bmp_p, "n_entries": int(bo[-1])}
+        save("bmp_dense_rows", drow)
+        save("bmp_dense_max", dmax)
+        save("bmp_dense_starts", dstart)
+        record["bmp"] = {**bmp_p, "n_entries": int(bo[-1]), "n_dense": int((drow >= 0).sum())}
         record["seconds"]["bmp"] = round(time.perf_counter() - t0, 3)
     if "seismic" in needed:
         t0 = time.perf_counter()
         say("building Seismic blocks and summaries")
+        # summaries from each document's heaviest terms only: they hold the mass a summary keeps,
+        # at a fraction of the build time
+        sp_ptr, sp_terms, sp_w = reorder_k.top_terms(fptr, fterms, fimp, int(seismic_p["summary_doc_terms"]))
         tb, bptr, bdocs, sptr, sterms, svals, sscale = seismic_k.build(
             offsets,
             docs,
             imps,
-            fptr,
-            fterms,
-            fimp,
+            sp_ptr,
+            sp_terms,
+            sp_w,
             int(seismic_p["n_postings"]),
             int(seismic_p["block_size"]),
             float(seismic_p["summary_energy"]),

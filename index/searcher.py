@@ -146,11 +146,17 @@ class Index:
         self.bmp = None
         if p.get("bmp"):
             n = int(p["bmp"]["n_entries"])
+            nd = int(p["bmp"].get("n_dense", 0))
+            bs = int(p["bmp"]["block_size"])
+            nb = (self.n_docs + bs - 1) // bs
             self.bmp = (
                 fmt.open_array(self.path, "bmp_offsets", m),
                 fmt.open_array(self.path, "bmp_blocks", m, n),
                 fmt.open_array(self.path, "bmp_starts", m, n),
                 fmt.open_array(self.path, "bmp_max", m, n),
+                fmt.open_array(self.path, "bmp_dense_rows", m),
+                fmt.open_array(self.path, "bmp_dense_max", m, nd * nb),
+                fmt.open_array(self.path, "bmp_dense_starts", m, nd * (nb + 1)),
             )
             self.bmp_block_size = int(p["bmp"]["block_size"])
         self.seismic = None

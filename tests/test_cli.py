@@ -133,6 +133,60 @@ def test_info_and_bench(built, capsys):
     assert rec["recall"] == 1.0 and rec["queries"] == N_QUERIES and rec["method"] == "exact"
 
 
+def test_methods_from_the_command_line(built, capsys):
+    """`lsr index --methods`, `lsr search/bench --method --param`, `lsr info` listing the methods."""
+    lsr(
+        "index", "--input", built / "docs.jsonl.gz", "--output", built / "ix_bmp", "--methods", "bmp",
+        "--bmp-block-size", 8,
+    )  # fmt: skip
+    lsr("info", built / "ix_bmp", "--json")
+    info = json.loads(capsys.readouterr().out)
+    assert info["methods"] == ["exact", "bmp"] and info["parts"]["bmp"]["block_size"] == 8
+    for method, params in (("bmp", ["alpha=1", "beta=1"]), ("maxscore", []), ("seismic", ["query_cut=20"])):
+        ix = built / ("ix_bmp" if method == "bmp" else "ix_vectors")
+        args = [
+            "search",
+            "--index",
+            ix,
+            "--queries",
+            built / "q.jsonl",
+            "--output",
+            built / f"run_{method}.trec",
+        ]
+        lsr(*args, "--method", method, *[x for p in params for x in ("--param", p)])
+        got, want = read_run(built / f"run_{method}.trec"), read_run(built / "run_vec.trec")
+        if method == "seismic":  # approximate: a high query_cut on 120 docs finds nearly all
+            hits = [len({d for d, _, _ in got[q]} & {d for d, _, _ in want[q]}) / len(want[q]) for q in want]
+            assert np.mean(hits) >= 0.9
+        else:
+            assert got == want
+    lsr("bench", "--index", built / "ix_bmp", "--queries", built / "q.jsonl", "--json", "--warmup", 2,
+        "--method", "bmp", "--param", "alpha=0.9")  # fmt: skip
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["method"] == "bmp" and rec["params"] == {"alpha": 0.9, "beta": 1.0} and rec["recall"] >= 0.8
+    capsys.readouterr()
+    for bad, msg in (
+        (["--method", "seismic"], "built without the forward and seismic parts"),
+        (["--method", "bmp", "--param", "alpha"], "NAME=VALUE"),
+        (["--method", "bmp", "--param", "alpha=x"], "not a number"),
+        (["--method", "bmp", "--param", "alpha=2"], "alpha must be in"),
+        (["--method", "bmp", "--param", "delta=1"], "no parameter delta"),
+    ):
+        lsr("search", "--index", built / "ix_bmp", "--queries", built / "q.jsonl", *bad, expect=2)
+        assert msg in capsys.readouterr().err
+    lsr(
+        "index",
+        "--input",
+        built / "docs.jsonl.gz",
+        "--output",
+        built / "ix_bad",
+        "--methods",
+        "wand",
+        expect=2,
+    )
+    assert "unknown method" in capsys.readouterr().err
+
+
 def test_encoder_mismatch_is_refused(built, slice_dir, capsys):
     import lsr as lsr_pkg
     from lsr.index import open_index

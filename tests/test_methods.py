@@ -47,7 +47,11 @@ def collections():
 
 
 COLLECTIONS = collections()
-SMALL_PARTS = {"bmp": {"block_size": 8}, "seismic": {"n_postings": 60, "block_size": 8}}
+# small blocks and lists so that pruning happens on small collections; some BMP terms dense
+SMALL_PARTS = {
+    "bmp": {"block_size": 8, "dense_fraction": 0.3},
+    "seismic": {"n_postings": 60, "block_size": 8},
+}
 
 
 @pytest.fixture(
@@ -191,19 +195,38 @@ def test_transpose_equals_scipy(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_bmp_blocks_equal_numpy(seed):
+@pytest.mark.parametrize("dense_fraction", [0.3, 2.0])
+def test_bmp_blocks_equal_numpy(seed, dense_fraction):
     m = random_collection(500, 60, seed, density=0.1).T.tocsr()  # term-major: an inverted index
     offsets, docs, imps = m.indptr.astype(np.int64), m.indices.astype(np.uint32), m.data
-    bo, bb, bs, bm = bmp_k.build_blocks(offsets, docs, imps, 16)
+    bo, bb, bs, bm, drow, dmax, dstart = bmp_k.build_blocks(offsets, docs, imps, 16, 500, dense_fraction)
+    nb = (500 + 15) // 16
+    n_dense = 0
     for t in range(60):
         seg_docs = docs[offsets[t] : offsets[t + 1]]
         seg_imps = imps[offsets[t] : offsets[t + 1]]
         blocks = seg_docs // 16
         want_blocks = np.unique(blocks)
-        got = slice(bo[t], bo[t + 1])
-        np.testing.assert_array_equal(bb[got], want_blocks)
-        np.testing.assert_array_equal(bs[got], np.searchsorted(blocks, want_blocks))
-        np.testing.assert_array_equal(bm[got], [seg_imps[blocks == b].max() for b in want_blocks])
+        want_max = [seg_imps[blocks == b].max() for b in want_blocks]
+        if len(want_blocks) >= dense_fraction * nb:
+            r = drow[t]
+            assert r == n_dense and bo[t + 1] == bo[t]
+            n_dense += 1
+            row = np.zeros(nb, np.float32)
+            row[want_blocks] = want_max
+            np.testing.assert_array_equal(dmax[r * nb : (r + 1) * nb], row)
+            np.testing.assert_array_equal(
+                dstart[r * (nb + 1) : (r + 1) * (nb + 1)], np.searchsorted(blocks, np.arange(nb + 1))
+            )
+        else:
+            assert drow[t] == -1
+            got = slice(bo[t], bo[t + 1])
+            np.testing.assert_array_equal(bb[got], want_blocks)
+            np.testing.assert_array_equal(bs[got], np.searchsorted(blocks, want_blocks))
+            np.testing.assert_array_equal(bm[got], want_max)
+    assert n_dense == (drow >= 0).sum()
+    if dense_fraction < 1:
+        assert n_dense > 0
 
 
 def test_bmp_beta_pruning_equals_reference(tmp_path):
@@ -246,6 +269,12 @@ def _gap_cost(fptr, fterms, order, n_terms):
 def test_graph_bisection_is_a_permutation_that_lowers_gap_cost():
     docs = topical_collection(2000, 200, 4)
     fptr, fterms = docs.indptr.astype(np.int64), docs.indices.astype(np.int32)
+    tp, tt, tw = reorder_k.top_terms(fptr, fterms, docs.data, 5)
+    for d in range(0, 2000, 97):  # the 5 heaviest terms, ascending term id
+        row = docs[d]
+        keep = np.sort(row.indices[np.argsort(-row.data, kind="stable")[:5]])
+        assert tt[tp[d] : tp[d + 1]].tolist() == keep.tolist()
+        assert tw[tp[d] : tp[d + 1]].tolist() == [row[0, t] for t in keep]
     order = reorder_k.graph_bisection(fptr, fterms, 200, leaf=8, iterations=6, threads=2)
     assert sorted(order.tolist()) == list(range(2000))
     before = _gap_cost(fptr, fterms, np.arange(2000), 200)

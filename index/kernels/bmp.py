@@ -32,11 +32,18 @@ SLACK = np.float32(1.0001)  # bounds are sums in another order than scores: allo
 
 
 @njit(cache=True, nogil=True)
-def build_blocks(offsets, docs, impacts, block_size):
-    """Per-term block entries: (entry offsets int64[n_terms + 1], block uint32[], start uint32[],
-    max impact [] in the impacts' dtype). ``start`` is relative to ``offsets[t]``."""
+def build_blocks(offsets, docs, impacts, block_size, n_docs, dense_fraction):
+    """Per-term block maxima. A term present in at least ``dense_fraction`` of the blocks is stored
+    *dense* (one max and one start per block: the bound pass over it is a vectorised row add);
+    the others as sparse entries. Returns (entry offsets int64[n_terms + 1] (0 entries for dense
+    terms), block uint32[], start uint32[], max [], dense row int32[n_terms] (-1: sparse),
+    dense max [n_dense * n_blocks], dense start uint32[n_dense * (n_blocks + 1)]). Starts are
+    relative to ``offsets[t]``; maxima are in the impacts' dtype."""
     n_terms = offsets.shape[0] - 1
+    n_blocks = (n_docs + block_size - 1) // block_size
     counts = np.zeros(n_terms + 1, np.int64)
+    dense_row = np.full(n_terms, -1, np.int32)
+    n_dense = 0
     for t in range(n_terms):
         last = -1
         c = 0
@@ -45,6 +52,10 @@ def build_blocks(offsets, docs, impacts, block_size):
             if b != last:
                 c += 1
                 last = b
+        if c > 0 and c >= dense_fraction * n_blocks:
+            dense_row[t] = n_dense
+            n_dense += 1
+            c = 0
         counts[t + 1] = c
     for t in range(n_terms):
         counts[t + 1] += counts[t]
@@ -52,10 +63,28 @@ def build_blocks(offsets, docs, impacts, block_size):
     blk = np.empty(n, np.uint32)
     start = np.empty(n, np.uint32)
     mx = np.zeros(n, impacts.dtype)
+    dmax = np.zeros(n_dense * n_blocks, impacts.dtype)
+    dstart = np.zeros(n_dense * (n_blocks + 1), np.uint32)
     for t in range(n_terms):
+        base = offsets[t]
+        r = dense_row[t]
+        if r >= 0:
+            o = r * n_blocks
+            so = r * (n_blocks + 1)
+            nxt = 0  # next block whose start is still unset
+            for p in range(base, offsets[t + 1]):
+                b = docs[p] // block_size
+                while nxt <= b:
+                    dstart[so + nxt] = p - base
+                    nxt += 1
+                if impacts[p] > dmax[o + b]:
+                    dmax[o + b] = impacts[p]
+            while nxt <= n_blocks:
+                dstart[so + nxt] = offsets[t + 1] - base
+                nxt += 1
+            continue
         j = counts[t] - 1
         last = -1
-        base = offsets[t]
         for p in range(base, offsets[t + 1]):
             b = docs[p] // block_size
             if b != last:
@@ -66,7 +95,7 @@ def build_blocks(offsets, docs, impacts, block_size):
                 last = b
             elif impacts[p] > mx[j]:
                 mx[j] = impacts[p]
-    return counts, blk, start, mx
+    return counts, blk, start, mx, dense_row, dmax, dstart
 
 
 @njit(cache=True, nogil=True)
@@ -103,6 +132,9 @@ def search_one(
     bm_block,
     bm_start,
     bm_max,
+    dense_row,
+    dense_max,
+    dense_start,
     block_size,
     n_docs,
     q_terms,
@@ -136,6 +168,12 @@ def search_one(
             continue
         t = q_terms[i]
         w = np.float32(q_weights[i])
+        r = dense_row[t]
+        if r >= 0:
+            o = r * n_blocks
+            for b in range(n_blocks):  # vectorised
+                ub[b] += w * np.float32(dense_max[o + b])
+            continue
         base = i * n_blocks
         for j in range(bm_offsets[t], bm_offsets[t + 1]):
             b = bm_block[j]
@@ -178,13 +216,19 @@ def search_one(
                     if not keep[i]:
                         continue
                     t = q_terms[i]
-                    j = slot[i * n_blocks + b]
-                    e0 = bm_offsets[t]
-                    e1 = bm_offsets[t + 1]
-                    if j < e0 or j >= e1 or bm_block[j] != b:
-                        continue
-                    p0 = offsets[t] + bm_start[j]
-                    p1 = offsets[t] + bm_start[j + 1] if j + 1 < e1 else offsets[t + 1]
+                    r = dense_row[t]
+                    if r >= 0:
+                        so = r * (n_blocks + 1) + b
+                        p0 = offsets[t] + dense_start[so]
+                        p1 = offsets[t] + dense_start[so + 1]
+                    else:
+                        j = slot[i * n_blocks + b]
+                        e0 = bm_offsets[t]
+                        e1 = bm_offsets[t + 1]
+                        if j < e0 or j >= e1 or bm_block[j] != b:
+                            continue
+                        p0 = offsets[t] + bm_start[j]
+                        p1 = offsets[t] + bm_start[j + 1] if j + 1 < e1 else offsets[t + 1]
                     w = np.float32(q_weights[i])
                     for p in range(p0, p1):
                         acc[docs[p] - lo] += w * np.float32(impacts[p])
@@ -206,7 +250,8 @@ def search_one(
 
 @njit(cache=True, nogil=True)
 def search_range(
-    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, block_size,
+    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+    dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, q_lo, q_hi, out_d, out_s,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
@@ -221,7 +266,8 @@ def search_range(
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
-            offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max,
+            offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+            dense_max, dense_start,
             block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, ub, slot, order,
             bucket_start, acc, hs, hd, out_d[q], out_s[q],
         )  # fmt: skip
@@ -229,7 +275,8 @@ def search_range(
 
 @njit(cache=True, nogil=True)
 def search_serial(
-    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, block_size,
+    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+    dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot,
 ):  # fmt: skip
     """BMP for every query of a CSR batch, one after the other. Returns (docs int64[nq, k],
@@ -238,7 +285,8 @@ def search_serial(
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     search_range(
-        offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, block_size,
+        offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+    dense_max, dense_start, block_size,
         n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, 0, nq, out_d, out_s,
     )  # fmt: skip
     return out_d, out_s
@@ -246,7 +294,8 @@ def search_serial(
 
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
-    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, block_size,
+    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+    dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots, n_chunks,
 ):  # fmt: skip
     """Like :func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
@@ -257,7 +306,8 @@ def search_batch(
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         search_range(
-            offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max,
+            offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+            dense_max, dense_start,
             block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots[c],
             c * per, min(nq, (c + 1) * per), out_d, out_s,
         )  # fmt: skip

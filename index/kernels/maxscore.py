@@ -4,9 +4,11 @@ Query terms are sorted by their upper bound ``w * max impact``. Once the top-k h
 k-th score ``thr``, the longest prefix of low-bound terms whose bounds sum below ``thr`` is
 *non-essential*: a document matching only those cannot enter the top-k, so their posting lists are
 never read. The *essential* lists are walked window by window (``WINDOW`` doc numbers at a time,
-Lucene's MaxScoreBulkScorer layout): their partial scores go into a small accumulator, and a
-document whose partial score plus the non-essential bound can still reach ``thr`` is scored
-exactly from the forward index (its own terms, ascending term id: the same float additions, in the
+Lucene's MaxScoreBulkScorer layout): their partial scores go into a small accumulator. Then, in
+doc order, a document whose partial score plus the non-essential bound can still reach ``thr``
+looks up the non-essential terms (largest bound first, galloping cursors that only move forward),
+dropping out as soon as its bound falls under ``thr``; a survivor is scored exactly from the
+forward index (its own terms, ascending term id: the same float additions, in the
 same order, as exact search, so scores are bit-identical and ties fall the same way).
 Between windows the threshold has risen, so more terms become non-essential.
 """
@@ -33,6 +35,27 @@ def forward_score(fptr, fterms, fimp, d, qw):
     return s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _seek(docs, p, e, target):
+    """First position >= p in docs[p:e] (ascending) holding a doc >= target (galloping search)."""
+    if p >= e or docs[p] >= target:
+        return p
+    step = 1
+    lo = p
+    while p + step < e and docs[p + step] < target:
+        lo = p + step
+        step *= 2
+    hi = min(e, p + step)
+    # docs[lo] < target; answer in (lo, hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if docs[mid] < target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 @njit(cache=True, nogil=True)
 def search_one(
     offsets,
@@ -50,7 +73,6 @@ def search_one(
     k,
     qw,
     acc,
-    touched,
     hs,
     hd,
     out_d,
@@ -58,8 +80,7 @@ def search_one(
 ):
     """MaxScore top-k of one query into out_d / out_s (-1 / 0 padding).
 
-    Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros,
-    ``touched`` int64[WINDOW].
+    Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros.
     """
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
@@ -85,7 +106,7 @@ def search_one(
     lo = 0
     while lo < n_docs and n_ne < nq:
         hi = min(n_docs, lo + WINDOW)
-        nt = 0
+        # essential lists, term at a time, into the window's accumulator
         for r in range(n_ne, nq):
             i = order[r]
             t = q_terms[i]
@@ -93,30 +114,44 @@ def search_one(
             p = pos[i]
             e = offsets[t + 1]
             while p < e and docs[p] < hi:
-                x = docs[p] - lo
-                if acc[x] == 0:
-                    touched[nt] = x
-                    nt += 1
-                acc[x] += w * np.float32(impacts[p])
+                acc[docs[p] - lo] += w * np.float32(impacts[p])
                 p += 1
             pos[i] = p
-        bound_ne = prefix[n_ne]
-        for y in range(nt):
-            x = touched[y]
+        # candidates in doc order, so the non-essential cursors only move forward
+        for x in range(hi - lo):
             part = acc[x]
-            acc[x] = 0
-            if size == k and (part + bound_ne) * SLACK < thr:
+            if part == 0:
                 continue
+            acc[x] = 0
+            if size == k:
+                if (part + prefix[n_ne]) * SLACK < thr:
+                    continue
+                # refine with the non-essential terms, largest bound first
+                d = lo + x
+                rem = prefix[n_ne]
+                ok = True
+                for r in range(n_ne - 1, -1, -1):
+                    i = order[r]
+                    t = q_terms[i]
+                    rem -= ubs[i]
+                    p = _seek(docs, pos[i], offsets[t + 1], d)
+                    pos[i] = p
+                    if p < offsets[t + 1] and docs[p] == d:
+                        part += np.float32(q_weights[i]) * np.float32(impacts[p])
+                    if (part + rem) * SLACK < thr:
+                        ok = False
+                        break
+                if not ok:
+                    continue
             d = lo + x
-            s = forward_score(fptr, fterms, fimp, d, qw)
+            s = forward_score(fptr, fterms, fimp, d, qw)  # the exact score, in exact search's order
             if s > 0 and (size < k or s >= thr):
                 key = np.int64(doc_order[d]) if reordered else np.int64(d)
                 size = heap_push(hs, hd, size, k, s, key)
                 if size == k:
                     thr = hs[0]
-        if size == k:
-            while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
-                n_ne += 1
+                    while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
+                        n_ne += 1  # (already-read essential lists stay read for this window)
         lo = hi
     for i in range(nq):
         qw[q_terms[i]] = 0
@@ -137,14 +172,13 @@ def search_range(
     """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s."""
     qw = np.zeros(term_max.shape[0], np.float32)
     acc = np.zeros(WINDOW, np.float32)
-    touched = np.empty(WINDOW, np.int64)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-            q_terms[a:b], q_weights[a:b], k, qw, acc, touched, hs, hd, out_d[q], out_s[q],
+            q_terms[a:b], q_weights[a:b], k, qw, acc, hs, hd, out_d[q], out_s[q],
         )  # fmt: skip
 
 

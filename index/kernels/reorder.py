@@ -20,22 +20,28 @@ from numba import njit, prange
 
 @njit(cache=True, nogil=True)
 def top_terms(indptr, terms, weights, m):
-    """Forward CSR keeping the ``m`` heaviest terms of each document (the ones BP orders by)."""
+    """Forward CSR keeping the ``m`` heaviest terms of each document (ascending term id within a
+    document): (indptr int64, terms int32, weights). BP orders by these; Seismic's summaries are
+    built from them."""
     n = indptr.shape[0] - 1
     out_ptr = np.zeros(n + 1, np.int64)
     for d in range(n):
         out_ptr[d + 1] = out_ptr[d] + min(m, indptr[d + 1] - indptr[d])
     out = np.empty(out_ptr[n], np.int32)
+    out_w = np.empty(out_ptr[n], weights.dtype)
     for d in range(n):
         a, b = indptr[d], indptr[d + 1]
+        o = out_ptr[d]
         if b - a <= m:
             for p in range(a, b):
-                out[out_ptr[d] + p - a] = terms[p]
+                out[o + p - a] = terms[p]
+                out_w[o + p - a] = weights[p]
         else:
-            order = np.argsort(-weights[a:b].astype(np.float64), kind="mergesort")
+            order = np.sort(np.argsort(-weights[a:b].astype(np.float64), kind="mergesort")[:m])
             for i in range(m):
-                out[out_ptr[d] + i] = terms[a + order[i]]
-    return out_ptr, out
+                out[o + i] = terms[a + order[i]]
+                out_w[o + i] = weights[a + order[i]]
+    return out_ptr, out, out_w
 
 
 @njit(cache=True, nogil=True)

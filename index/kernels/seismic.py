@@ -3,7 +3,8 @@
 Build: each term's posting list is statically pruned to its ``n_postings`` largest impacts; the
 kept documents, in doc-number order (after graph-bisection reordering neighbours are similar
 documents, so consecutive runs are clusters), are cut into blocks of ``block_size``. Each block
-gets a *summary*: the per-term maximum over its documents, pruned to the heaviest terms holding
+gets a *summary*: the per-term maximum over its documents (over each document's heaviest terms,
+which the caller passes as the forward CSR), pruned to the heaviest terms holding
 ``summary_energy`` of its mass (at most ``summary_terms`` terms) and quantized to uint8 with one
 scale per block.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lsr.cli.common import check_positive, load_query_file, summary
+from lsr.cli.common import check_positive, load_query_file, method_params, summary
 
 
 def run(args: Any) -> int:
@@ -18,6 +18,7 @@ def run(args: Any) -> int:
     check_positive("repeats", args.repeats)
     check_positive("limit", args.limit)
     index = open_index(args.index)
+    params = index.check_params(args.method, method_params(args.param))
     _, queries, kind, enc_s = load_query_file(index, args.queries)
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
@@ -29,6 +30,7 @@ def run(args: Any) -> int:
         threads=args.threads,
         repeats=args.repeats,
         warmup=args.warmup,
+        params=params,
     )
     rec["query_kind"] = kind
     if kind == "text":
@@ -37,7 +39,10 @@ def run(args: Any) -> int:
         print(json.dumps(rec))
         return 0
     lat = rec["latency_ms"]
-    print(f"method   {rec['method']}  k={rec['k']}  queries={rec['queries']}  threads={rec['threads']}")
+    shown = " ".join(f"{k}={v}" for k, v in params.items())
+    print(
+        f"method   {rec['method']} {shown}  k={rec['k']}  queries={rec['queries']}  threads={rec['threads']}"
+    )
     print(f"latency  mean {lat['mean']:.3f} ms  p50 {lat['p50']:.3f} ms  p99 {lat['p99']:.3f} ms")
     print(f"qps      {rec['qps']:.1f} (batch, {rec['threads']} threads)")
     print(f"recall   {rec['recall']:.4f} @ {rec['k']} against exact")

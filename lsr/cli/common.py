@@ -75,3 +75,20 @@ def load_query_file(
     t0 = time.perf_counter()
     batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force)
     return [r.id for r in recs], batch, kind, time.perf_counter() - t0
+
+
+def method_params(pairs: list[str]) -> dict[str, float]:
+    """``["alpha=0.9", "query_cut=5"]`` -> ``{"alpha": 0.9, "query_cut": 5}`` (numbers only)."""
+    from lsr.errors import LsrError
+
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise LsrError(f"--param wants NAME=VALUE, got {pair!r}")
+        try:
+            num = float(value)
+        except ValueError:
+            raise LsrError(f"--param {name}: {value!r} is not a number") from None
+        out[name.strip()] = int(num) if num.is_integer() and "." not in value else num
+    return out

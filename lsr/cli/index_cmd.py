@@ -30,6 +30,12 @@ def run(args: Any) -> int:
         from lsr.errors import LsrError
 
         raise LsrError(f"{args.input} already holds vectors: --model applies to a text corpus only")
+    bmp = {"block_size": args.bmp_block_size} if args.bmp_block_size is not None else None
+    seismic = {
+        k: v
+        for k, v in (("n_postings", args.seismic_n_postings), ("block_size", args.seismic_block_size))
+        if v is not None
+    } or None
     t0 = time.perf_counter()
     out = build_index(
         args.input,
@@ -39,11 +45,16 @@ def run(args: Any) -> int:
         overwrite=args.overwrite,
         batch_size=256,
         show_progress=True,
+        methods=args.methods,
+        reorder=args.reorder,
+        bmp=bmp,
+        seismic=seismic,
     )
     dt = time.perf_counter() - t0
     idx = open_index(out)
     summary(
         f"indexed {idx.n_docs} documents, {idx.n_postings} postings over {idx.n_terms} terms "
-        f"({args.quantization}) in {dt:.1f} s -> {out} ({human_bytes(idx.size_bytes())})"
+        f"({args.quantization}) in {dt:.1f} s -> {out} ({human_bytes(idx.size_bytes())}); "
+        f"methods: {', '.join(idx.methods)}"
     )
     return 0

@@ -28,6 +28,8 @@ def describe(index: Any) -> dict[str, Any]:
         "encoder": m.get("encoder"),
         "source": m.get("source"),
         "build_seconds": m.get("build_seconds"),
+        "methods": list(index.methods),
+        "parts": index.parts,
         "size_bytes": sum(files.values()),
         "files": files,
     }
@@ -58,6 +60,15 @@ def run(args: Any) -> int:
     else:
         print("encoder     none recorded (built from vectors)")
     print(f"source      {info['source']}  (built in {info['build_seconds']} s)")
+    print(f"methods     {', '.join(info['methods'])}")
+    parts = info["parts"]
+    if parts.get("doc_order"):
+        print(f"reordered   graph bisection {parts.get('reorder')}")
+    for name in ("bmp", "seismic"):
+        if parts.get(name):
+            print(f"{name:<11} " + ", ".join(f"{k}={v}" for k, v in parts[name].items()))
+    if parts.get("seconds"):
+        print("part build  " + ", ".join(f"{k} {v:.1f} s" for k, v in parts["seconds"].items()))
     print(f"size        {human_bytes(info['size_bytes'])}")
     for f, size in info["files"].items():
         print(f"  {f:<24} {human_bytes(size):>10}")

@@ -73,6 +73,38 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="encoder projection precision"
     )
+    p.add_argument(
+        "--methods",
+        default="all",
+        help="search methods the index must serve, comma-separated: exact, maxscore, bmp, seismic, or all "
+        "(default: all; each adds the parts it needs, see `lsr info`)",
+    )
+    p.add_argument(
+        "--reorder",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="renumber documents by graph bisection (default: on when bmp or seismic is built)",
+    )
+    p.add_argument(
+        "--bmp-block-size", type=int, default=None, help="BMP block size in documents (default 16)"
+    )
+    p.add_argument(
+        "--seismic-n-postings", type=int, default=None, help="Seismic: postings kept per term (default 2000)"
+    )
+    p.add_argument(
+        "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 16)"
+    )
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default="exact", help="exact, maxscore, bmp or seismic (default: exact)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a method parameter, repeatable: bmp alpha, beta; seismic query_cut, heap_factor",
+    )
 
 
 def _args_search(p: argparse.ArgumentParser) -> None:
@@ -83,7 +115,7 @@ def _args_search(p: argparse.ArgumentParser) -> None:
         help="query vectors (JSONL) or BEIR queries (text, encoded with the index's encoder)",
     )
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--method", default="exact", help="search method (default: exact)")
+    _add_method_args(p)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", default="-", help="TREC run file to write (default: standard output)")
     p.add_argument("--tag", default="lsr", help="run tag, the last TREC column")
@@ -103,7 +135,7 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True)
     p.add_argument("--queries", required=True, help="query vectors (JSONL) or BEIR queries (text)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--method", default="exact")
+    _add_method_args(p)
     p.add_argument(
         "--threads", type=int, default=1, help="threads for the batch QPS run (latency is per query)"
     )
