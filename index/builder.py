@@ -255,6 +255,7 @@ class IndexBuilder:
             self.methods,
             self.reorder,
             log=(lambda msg: print(msg, file=sys.stderr, flush=True)) if show_progress else None,
+            show_progress=show_progress,
             **self.part_params,
         )
         manifest = {

@@ -36,7 +36,7 @@ Optional parts (version 2; ``manifest["parts"]`` says which exist and with what 
     seismic_term_blocks.npy        int64[n_terms + 1]   blocks of term t (its pruned list, in order)
     seismic_block_docs_offsets.npy int64[n_blocks + 1]  documents of block b:
     seismic_block_docs.npy         uint32[]             [offsets[b], offsets[b + 1]), internal numbers
-    seismic_summary_offsets.npy    int64[n_blocks + 1]  summary of block b, heaviest term first:
+    seismic_summary_offsets.npy    int64[n_blocks + 1]  summary of block b (terms in no set order):
     seismic_summary_terms.npy      int32[n_summary_entries]
     seismic_summary_values.npy     uint8[n_summary_entries]  x seismic_summary_scale[b] = impact
     seismic_summary_scale.npy      float32[n_blocks]

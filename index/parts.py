@@ -36,8 +36,8 @@ DEFAULT_SEISMIC = {
     "n_postings": 2000,
     "block_size": 16,
     "summary_energy": 0.4,
-    "summary_terms": 48,
-    "summary_doc_terms": 32,
+    "summary_terms": 256,
+    "summary_doc_terms": 256,
 }
 DEFAULT_REORDER = {"terms": 32, "iterations": 8, "leaf": 16}
 
@@ -80,6 +80,7 @@ def build_parts(
     reorder_params: dict[str, Any] | None = None,
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Reorder (optional) and build the parts ``methods`` need inside a finished postings directory.
 
@@ -118,14 +119,30 @@ def build_parts(
         t0 = time.perf_counter()
         say(f"reordering {n_docs} documents (graph bisection)")
         bp_ptr, bp_terms, _ = reorder_k.top_terms(fptr, fterms, fimp, int(reorder_p["terms"]))
-        order = reorder_k.graph_bisection(
-            bp_ptr,
-            bp_terms,
-            n_terms,
-            leaf=int(reorder_p["leaf"]),
-            iterations=int(reorder_p["iterations"]),
-            threads=threads,
-        )
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc="reordering (graph bisection)", unit="level", leave=False)
+
+        def progress(level: int, n_levels: int) -> None:
+            if bar is not None:
+                bar.total = n_levels
+                bar.update(1)
+
+        try:
+            order = reorder_k.graph_bisection(
+                bp_ptr,
+                bp_terms,
+                n_terms,
+                leaf=int(reorder_p["leaf"]),
+                iterations=int(reorder_p["iterations"]),
+                threads=threads,
+                progress=progress,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         del bp_ptr, bp_terms
         new_of_old = np.empty(n_docs, np.int64)
         new_of_old[order] = np.arange(n_docs)
@@ -165,7 +182,11 @@ def build_parts(
         say("building Seismic blocks and summaries")
         # summaries from each document's heaviest terms only: they hold the mass a summary keeps,
         # at a fraction of the build time
-        sp_ptr, sp_terms, sp_w = reorder_k.top_terms(fptr, fterms, fimp, int(seismic_p["summary_doc_terms"]))
+        m = int(seismic_p["summary_doc_terms"])
+        if n_docs and int(np.diff(fptr).max()) > m:
+            sp_ptr, sp_terms, sp_w = reorder_k.top_terms(fptr, fterms, fimp, m)
+        else:
+            sp_ptr, sp_terms, sp_w = fptr, fterms, fimp
         tb, bptr, bdocs, sptr, sterms, svals, sscale = seismic_k.build(
             offsets,
             docs,

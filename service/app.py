@@ -168,7 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Readiness: index and encoder loaded, kernels warmed."""
         if not state.ready:
             return JSONResponse(status_code=503, content={"status": "loading"})
-        return {"status": "ready"}
+        return {"status": "ready", "methods": list(state.index.methods)}
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -78,6 +78,7 @@ class Document(BaseModel):
 class Status(BaseModel):
     status: str
     detail: str | None = None
+    methods: list[str] | None = Field(None, description="search methods the index serves (on /ready)")
 
 
 class Error(BaseModel):

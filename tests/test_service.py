@@ -49,7 +49,10 @@ def client(index_dir):
 
 def test_health_ready_page(client):
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready"}
+    assert client.get("/ready").json() == {
+        "status": "ready",
+        "methods": ["exact", "maxscore", "bmp", "seismic"],
+    }
     page = client.get("/")
     assert page.status_code == 200 and "lsr search" in page.text
     assert client.get("/docs").status_code == 200
@@ -70,6 +73,29 @@ def test_search_text_equals_python_api(client, index_dir):
     assert body["hits"][0]["title"] == first["title"] and first["text"].startswith(
         body["hits"][0]["snippet"].rstrip(" …")
     )
+
+
+def test_every_method_over_http(client, index_dir):
+    """The safe methods answer exactly like exact search; parameters reach the kernels and bad ones
+    are a 400 naming the problem."""
+    q = "vitamin d deficiency and bone fractures"
+    base = client.post("/search", json={"query": q, "k": 10}).json()["hits"]
+    for method, params in (("maxscore", {}), ("bmp", {}), ("bmp", {"alpha": 1.0, "beta": 1.0})):
+        r = client.post("/search", json={"query": q, "k": 10, "method": method, "params": params})
+        assert r.status_code == 200, r.text
+        assert r.json()["hits"] == base and r.json()["method"] == method
+    r = client.post("/search", json={"query": q, "k": 10, "method": "seismic", "params": {"query_cut": 50}})
+    assert r.status_code == 200 and len({h["id"] for h in r.json()["hits"]} & {h["id"] for h in base}) >= 7
+    r = client.post(
+        "/search/batch", json={"queries": [q, q], "k": 3, "method": "bmp", "params": {"alpha": 0.9}}
+    )
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+    for body, msg in (
+        ({"query": q, "method": "bmp", "params": {"alpha": 7}}, "alpha must be in"),
+        ({"query": q, "method": "seismic", "params": {"nope": 1}}, "no parameter nope"),
+    ):
+        r = client.post("/search", json=body)
+        assert r.status_code == 400 and msg in r.json()["detail"]
 
 
 def test_search_vector_batch_encode_documents(client, index_dir):

@@ -1,8 +1,9 @@
 """Seismic-style approximate search (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
 
 Build: each term's posting list is statically pruned to its ``n_postings`` largest impacts; the
-kept documents, in doc-number order (after graph-bisection reordering neighbours are similar
-documents, so consecutive runs are clusters), are cut into blocks of ``block_size``. Each block
+kept documents are clustered into about ``len / block_size`` blocks by one round of random
+k-means (centroids drawn from the list, each document joins the centroid with the largest dot
+product over the documents' heaviest terms). Each block
 gets a *summary*: the per-term maximum over its documents (over each document's heaviest terms,
 which the caller passes as the forward CSR), pruned to the heaviest terms holding
 ``summary_energy`` of its mass (at most ``summary_terms`` terms) and quantized to uint8 with one
@@ -39,8 +40,11 @@ def _kept(offsets, docs, impacts, t, n_postings):
 
 @njit(cache=True, nogil=True)
 def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
-    """Summary of a block of docs: (terms int32[], values float32[]) heaviest first.
-    ``mx`` float32[n_terms] zeros and ``seen`` int32 scratch; mx is zero again on return."""
+    """Summary of a block of docs: (terms int32[], values float32[]): the per-term maxima, keeping
+    the heaviest terms until they hold ``energy`` of the total (at most ``max_terms``). Selection by
+    a 256-bucket histogram of the values (linear time; a whole bucket is kept or left, so the
+    energy kept can exceed the target by one bucket). ``mx`` float32[n_terms] zeros and ``seen``
+    int32[n_terms] scratch; mx is zero again on return."""
     n = 0
     for d in bdocs:
         for p in range(fptr[d], fptr[d + 1]):
@@ -51,24 +55,125 @@ def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
                 n += 1
             if v > mx[t]:
                 mx[t] = v
-    vals = np.empty(n, np.float32)
+    top = np.float32(0)
     total = 0.0
     for i in range(n):
-        vals[i] = mx[seen[i]]
-        total += vals[i]
-        mx[seen[i]] = 0
-    order = np.argsort(-vals, kind="mergesort")
-    keep = 0
+        v = mx[seen[i]]
+        total += v
+        if v > top:
+            top = v
+    cnt = np.zeros(256, np.int64)
+    mass = np.zeros(256, np.float64)
+    inv = np.float32(255.5) / top if top > 0 else np.float32(0)
+    for i in range(n):
+        v = mx[seen[i]]
+        b = min(255, int(v * inv))
+        cnt[b] += 1
+        mass[b] += v
+    cut = 0
     acc = 0.0
-    while keep < n and keep < max_terms and (keep == 0 or acc < energy * total):
-        acc += vals[order[keep]]
-        keep += 1
-    terms = np.empty(keep, np.int32)
-    out = np.empty(keep, np.float32)
-    for i in range(keep):
-        terms[i] = seen[order[i]]
-        out[i] = vals[order[i]]
+    kept = 0
+    for b in range(255, -1, -1):
+        if kept >= max_terms or (kept > 0 and acc >= energy * total):
+            cut = b + 1
+            break
+        acc += mass[b]
+        kept += cnt[b]
+    size = min(kept, max_terms)
+    terms = np.empty(size, np.int32)
+    out = np.empty(size, np.float32)
+    j = 0
+    for pass_ in range(2):  # buckets above the cut first, then fill from the cut bucket
+        for i in range(n):
+            if j >= size:
+                break
+            t = seen[i]
+            b = min(255, int(mx[t] * inv))
+            if (pass_ == 0 and b > cut) or (pass_ == 1 and b == cut):
+                terms[j] = t
+                out[j] = mx[t]
+                j += 1
+    for i in range(n):
+        mx[seen[i]] = 0
     return terms, out
+
+
+@njit(cache=True, nogil=True)
+def _cluster(kept, n_c, fptr, fterms, fw, seed, inv_cnt, acc):
+    """Assign each of ``kept`` (doc numbers) to one of ``n_c`` centroids drawn from them at random
+    (Seismic's random k-means, one assignment round): the centroid with the largest dot product
+    over the documents' heaviest terms, through a small inverted index of the centroids. A document
+    sharing no term with any centroid joins the smallest cluster. Returns cluster ids int64[len].
+
+    ``inv_cnt`` int64[n_terms + 1] zeros and ``acc`` float32[>= n_c] zeros, both zero on return."""
+    n = kept.shape[0]
+    out = np.zeros(n, np.int64)
+    if n_c <= 1:
+        return out
+    np.random.seed(seed)
+    cents = np.random.choice(n, n_c, replace=False)
+    # inverted index of the centroids: term -> (centroid, weight)
+    total = 0
+    for c in range(n_c):
+        d = kept[cents[c]]
+        for p in range(fptr[d], fptr[d + 1]):
+            inv_cnt[fterms[p] + 1] += 1
+            total += 1
+    # prefix sums over the touched terms only (the rest stay 0): walk the centroids' terms again
+    starts = np.empty(total, np.int64)
+    nt = 0
+    tlist = np.empty(total, np.int64)
+    for c in range(n_c):
+        d = kept[cents[c]]
+        for p in range(fptr[d], fptr[d + 1]):
+            t = fterms[p]
+            if inv_cnt[t + 1] > 0:
+                tlist[nt] = t
+                starts[nt] = inv_cnt[t + 1]
+                inv_cnt[t + 1] = -nt - 1  # mark: position of t in tlist
+                nt += 1
+    off = np.zeros(nt + 1, np.int64)
+    for i in range(nt):
+        off[i + 1] = off[i] + starts[i]
+    ic = np.empty(total, np.int64)
+    iw = np.empty(total, np.float32)
+    fill = off[:nt].copy()
+    for c in range(n_c):
+        d = kept[cents[c]]
+        for p in range(fptr[d], fptr[d + 1]):
+            i = -inv_cnt[fterms[p] + 1] - 1
+            ic[fill[i]] = c
+            iw[fill[i]] = np.float32(fw[p])
+            fill[i] += 1
+    sizes = np.zeros(n_c, np.int64)
+    for j in range(n):
+        d = kept[j]
+        best = -1
+        bv = np.float32(0)
+        for p in range(fptr[d], fptr[d + 1]):
+            v = inv_cnt[fterms[p] + 1]
+            if v < 0:
+                i = -v - 1
+                w = np.float32(fw[p])
+                for e in range(off[i], off[i + 1]):
+                    acc[ic[e]] += w * iw[e]
+        for p in range(fptr[d], fptr[d + 1]):  # read the touched scores back, and clear them
+            v = inv_cnt[fterms[p] + 1]
+            if v < 0:
+                i = -v - 1
+                for e in range(off[i], off[i + 1]):
+                    c = ic[e]
+                    if acc[c] > bv or (acc[c] == bv and best >= 0 and c < best):
+                        bv = acc[c]
+                        best = c
+                    acc[c] = 0
+        if best < 0:
+            best = int(np.argmin(sizes))
+        out[j] = best
+        sizes[best] += 1
+    for i in range(nt):
+        inv_cnt[tlist[i] + 1] = 0
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -99,29 +204,40 @@ def build(offsets, docs, impacts, fptr, fterms, fimp, n_postings, block_size, en
     tmp_vals = np.empty(n_blocks * cap, np.uint8)
     sscale = np.zeros(n_blocks, np.float32)
     per = (n_terms + n_chunks - 1) // n_chunks
-    max_len = 0
-    for d in range(fptr.shape[0] - 1):
-        max_len = max(max_len, fptr[d + 1] - fptr[d])
     for c in prange(n_chunks):
         mx = np.zeros(n_terms, np.float32)
-        seen = np.empty(max_len * block_size + 1, np.int32)
+        seen = np.empty(n_terms, np.int32)
+        inv_cnt = np.zeros(n_terms + 1, np.int64)
+        cacc = np.zeros(n_postings // block_size + 2, np.float32)
         for t in range(c * per, min(n_terms, (c + 1) * per)):
             kept = _kept(offsets, docs, impacts, t, n_postings)
-            b = tb[t]
-            for s in range(0, kept.shape[0], block_size):
-                e = min(kept.shape[0], s + block_size)
-                bptr[b + 1] = e - s
-                for i in range(s, e):
-                    bdocs[tk[t] + i] = kept[i]
-                st, sv = _summary(kept[s:e], fptr, fterms, fimp, energy, max_terms, mx, seen)
-                top = sv[0] if sv.shape[0] else np.float32(0)
+            b0 = tb[t]
+            n_c = tb[t + 1] - b0
+            cl = _cluster(kept, n_c, fptr, fterms, fimp, t, inv_cnt, cacc)
+            grouped = kept[np.argsort(cl * (np.int64(1) << 32) + kept)]  # by cluster, then doc
+            counts = np.zeros(n_c + 1, np.int64)
+            for j in range(cl.shape[0]):
+                counts[cl[j] + 1] += 1
+            for j in range(n_c):
+                counts[j + 1] += counts[j]
+            for j in range(kept.shape[0]):
+                bdocs[tk[t] + j] = grouped[j]
+            for j in range(n_c):
+                b = b0 + j
+                bptr[b + 1] = counts[j + 1] - counts[j]
+                if counts[j + 1] == counts[j]:
+                    sscale[b] = 1
+                    continue
+                st, sv = _summary(
+                    grouped[counts[j] : counts[j + 1]], fptr, fterms, fimp, energy, max_terms, mx, seen
+                )
+                top = sv.max() if sv.shape[0] else np.float32(0)
                 sc = top / np.float32(255) if top > 0 else np.float32(1)
                 sscale[b] = sc
                 sizes[b + 1] = st.shape[0]
                 for i in range(st.shape[0]):
                     tmp_terms[b * cap + i] = st[i]
                     tmp_vals[b * cap + i] = np.uint8(min(255.0, max(1.0, np.floor(sv[i] / sc + 0.5))))
-                b += 1
     for b in range(n_blocks):
         bptr[b + 1] += bptr[b]
         sizes[b + 1] += sizes[b]
