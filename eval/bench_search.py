@@ -275,6 +275,8 @@ def main() -> int:
         # share of queries whose float32 exact top-k scores equal the generator's brute force
         record["groundtruth_score_agreement"] = float(np.mean(agree))
 
+    with open(os.path.splitext(a.output)[0] + ".partial.json", "w") as f:
+        json.dump(record, f, indent=2)
     peers = [p for p in a.peers.split(",") if p]
     if peers:
         _run_peers(a, record, index, queries, exact_res, docs_path, work, peers)
@@ -400,6 +402,8 @@ def _run_peers(a, record, index, queries, exact_res, docs_path, work, peers):
                 "build": {"seconds": peer.build_seconds, "params": peer.build_params},
                 "index_bytes": peer.index_bytes,
             }
+            with open(os.path.splitext(a.output)[0] + ".partial.json", "w") as f:
+                json.dump(record, f, indent=2)  # what is measured so far, should a long peer build fail
         del peer
         shutil.rmtree(pwork, ignore_errors=True)
 

@@ -4,11 +4,11 @@ Query terms are sorted by their upper bound ``w * max impact``. Once the top-k h
 k-th score ``thr``, the longest prefix of low-bound terms whose bounds sum below ``thr`` is
 *non-essential*: a document matching only those cannot enter the top-k, so their posting lists are
 never read. The *essential* lists are walked window by window (``WINDOW`` doc numbers at a time,
-Lucene's MaxScoreBulkScorer layout): their partial scores go into a small accumulator. Then, in
-doc order, a document whose partial score plus the non-essential bound can still reach ``thr``
-looks up the non-essential terms (largest bound first, galloping cursors that only move forward),
-dropping out as soon as its bound falls under ``thr``; a survivor is scored exactly from the
-forward index (its own terms, ascending term id: the same float additions, in the
+Lucene's MaxScoreBulkScorer layout): their partial scores go into a small accumulator. The
+documents whose partial score plus the non-essential bound can still reach ``thr`` are the
+window's candidates; each non-essential term in turn (largest bound first) adds its impacts to
+them through a galloping cursor that only moves forward, and candidates whose bound falls under
+``thr`` drop out. A survivor is scored exactly from the forward index (its own terms, ascending term id: the same float additions, in the
 same order, as exact search, so scores are bit-identical and ties fall the same way).
 Between windows the threshold has risen, so more terms become non-essential.
 """
@@ -73,6 +73,8 @@ def search_one(
     k,
     qw,
     acc,
+    cx,
+    cpart,
     hs,
     hd,
     out_d,
@@ -80,7 +82,8 @@ def search_one(
 ):
     """MaxScore top-k of one query into out_d / out_s (-1 / 0 padding).
 
-    Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros.
+    Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros,
+    ``cx`` int64[WINDOW], ``cpart`` float32[WINDOW].
     """
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
@@ -117,41 +120,60 @@ def search_one(
                 acc[docs[p] - lo] += w * np.float32(impacts[p])
                 p += 1
             pos[i] = p
-        # candidates in doc order, so the non-essential cursors only move forward
+        # candidates: documents whose partial score plus the non-essential bound can reach thr
+        bound = prefix[n_ne]
+        full = size == k
+        nc = 0
         for x in range(hi - lo):
             part = acc[x]
             if part == 0:
                 continue
             acc[x] = 0
-            if size == k:
-                if (part + prefix[n_ne]) * SLACK < thr:
-                    continue
-                # refine with the non-essential terms, largest bound first
-                d = lo + x
-                rem = prefix[n_ne]
-                ok = True
-                for r in range(n_ne - 1, -1, -1):
-                    i = order[r]
-                    t = q_terms[i]
-                    rem -= ubs[i]
-                    p = _seek(docs, pos[i], offsets[t + 1], d)
-                    pos[i] = p
-                    if p < offsets[t + 1] and docs[p] == d:
-                        part += np.float32(q_weights[i]) * np.float32(impacts[p])
-                    if (part + rem) * SLACK < thr:
-                        ok = False
-                        break
-                if not ok:
-                    continue
-            d = lo + x
+            if full and (part + bound) * SLACK < thr:
+                continue
+            cx[nc] = x
+            cpart[nc] = part
+            nc += 1
+        if full:
+            # non-essential terms, largest bound first, each over all candidates in doc order (its
+            # cursor gallops forward through the list); candidates that cannot make it drop out
+            rem = bound
+            for r in range(n_ne - 1, -1, -1):
+                if nc == 0:
+                    break
+                i = order[r]
+                t = q_terms[i]
+                w = np.float32(q_weights[i])
+                rem -= ubs[i]
+                p = pos[i]
+                e = offsets[t + 1]
+                for c in range(nc):
+                    target = lo + cx[c]
+                    p = _seek(docs, p, e, target)
+                    if p < e and docs[p] == target:
+                        cpart[c] += w * np.float32(impacts[p])
+                pos[i] = p
+                m = 0
+                for c in range(nc):
+                    if (cpart[c] + rem) * SLACK >= thr:
+                        cx[m] = cx[c]
+                        cpart[m] = cpart[c]
+                        m += 1
+                nc = m
+        for c in range(nc):
+            # after the non-essential pass cpart is the whole score (summed in another order)
+            if size == k and (cpart[c] + (0 if full else bound)) * SLACK < thr:
+                continue
+            d = lo + cx[c]
             s = forward_score(fptr, fterms, fimp, d, qw)  # the exact score, in exact search's order
             if s > 0 and (size < k or s >= thr):
                 key = np.int64(doc_order[d]) if reordered else np.int64(d)
                 size = heap_push(hs, hd, size, k, s, key)
                 if size == k:
                     thr = hs[0]
-                    while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
-                        n_ne += 1  # (already-read essential lists stay read for this window)
+        if size == k:
+            while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
+                n_ne += 1
         lo = hi
     for i in range(nq):
         qw[q_terms[i]] = 0
@@ -172,13 +194,15 @@ def search_range(
     """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s."""
     qw = np.zeros(term_max.shape[0], np.float32)
     acc = np.zeros(WINDOW, np.float32)
+    cx = np.empty(WINDOW, np.int64)
+    cpart = np.empty(WINDOW, np.float32)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-            q_terms[a:b], q_weights[a:b], k, qw, acc, hs, hd, out_d[q], out_s[q],
+            q_terms[a:b], q_weights[a:b], k, qw, acc, cx, cpart, hs, hd, out_d[q], out_s[q],
         )  # fmt: skip
 
 
