@@ -310,8 +310,7 @@ DEFAULT_SWEEP = [
     ["seismic", {"query_cut": 5}],
     ["seismic", {"query_cut": 8}],
     ["seismic", {"query_cut": 10}],
-    ["seismic", {"query_cut": 15}],
-    ["seismic", {"query_cut": 10, "heap_factor": 1.0}],
+    ["seismic", {"query_cut": 5, "heap_factor": 1.0}],
 ]
 
 

@@ -76,7 +76,7 @@ class SeismicPeer(Peer):
         ]
 
     def configs(self) -> list[dict[str, Any]]:
-        return [{"query_cut": c, "heap_factor": h} for c in (3, 5, 8, 10) for h in (0.7, 0.9)]
+        return [{"query_cut": c, "heap_factor": h} for c in (3, 5, 8) for h in (0.7, 0.9)]
 
     def search(self, i: int, k: int, **config: Any) -> list[str]:
         qid, comps, vals = self.q[i]

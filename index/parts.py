@@ -34,10 +34,10 @@ ALL_METHODS = tuple(METHOD_PARTS)
 DEFAULT_BMP = {"block_size": 16, "dense_fraction": 0.25}
 DEFAULT_SEISMIC = {
     "n_postings": 2000,
-    "block_size": 16,
+    "block_size": 32,
     "summary_energy": 0.4,
     "summary_terms": 256,
-    "summary_doc_terms": 256,
+    "cluster_doc_terms": 16,
 }
 DEFAULT_REORDER = {"terms": 32, "iterations": 8, "leaf": 16}
 
@@ -182,18 +182,18 @@ def build_parts(
         say("building Seismic blocks and summaries")
         # summaries from each document's heaviest terms only: they hold the mass a summary keeps,
         # at a fraction of the build time
-        m = int(seismic_p["summary_doc_terms"])
-        if n_docs and int(np.diff(fptr).max()) > m:
-            sp_ptr, sp_terms, sp_w = reorder_k.top_terms(fptr, fterms, fimp, m)
-        else:
-            sp_ptr, sp_terms, sp_w = fptr, fterms, fimp
+        # clustering compares documents by their heaviest terms only (Seismic's doc_cut)
+        cptr, cterms, cw = reorder_k.top_terms(fptr, fterms, fimp, int(seismic_p["cluster_doc_terms"]))
         tb, bptr, bdocs, sptr, sterms, svals, sscale = seismic_k.build(
             offsets,
             docs,
             imps,
-            sp_ptr,
-            sp_terms,
-            sp_w,
+            fptr,
+            fterms,
+            fimp,
+            cptr,
+            cterms,
+            cw,
             int(seismic_p["n_postings"]),
             int(seismic_p["block_size"]),
             float(seismic_p["summary_energy"]),

@@ -189,10 +189,26 @@ def _term_layout(offsets, n_postings, block_size):
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def build(offsets, docs, impacts, fptr, fterms, fimp, n_postings, block_size, energy, max_terms, n_chunks):
+def build(
+    offsets,
+    docs,
+    impacts,
+    fptr,
+    fterms,
+    fimp,
+    cptr,
+    cterms,
+    cw,
+    n_postings,
+    block_size,
+    energy,
+    max_terms,
+    n_chunks,
+):
     """All Seismic structures; returns (term_blocks int64[n_terms + 1], block_docs_ptr
     int64[n_blocks + 1], block_docs uint32[], summary_ptr int64[n_blocks + 1], summary_terms int32[],
-    summary_values uint8[], summary_scale float32[n_blocks])."""
+    summary_values uint8[], summary_scale float32[n_blocks]). Clustering compares documents by the
+    forward CSR (cptr, cterms, cw) of their heaviest terms; summaries use the full forward index."""
     n_terms = offsets.shape[0] - 1
     tb, tk = _term_layout(offsets, n_postings, block_size)
     n_blocks = tb[n_terms]
@@ -213,7 +229,7 @@ def build(offsets, docs, impacts, fptr, fterms, fimp, n_postings, block_size, en
             kept = _kept(offsets, docs, impacts, t, n_postings)
             b0 = tb[t]
             n_c = tb[t + 1] - b0
-            cl = _cluster(kept, n_c, fptr, fterms, fimp, t, inv_cnt, cacc)
+            cl = _cluster(kept, n_c, cptr, cterms, cw, t, inv_cnt, cacc)
             grouped = kept[np.argsort(cl * (np.int64(1) << 32) + kept)]  # by cluster, then doc
             counts = np.zeros(n_c + 1, np.int64)
             for j in range(cl.shape[0]):

@@ -92,7 +92,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
         "--seismic-n-postings", type=int, default=None, help="Seismic: postings kept per term (default 2000)"
     )
     p.add_argument(
-        "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 16)"
+        "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 32)"
     )
 
 
