@@ -12,9 +12,9 @@ ranx, runs a BM25 baseline and two fusions, and writes into ``output``:
 - ``report.json``, ``report.md``, ``recall_latency.png``, ``ndcg_per_query.png``;
 - ``leaderboard/``: the exact run and a metadata JSON for a BEIR leaderboard submission.
 
-Evaluation follows BEIR: only queries that have at least one judgment with a grade > 0 in the split's
-qrels are evaluated (queries without judgments are counted and skipped); a judged query that the run
-does not answer scores 0 (ranx ``make_comparable``).
+Evaluation follows BEIR: only queries that have a text and at least one judgment with a grade > 0 in
+the split's qrels are searched and evaluated (the others are counted in the report and skipped); an
+evaluated query with no hit scores 0 (ranx ``make_comparable``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class EvalDataset:
     queries: list[Any]  # TextRecord, in file order
     qrels: dict[str, dict[str, int]]
     fingerprints: dict[str, str] = field(default_factory=dict)
+    n_docs: int = 0
+    empty_docs: int = 0  # documents whose title and text are both blank
 
     @property
     def judged(self) -> dict[str, dict[str, int]]:
@@ -83,10 +85,10 @@ def load_dataset(dataset: str, split: str = "test", cache_dir: str | None = None
     if dataset in BUNDLED:
         source, name = "bundled", dataset
         folder = beir_folder(dataset, split)
-    elif os.path.isdir(dataset):
+    elif os.path.isdir(dataset) or dataset.startswith(("/", ".", "~")) or os.path.exists(dataset):
         source, name = "folder", os.path.basename(os.path.normpath(dataset))
-        folder = beir_folder(dataset, split)
-    elif "/" in dataset and not os.path.exists(dataset):
+        folder = beir_folder(os.path.expanduser(dataset), split)
+    elif "/" in dataset:
         source, name = "ir_datasets", dataset
         folder = _export_ir_dataset(dataset, cache_dir or default_cache_dir())
     else:
@@ -100,13 +102,29 @@ def load_dataset(dataset: str, split: str = "test", cache_dir: str | None = None
             raise LsrError(f"{folder.queries}: duplicate query id {q.id!r}")
         seen.add(q.id)
     qrels = read_qrels(folder.qrels)
+    n_docs = empty_docs = 0
+    for r in iter_texts(folder.corpus):
+        n_docs += 1
+        empty_docs += not r.full_text.strip()
+    if n_docs == 0:
+        raise LsrError(f"{folder.corpus}: the corpus has no documents")
     fingerprints = {
         "corpus_sha256": sha256_file(folder.corpus),
         "queries_sha256": sha256_file(folder.queries),
         "qrels_sha256": sha256_file(folder.qrels),
     }
     return EvalDataset(
-        name, source, folder.root, folder.corpus, folder.queries, folder.qrels, queries, qrels, fingerprints
+        name,
+        source,
+        folder.root,
+        folder.corpus,
+        folder.queries,
+        folder.qrels,
+        queries,
+        qrels,
+        fingerprints,
+        n_docs,
+        empty_docs,
     )
 
 
@@ -129,7 +147,7 @@ def _export_ir_dataset(ds_id: str, cache_dir: str) -> Any:
         try:
             ds = ir_datasets.load(ds_id)
         except KeyError:
-            raise LsrError(f"{ds_id}: unknown ir-datasets id") from None
+            raise LsrError(f"{ds_id}: neither a directory nor a known ir-datasets id") from None
         missing = _ir_datasets_missing_files(ds)
         if missing:
             raise LsrError(
@@ -190,15 +208,19 @@ def _ir_datasets_missing_files(ds: Any) -> list[str]:
         if obj is None or depth > 6 or id(obj) in seen:
             return
         seen.add(id(obj))
-        path_fn = getattr(obj, "path", None)
-        if callable(path_fn) and hasattr(obj, "stream") and type(obj).__name__.endswith("Cache"):
+        kind = type(obj).__name__
+        if kind == "Download":  # a file fetched from the network unless it is already on disk
+            p = getattr(obj, "_cache_path", None)
+            if p is None or not os.path.exists(p):
+                missing.append(os.fspath(p) if p else f"a download from {getattr(obj, 'mirrors', '?')}")
+            return
+        if kind.endswith("Cache") and callable(getattr(obj, "path", None)):
             try:
-                p = path_fn(force=False)
+                p = obj.path(force=False)
             except TypeError:
                 p = None
-            if p is not None and not os.path.exists(p):
-                missing.append(os.fspath(p))
-            return
+            if p is not None and os.path.exists(p):
+                return  # already extracted/cached: what it comes from is not needed
         if type(obj).__module__.startswith("ir_datasets"):
             for v in vars(obj).values() if hasattr(obj, "__dict__") else ():
                 if isinstance(v, (list, tuple)):
@@ -268,7 +290,7 @@ def encode_corpus_cached(
             raise LsrError(f"{entry}: cached vectors do not match the encoder's vocabulary (delete it)")
         batch = SparseBatch(z["indptr"], z["indices"], z["data"], encoder.vocab, z["ids"].tolist())
         return batch, {**meta, "cached": True, "path": entry}
-    n_docs = sum(1 for _ in _iter_ids(ds.corpus))
+    n_docs = ds.n_docs
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
@@ -316,13 +338,6 @@ def encode_corpus_cached(
     os.makedirs(os.path.dirname(entry), exist_ok=True)
     os.replace(tmp, entry)
     return batch, {**meta, "cached": False, "path": entry}
-
-
-def _iter_ids(path: str) -> Iterable[str]:
-    from lsr.texts import iter_texts
-
-    for r in iter_texts(path):
-        yield r.id
 
 
 def _torch_threads() -> int | None:
@@ -631,6 +646,7 @@ def _time_method(
     params: dict[str, Any],
     warmup: int,
     threads: int,
+    show_progress: bool = True,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Search ``batch`` (the run), then time each query alone after ``warmup`` untimed ones."""
     from tqdm.auto import tqdm
@@ -639,7 +655,7 @@ def _time_method(
     for s in singles[:warmup]:
         index.search(s, k=k, method=method, **params)
     times = []
-    for s in tqdm(singles, desc=f"timing {method}", unit="q", leave=False):
+    for s in tqdm(singles, desc=f"timing {method}", unit="q", leave=False, disable=not show_progress):
         t0 = time.perf_counter()
         index.search(s, k=k, method=method, **params)
         times.append(time.perf_counter() - t0)
@@ -820,7 +836,7 @@ def run_eval(
     systems: dict[str, dict[str, Any]] = {}
     for m in method_list:
         params = method_params.get(m, {})
-        results, eff = _time_method(index, singles, qbatch, k, m, params, warmup, threads)
+        results, eff = _time_method(index, singles, qbatch, k, m, params, warmup, threads, show_progress)
         runs[m] = results_to_run(qids, results)
         systems[m] = {"kind": "lsr", "method": m, "params": params, "efficiency": eff}
     exact = runs.get("exact")
@@ -836,9 +852,10 @@ def run_eval(
             systems[name] = {"kind": "fusion", "method": meth, "norm": norm, "of": [base, "bm25"]}
 
     say("[6/6] evaluating")
+    eval_qrels = {q: judged[q] for q in qids}
     per_query: dict[str, dict[str, float]] = {}
     for name, run in runs.items():
-        means, pq = evaluate_run(run, judged)
+        means, pq = evaluate_run(run, eval_qrels)
         systems[name]["metrics"] = means
         per_query[name] = pq["ndcg@10"]
         if name in method_list and name != "exact" and exact is not None:
@@ -846,7 +863,7 @@ def run_eval(
         elif name == "exact":
             systems[name]["recall_vs_exact"] = 1.0
         write_run(os.path.join(runs_dir, f"{name}.trec"), run, _tag(name))
-    write_qrels(os.path.join(output, "qrels.tsv"), judged)
+    write_qrels(os.path.join(output, "qrels.tsv"), eval_qrels)
 
     env = _environment(threads)
     report: dict[str, Any] = {
@@ -858,7 +875,8 @@ def run_eval(
             "root": ds.root,
             "split": split,
             "documents": len(docs),
-            "empty_documents": int(np.count_nonzero(np.diff(docs.indptr) == 0)),
+            "empty_documents": ds.empty_docs,
+            "empty_document_vectors": int(np.count_nonzero(np.diff(docs.indptr) == 0)),
             "queries": len(ds.queries),
             "qrels_queries": len(ds.qrels),
             "judged_queries": len(judged),
@@ -881,7 +899,7 @@ def run_eval(
             "batch_size": batch_size,
             "warmup": warmup,
             "tie_break": "score descending, then doc id ascending",
-            "evaluated": "queries with a judgment of grade > 0 (BEIR); unanswered judged queries score 0",
+            "evaluated": "queries with a text and a judgment of grade > 0; a query with no hit scores 0",
         },
         "encoding": {
             "corpus": {
@@ -1132,6 +1150,8 @@ def compare_dirs(
         for m in metrics:
             va, vb = float(d["A"]["scores"][m]), float(d["B"]["scores"][m])
             p = d["B"]["comparisons"]["A"][m] if "comparisons" in d["B"] else None
+            if p is not None and np.isnan(float(p)):
+                p = 1.0  # identical per-query scores: the test is undefined, nothing differs
             rows.append(
                 {
                     "run": name,
