@@ -269,6 +269,7 @@ def encode_corpus_cached(
     cache_dir: str,
     batch_size: int = 256,
     show_progress: bool = True,
+    encoder_fp: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Encoded corpus (a SparseBatch with ids) from the cache, or encode it and store it.
 
@@ -278,7 +279,7 @@ def encode_corpus_cached(
     from lsr.index.builder import encode_corpus
     from lsr.vectors import SparseBatch, concat_batches
 
-    enc_fp = encoder_fingerprint(encoder)
+    enc_fp = encoder_fp or encoder_fingerprint(encoder)
     key = corpus_cache_key(enc_fp, ds.fingerprints["corpus_sha256"])
     entry = os.path.join(cache_dir, "encodings", key)
     arrays, meta_path = os.path.join(entry, "vectors.npz"), os.path.join(entry, "meta.json")
@@ -753,6 +754,7 @@ def run_eval(
     method_params: dict[str, dict[str, Any]] | None = None,
     bm25: str = "auto",
     pyserini_python: str | None = None,
+    torch_threads: int | None = None,
     warmup: int = 50,
     encoder_options: dict[str, Any] | None = None,
     plots: bool = True,
@@ -763,7 +765,8 @@ def run_eval(
 
     Returns the report (the content of ``report.json``). ``bm25`` is ``auto`` (pyserini when it can
     run, else bm25s), ``pyserini``, ``bm25s`` or ``none``. ``method_params`` maps a method to its
-    keyword parameters for ``Index.search``.
+    keyword parameters for ``Index.search``. ``torch_threads`` sets torch's intra-op threads
+    (default: torch's own choice), for encoding the corpus and the queries.
     """
     import lsr
     from lsr.index import build_index, open_index
@@ -783,6 +786,11 @@ def run_eval(
                 f"parameters given for method {m!r}, which is not evaluated ({', '.join(method_list)})"
             )
     cache_dir = os.path.abspath(cache_dir or default_cache_dir())
+    if torch_threads is not None:
+        import torch
+
+        _check_threads(torch_threads)
+        torch.set_num_threads(torch_threads)
     started = time.time()
 
     say(f"[1/6] dataset {dataset}")
@@ -797,8 +805,9 @@ def run_eval(
 
     say(f"[2/6] encoder {model}; corpus {ds.corpus}")
     enc = lsr.load_encoder(model, **(encoder_options or {}))
+    enc_fp = encoder_fingerprint(enc)
     docs, enc_info = encode_corpus_cached(
-        enc, ds, cache_dir, batch_size=batch_size, show_progress=show_progress
+        enc, ds, cache_dir, batch_size=batch_size, show_progress=show_progress, encoder_fp=enc_fp
     )
     say(
         f"      {len(docs)} documents "
@@ -809,9 +818,7 @@ def run_eval(
     os.makedirs(output, exist_ok=True)
     runs_dir = os.path.join(output, RUNS_DIR)
     os.makedirs(runs_dir, exist_ok=True)
-    index_dir = os.path.join(
-        cache_dir, "indexes", corpus_cache_key(encoder_fingerprint(enc), ds.fingerprints["corpus_sha256"])
-    )
+    index_dir = os.path.join(cache_dir, "indexes", corpus_cache_key(enc_fp, ds.fingerprints["corpus_sha256"]))
     os.makedirs(os.path.dirname(index_dir), exist_ok=True)
     t0 = time.perf_counter()
     build_index(docs, index_dir, encoder=enc, overwrite=True)
@@ -840,12 +847,14 @@ def run_eval(
         runs[m] = results_to_run(qids, results)
         systems[m] = {"kind": "lsr", "method": m, "params": params, "efficiency": eff}
     exact = runs.get("exact")
+    if exact is None:  # the reference for recall vs exact (not timed, not reported as a system)
+        exact = results_to_run(qids, index.search(qbatch, k=k, method="exact", threads=threads))
     bm25_info = None
     if bm25 != "none":
         say("      BM25 baseline")
         runs["bm25"], bm25_info = bm25_run(ds, qids, k, backend=bm25, python=pyserini_python)
         systems["bm25"] = {"kind": "baseline", **bm25_info}
-        base = "exact" if exact is not None else method_list[0]
+        base = "exact" if "exact" in runs else method_list[0]
         for name, meth, norm in (("fusion_rrf", "rrf", None), ("fusion_minmax_sum", "sum", "min-max")):
             fused = fuse_runs([runs[base], runs["bm25"]], meth, norm)
             runs[name] = {q: v[:k] for q, v in fused.items()}
@@ -858,7 +867,7 @@ def run_eval(
         means, pq = evaluate_run(run, eval_qrels)
         systems[name]["metrics"] = means
         per_query[name] = pq["ndcg@10"]
-        if name in method_list and name != "exact" and exact is not None:
+        if name in method_list and name != "exact":
             systems[name]["recall_vs_exact"] = recall_vs_exact(run, exact, k)
         elif name == "exact":
             systems[name]["recall_vs_exact"] = 1.0
@@ -888,7 +897,7 @@ def run_eval(
             "qrels": sum(len(v) for v in ds.qrels.values()),
             "fingerprints": ds.fingerprints,
         },
-        "model": {"name": model, **encoder_fingerprint(enc)},
+        "model": {"name": model, **enc_fp},
         "settings": {
             "k": k,
             "methods": method_list,
@@ -908,6 +917,7 @@ def run_eval(
                 "cached": enc_info["cached"],
                 "seconds": enc_info["seconds"],
                 "docs_per_second": enc_info["docs_per_second"],
+                "torch_threads": enc_info.get("torch_threads"),
                 "cache_key": enc_info["key"],
             },
             "queries": {"count": len(qids), "ms": latency_stats(q_times)},
@@ -962,7 +972,7 @@ def export_leaderboard(
         "model_config": report["model"]["config"],
         "model_weights_sha256": report["model"]["weights_sha256"],
         "dataset": report["dataset"]["name"],
-        "split": report["settings"].get("k") and report["dataset"]["split"],
+        "split": report["dataset"]["split"],
         "corpus_sha256": report["dataset"]["fingerprints"]["corpus_sha256"],
         "run_file": run_file,
         "retrieval": {"system": "lsr", "method": name, "k": report["settings"]["k"]},

@@ -418,3 +418,21 @@ def test_cranfield_graded_qrels_and_empty_documents(shared_dir, tmp_path):
     assert rep["dataset"]["documents"] == 1400 and rep["dataset"]["evaluated_queries"] == 225
     assert rep["dataset"]["empty_documents"] == 2
     assert 0.1 < rep["systems"]["exact"]["metrics"]["ndcg@10"] < 1
+
+
+def test_recall_vs_exact():
+    exact = {"q1": [("a", 3.0), ("b", 2.0)], "q2": [("c", 1.0)], "q3": []}
+    approx = {"q1": [("a", 3.0), ("z", 1.0)], "q2": [("c", 1.0)]}
+    assert harness.recall_vs_exact(approx, exact, 2) == pytest.approx((0.5 + 1.0) / 2)
+    assert harness.recall_vs_exact(exact, exact, 2) == 1.0
+    assert harness.recall_vs_exact({}, exact, 2) == 0.0
+
+
+def test_other_methods_report_recall_vs_exact(tiny):
+    _, r1, _ = tiny
+    for m in METHODS:
+        assert 0.0 <= r1["systems"][m]["recall_vs_exact"] <= 1.0
+        assert (
+            r1["systems"][m]["efficiency"]["latency_ms"]["p99"]
+            >= r1["systems"][m]["efficiency"]["latency_ms"]["p50"]
+        )

@@ -48,6 +48,7 @@ def run(args: Any) -> int:
         method_params=params,
         bm25=args.bm25,
         pyserini_python=args.pyserini_python,
+        torch_threads=args.torch_threads,
         warmup=args.warmup,
         encoder_options=opts,
         plots=not args.no_plots,

@@ -183,6 +183,9 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
         help="Python interpreter of a venv with pyserini (default: $LSR_PYSERINI_PYTHON)",
     )
     p.add_argument("--warmup", type=int, default=50, help="untimed queries before timing each method")
+    p.add_argument(
+        "--torch-threads", type=int, default=None, help="torch threads for encoding (default: torch's)"
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
 
