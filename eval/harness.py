@@ -836,6 +836,7 @@ def run_eval(
         singles.append(enc.encode_queries([t]))
         q_times.append(time.perf_counter() - t1)
     qbatch = concat_batches(singles)
+    torch_threads_used = _torch_threads()
     empty_vectors = int(np.count_nonzero(np.diff(qbatch.indptr) == 0))
 
     say(f"[5/6] searching: {', '.join(method_list)} (k={k})")
@@ -875,6 +876,7 @@ def run_eval(
     write_qrels(os.path.join(output, "qrels.tsv"), eval_qrels)
 
     env = _environment(threads)
+    env["threads"]["torch"] = torch_threads_used  # as used for encoding (a later import may reset it)
     report: dict[str, Any] = {
         "lsr_eval_version": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
