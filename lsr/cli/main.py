@@ -23,6 +23,10 @@ COMMANDS = {
         "lsr.cli.demo",
         "encode, index and search the bundled SciFact with the bundled model; print nDCG@10",
     ),
+    "eval": (
+        "lsr.cli.eval_cmd",
+        "evaluate a model on a BEIR dataset: metrics, latency, BM25 and fusion baselines, report",
+    ),
 }
 
 
@@ -173,6 +177,50 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
+def _args_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset", help="BEIR folder, bundled name (scifact) or ir-datasets id (beir/scifact/test)"
+    )
+    p.add_argument("--model", default="splade-tiny", help="bundled name, local directory or Hugging Face id")
+    p.add_argument("--output", help="directory for runs, report.json, report.md and plots")
+    p.add_argument(
+        "--methods", default=None, help="comma-separated search methods (default: every available one)"
+    )
+    p.add_argument("--k", type=int, default=1000, help="documents retrieved per query (default 1000)")
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("DIR1", "DIR2"),
+        help="compare two eval outputs with ranx's paired significance test",
+    )
+    p.add_argument(
+        "--cache-dir", default=None, help="encoding cache (default: $LSR_CACHE_DIR or ~/.cache/lsr/eval)"
+    )
+    p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: test)")
+    p.add_argument("--threads", type=int, default=1, help="threads for the batch search (default 1)")
+    p.add_argument("--batch-size", type=int, default=256, help="documents per encoding chunk (default 256)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
+    p.add_argument(
+        "--params", default=None, help='method parameters as JSON, e.g. \'{"bmp": {"alpha": 0.9}}\''
+    )
+    p.add_argument(
+        "--bm25",
+        choices=["auto", "pyserini", "bm25s", "none"],
+        default="auto",
+        help="BM25 baseline backend (default auto: pyserini when it can run, else bm25s)",
+    )
+    p.add_argument(
+        "--pyserini-python",
+        default=None,
+        help="Python interpreter of a venv with pyserini (default: $LSR_PYSERINI_PYTHON)",
+    )
+    p.add_argument("--warmup", type=int, default=50, help="untimed queries before timing each method")
+    p.add_argument(
+        "--torch-threads", type=int, default=None, help="torch threads for encoding (default: torch's)"
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
 _ARGS = {
     "encode": _args_encode,
     "index": _args_index,
@@ -181,6 +229,7 @@ _ARGS = {
     "info": _args_info,
     "serve": _args_serve,
     "demo": _args_demo,
+    "eval": _args_eval,
 }
 
 
