@@ -380,7 +380,9 @@ def _run_peers(a, record, index, queries, exact_res, docs_path, work, peers):
             peer = P.SeismicPeer(docs_path, qs[:nq], pwork, n_postings=a.seismic_n_postings)
         else:
             order = np.asarray(index.doc_order) if len(index.doc_order) else None
-            peer = P.BmpPeer(docs_path, qs[:nq], pwork, order=order)
+            meta = record.get("data_meta", {})
+            exact_scale = meta.get("int_weight_scale") if meta.get("max_int_doc_weight", 999) <= 255 else None
+            peer = P.BmpPeer(docs_path, qs[:nq], pwork, order=order, scale=exact_scale)
         for cfg in peer.configs():
             label = f"{peer.name} " + _fmt_params(cfg)
             print(f"timing {label} ...", flush=True)

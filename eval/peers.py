@@ -86,7 +86,8 @@ class SeismicPeer(Peer):
 
 class BmpPeer(Peer):
     """The ``bmp`` package. Document impacts must be integers <= 255 (larger ones overflow and
-    recall collapses), so weights are quantized like lsr's uint8 (w / max x 255). Its speed depends
+    recall collapses), so weights are quantized like lsr's uint8 (w / max x 255, or x ``scale`` when
+    the weights are known multiples of 1 / scale, as synth_lsr.py's are of 1/40). Its speed depends
     on document order: it gets the documents in ``order`` (lsr passes its own graph-bisection
     order, so both engines see the same layout)."""
 
@@ -99,25 +100,37 @@ class BmpPeer(Peer):
         work: str,
         order: np.ndarray | None = None,
         bsize: int = 32,
+        scale: float | None = None,
     ):
         import bmp
 
         path = os.path.join(work, "index.bmp")
         if os.path.exists(path):
             os.remove(path)
-        docs = list(iter_jsonl(docs_jsonl)) if order is not None else None
+        # one pass for the scale (and, to feed them in ``order``, each line's byte offset: holding
+        # 1M parsed documents in Python would take ~20 GB)
         max_w = 0.0
-        for d in docs if docs is not None else iter_jsonl(docs_jsonl):
-            if d["vector"]:
-                max_w = max(max_w, max(d["vector"].values()))
-        scale = 255.0 / max_w if max_w > 0 else 1.0
+        starts = []
+        with open(docs_jsonl, "rb") as f:
+            pos = 0
+            for line in f:
+                if line.strip():
+                    starts.append(pos)
+                    vec = orjson.loads(line)["vector"]
+                    if vec:
+                        max_w = max(max_w, max(vec.values()))
+                pos += len(line)
+        if scale is None or scale * max_w > 255.5:
+            scale = 255.0 / max_w if max_w > 0 else 1.0
         t0 = time.perf_counter()
         ix = bmp.Indexer(path, bsize=bsize, compress_range=False)
-        it = (docs[j] for j in order) if docs is not None else iter_jsonl(docs_jsonl)
-        for d in it:
-            ix.add_document(
-                str(d["id"]), {t: max(1, min(255, int(round(w * scale)))) for t, w in d["vector"].items()}
-            )
+        with open(docs_jsonl, "rb") as f:
+            for j in order if order is not None else range(len(starts)):
+                f.seek(starts[j])
+                d = orjson.loads(f.readline())
+                ix.add_document(
+                    str(d["id"]), {t: max(1, min(255, int(round(w * scale)))) for t, w in d["vector"].items()}
+                )
         ix.finish()
         self.build_seconds = time.perf_counter() - t0
         self.index_bytes = dir_size(path)
