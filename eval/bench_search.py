@@ -327,19 +327,11 @@ def _fmt_params(params):
 
 def _time_lsr(index, queries, k, method, params, repeats):
     """Per-query latency (median of ``repeats``) of ``index.search`` on single queries, and results."""
-    from lsr.vectors import SparseBatch
+    from lsr.index.bench import single_queries
 
     indptr, terms, weights, _ = index.prepare_queries(queries)
     nq = len(indptr) - 1
-    singles = [
-        SparseBatch(
-            np.array([0, indptr[i + 1] - indptr[i]]),
-            terms[indptr[i] : indptr[i + 1]],
-            weights[indptr[i] : indptr[i + 1]],
-            index.vocab,
-        )
-        for i in range(nq)
-    ]
+    singles = single_queries(index, indptr, terms, weights)
     index.warmup([method])
     for i in range(min(100, nq)):
         index.search(singles[i], k=k, method=method, **params)

@@ -23,6 +23,22 @@ def recall_at_k(found: list[Any], truth: list[Any]) -> float:
     return float(np.mean(vals)) if vals else 1.0
 
 
+def single_queries(
+    index: Any, indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray
+) -> list[SparseBatch]:
+    """One SparseBatch per query of CSR arrays (from ``index.prepare_queries``), for timing queries
+    one at a time."""
+    return [
+        SparseBatch(
+            np.array([0, indptr[i + 1] - indptr[i]]),
+            terms[indptr[i] : indptr[i + 1]],
+            weights[indptr[i] : indptr[i + 1]],
+            index.vocab,
+        )
+        for i in range(len(indptr) - 1)
+    ]
+
+
 def latency_stats(seconds: np.ndarray) -> dict[str, float]:
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
     return {
@@ -57,15 +73,7 @@ def benchmark_search(
     nq = len(indptr) - 1
     if nq == 0:
         raise LsrError("no queries to benchmark")
-    singles = [
-        SparseBatch(
-            np.array([0, indptr[i + 1] - indptr[i]]),
-            terms[indptr[i] : indptr[i + 1]],
-            weights[indptr[i] : indptr[i + 1]],
-            index.vocab,
-        )
-        for i in range(nq)
-    ]
+    singles = single_queries(index, indptr, terms, weights)
     index.warmup()
     for i in range(min(warmup, nq)):
         index.search(singles[i], k=k, method=method, **params)
