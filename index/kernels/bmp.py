@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lsr.index.kernels.topk import heap_drain, heap_push
+from lsr.index.kernels.topk import heap_finish, heap_push
 
 N_BUCKETS = 4096
 SLACK = np.float32(1.0001)  # bounds are sums in another order than scores: allow float rounding
@@ -239,13 +239,7 @@ def search_one(
                         size = heap_push(hs, hd, size, k, s, key)
                         if size == k:
                             thr = hs[0]
-    n = size
-    heap_drain(hs, hd, size, out_s, out_d)
-    for i in range(n):
-        out_s[i] = out_s[i] * scale
-    for i in range(n, out_d.shape[0]):
-        out_d[i] = -1
-        out_s[i] = 0
+    heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
 @njit(cache=True, nogil=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lsr.index.kernels.topk import heap_drain, heap_push, topk_reference
+from lsr.index.kernels.topk import heap_finish, heap_push, topk_reference
 
 SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max before any heap work
 
@@ -86,13 +86,7 @@ def search_one(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, 
     else:
         size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order)
         acc[:] = 0
-    n = size
-    heap_drain(hs, hd, size, out_s, out_d)
-    for i in range(n):
-        out_s[i] = out_s[i] * scale
-    for i in range(n, out_d.shape[0]):
-        out_d[i] = -1
-        out_s[i] = 0
+    heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
 @njit(cache=True, nogil=True)

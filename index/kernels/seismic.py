@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from lsr.index.kernels.maxscore import forward_score
-from lsr.index.kernels.topk import heap_drain, heap_push
+from lsr.index.kernels.topk import heap_finish, heap_push
 
 
 @njit(cache=True, nogil=True)
@@ -325,13 +325,7 @@ def search_one(
                         thr = hs[0]
     for i in range(nq):
         qw[q_terms[i]] = 0
-    n = size
-    heap_drain(hs, hd, size, out_s, out_d)
-    for i in range(n):
-        out_s[i] = out_s[i] * scale
-    for i in range(n, out_d.shape[0]):
-        out_d[i] = -1
-        out_s[i] = 0
+    heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
 @njit(cache=True, nogil=True)

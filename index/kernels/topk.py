@@ -70,6 +70,18 @@ def heap_drain(hs, hd, size, out_s, out_d):
         _sift_down(hs, hd, size, 0)
 
 
+@njit(cache=True, nogil=True)
+def heap_finish(hs, hd, size, scale, out_d, out_s):
+    """Drain the heap best-first into out_d / out_s, multiply the scores by ``scale`` (the
+    quantization step) and pad the rest of the row with -1 / 0."""
+    heap_drain(hs, hd, size, out_s, out_d)
+    for i in range(size):
+        out_s[i] = out_s[i] * scale
+    for i in range(size, out_d.shape[0]):
+        out_d[i] = -1
+        out_s[i] = 0
+
+
 def topk_reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Plain numpy: the k best positive entries of ``scores`` by (score desc, index asc)."""
     cand = np.flatnonzero(scores > 0)
