@@ -90,15 +90,14 @@ def search_one(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, 
 
 
 @njit(cache=True, nogil=True)
-def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc):
-    """Exact top-k for every query of a CSR batch, one after the other, reusing ``acc``.
-    Returns (doc numbers int64[nq, k], scores float32[nq, k])."""
-    nq = q_indptr.shape[0] - 1
-    out_d = np.full((nq, k), -1, dtype=np.int64)
-    out_s = np.zeros((nq, k), dtype=np.float32)
+def search_range(
+    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, q_lo, q_hi, out_d, out_s
+):
+    """Exact top-k for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s, reusing the
+    zeroed accumulator ``acc``."""
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
-    for q in range(nq):
+    for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
             offsets,
@@ -115,6 +114,18 @@ def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q
             out_d[q],
             out_s[q],
         )
+
+
+@njit(cache=True, nogil=True)
+def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc):
+    """Exact top-k for every query of a CSR batch, one after the other, reusing ``acc``.
+    Returns (doc numbers int64[nq, k], scores float32[nq, k])."""
+    nq = q_indptr.shape[0] - 1
+    out_d = np.full((nq, k), -1, dtype=np.int64)
+    out_s = np.zeros((nq, k), dtype=np.float32)
+    search_range(
+        offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, 0, nq, out_d, out_s
+    )
     return out_d, out_s
 
 
@@ -127,26 +138,10 @@ def search_batch(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_
     out_s = np.zeros((nq, k), dtype=np.float32)
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        acc = accs[c]
-        hs = np.empty(k, dtype=np.float32)
-        hd = np.empty(k, dtype=np.int64)
-        for q in range(c * per, min(nq, (c + 1) * per)):
-            a, b = q_indptr[q], q_indptr[q + 1]
-            search_one(
-                offsets,
-                docs,
-                impacts,
-                scale,
-                doc_order,
-                q_terms[a:b],
-                q_weights[a:b],
-                k,
-                acc,
-                hs,
-                hd,
-                out_d[q],
-                out_s[q],
-            )
+        search_range(
+            offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs[c],
+            c * per, min(nq, (c + 1) * per), out_d, out_s,
+        )  # fmt: skip
     return out_d, out_s
 
 

@@ -29,28 +29,18 @@ def transpose(offsets, cols, vals, n_cols, row_map):
     fill = counts[:n_cols].copy()
     out_cols = np.empty(nnz, np.uint32)
     out_vals = np.empty(nnz, vals.dtype)
-    remap = row_map.shape[0] > 0
-    if remap:
-        # visit rows in the order of their new numbers, so each output row comes out sorted
-        inv = np.empty(n_rows, np.int64)
-        for r in range(n_rows):
-            inv[row_map[r]] = r
-        for nr in range(n_rows):
-            r = inv[nr]
-            for p in range(offsets[r], offsets[r + 1]):
-                c = cols[p]
-                q = fill[c]
-                out_cols[q] = nr
-                out_vals[q] = vals[p]
-                fill[c] = q + 1
-    else:
-        for r in range(n_rows):
-            for p in range(offsets[r], offsets[r + 1]):
-                c = cols[p]
-                q = fill[c]
-                out_cols[q] = r
-                out_vals[q] = vals[p]
-                fill[c] = q + 1
+    # visit rows in the order of their new numbers, so each output row comes out sorted
+    inv = np.empty(n_rows, np.int64)
+    for r in range(n_rows):
+        inv[row_map[r] if row_map.shape[0] > 0 else r] = r
+    for nr in range(n_rows):
+        r = inv[nr]
+        for p in range(offsets[r], offsets[r + 1]):
+            c = cols[p]
+            q = fill[c]
+            out_cols[q] = nr
+            out_vals[q] = vals[p]
+            fill[c] = q + 1
     return out_offsets, out_cols, out_vals
 
 
