@@ -362,6 +362,9 @@ class Index:
             encoder = self.load_encoder()
         else:
             self.check_encoder(encoder, force)
+        bind = getattr(encoder, "bind_index", None)
+        if bind is not None:  # inference-free models weight queries by this index's IDF
+            bind(self)
         return encoder.encode_queries(list(texts))
 
     # -- search ----------------------------------------------------------------------------------

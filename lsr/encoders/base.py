@@ -27,6 +27,7 @@ _MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 # Names that resolve to a model shipped inside the package.
 BUNDLED_MODELS = {"splade-tiny": _MODELS_DIR / "splade-tiny"}
 # Config keys that do not change the vectors, so they are ignored when comparing configs.
+ENCODER_KINDS = ("splade", "inference-free", "unicoil")
 _NON_SEMANTIC_KEYS = {"model_path", "batch_size", "device", "threads"}
 
 
@@ -96,7 +97,15 @@ def load_encoder(name_or_path: str, **options: Any) -> Encoder:
         from lsr.encoders.splade import SpladeEncoder
 
         return SpladeEncoder.from_pretrained(path, name=name_or_path, **settings)
-    raise LsrError(f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: splade)")
+    if kind == "inference-free":
+        from lsr.encoders.inference_free import InferenceFreeEncoder
+
+        return InferenceFreeEncoder.from_pretrained(path, name=name_or_path, **settings)
+    if kind == "unicoil":
+        from lsr.encoders.unicoil import UniCoilEncoder
+
+        return UniCoilEncoder.from_pretrained(path, name=name_or_path, **settings)
+    raise LsrError(f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: {', '.join(ENCODER_KINDS)})")
 
 
 def _looks_like_hub_id(s: str) -> bool:

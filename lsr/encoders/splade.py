@@ -305,6 +305,64 @@ class SpladeEncoder(Encoder):
             out = torch.log1p(torch.relu(out))  # monotone: the same as activating every token first
         return out
 
+    # -- training (lsr train) ---------------------------------------------------------------------
+    def train_module(self) -> Any:
+        """The ``torch.nn.Module`` whose parameters training updates (the whole masked LM)."""
+        return self.model
+
+    def forward_train(self, texts: Sequence[str], what: str) -> Any:
+        """Differentiable dense SPLADE weights, (batch, vocab) float32 on the model's device.
+
+        ``what`` is ``"query"`` or ``"document"`` (which max length applies). The values are the ones
+        :meth:`encode_queries` / :meth:`encode_documents` give before top-k and threshold, computed on
+        vocabulary tiles with a sparse backward for max pooling (:mod:`lsr.encoders.maxpool`), on the
+        plain logits for sum pooling.
+        """
+        import torch
+
+        max_length = self.query_max_length if what == "query" else self.doc_max_length
+        device = next(self.model.parameters()).device
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        )
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        h = self._transform(hidden) if self._transform is not None else hidden
+        if self.pooling == "max":
+            from lsr.encoders.maxpool import max_pool_projection
+
+            pooled = max_pool_projection(h, mask, self._decoder.weight, self._live_bias())
+            return torch.log1p(torch.relu(pooled))
+        logits = torch.nn.functional.linear(h, self._decoder.weight, self._live_bias())
+        return (torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1)).sum(dim=1)
+
+    def _live_bias(self) -> Any:
+        """The decoder bias as a parameter (trainable), not the detached copy encoding uses."""
+        bias = getattr(self._decoder, "bias", None)
+        if bias is None:
+            predictions = getattr(getattr(self.model, "cls", None), "predictions", None)
+            bias = getattr(predictions, "bias", None)
+        return bias
+
+    def refresh(self) -> None:
+        """Rebuild the encoding caches (vocabulary tiles, bias) from the current weights: call after
+        the weights changed (training) and before encoding with the fast path."""
+        self.__init__(  # type: ignore[misc]
+            self.model,
+            self.tokenizer,
+            self.name,
+            self.path,
+            doc_max_length=self.doc_max_length,
+            query_max_length=self.query_max_length,
+            pooling=self.pooling,
+            doc_top_k=self.doc_top_k,
+            query_top_k=self.query_top_k,
+            threshold=self.threshold,
+            batch_size=self.batch_size,
+            precision=self.precision,
+            token_chunk=self.token_chunk,
+        )
+
     def _buffer(self, n_tokens: int) -> Any:
         """A reused logits buffer: allocating ~100 MB per chunk costs more in page faults than it saves."""
         import torch

@@ -1,0 +1,261 @@
+"""Training data for :mod:`lsr.training`: a BEIR split's (query, positive) pairs, hard negatives mined
+by our own engine, optional teacher scores, and the search-based evaluation used during training.
+
+Negatives come from one of:
+
+* ``"bm25"``: BM25 (k1 0.9, b 0.4, as Anserini) over the encoder's word pieces, as impact vectors
+  indexed and searched exactly by :mod:`lsr.index`;
+* ``"model"``: the current encoder's own top-k (corpus encoded, indexed and searched the way users do);
+* ``"none"``: in-batch negatives only;
+* a file path: TSV ``query-id<TAB>doc-id`` per line, ranked best first (e.g. another system's run).
+
+Judged-relevant documents of a query are never its negatives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+from lsr.texts import iter_texts, read_qrels
+from lsr.vectors import SparseBatch, Vocabulary
+
+
+@dataclass
+class TrainData:
+    """Texts and judgments for training: ``pairs`` are (query id, positive doc id), in file order."""
+
+    corpus: dict[str, str]  # doc id -> title + " " + text
+    corpus_path: str
+    queries: dict[str, str]
+    pairs: list[tuple[str, str]]
+    relevant: dict[str, set[str]]  # every judged-relevant doc of a query (never a negative)
+    dev_queries: dict[str, str] = field(default_factory=dict)
+    dev_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def load_train_data(
+    data: str,
+    split: str = "train",
+    dev_split: str | None = None,
+    dev_fraction: float = 0.0,
+    seed: int = 0,
+) -> TrainData:
+    """Load a BEIR folder (or a bundled dataset name such as ``"scifact"``) for training.
+
+    ``dev_split`` names a qrels split used for evaluation during training; otherwise ``dev_fraction``
+    of the training queries (chosen with ``seed``) are held out as the dev set.
+    """
+    from lsr.eval.datasets import beir_folder
+
+    folder = beir_folder(data, split)
+    corpus = {r.id: r.full_text for r in iter_texts(folder.corpus)}
+    if not corpus:
+        raise LsrError(f"{folder.corpus}: the corpus has no documents")
+    queries_path = folder.queries
+    queries = {r.id: r.text for r in iter_texts(queries_path)}
+    extra = os.path.join(folder.root, f"queries.{split}.jsonl")
+    if os.path.isfile(extra):  # BEIR-style folders that keep the train queries in a file of their own
+        queries.update({r.id: r.text for r in iter_texts(extra)})
+    qrels = read_qrels(folder.qrels)
+    dev_qrels: dict[str, dict[str, int]] = {}
+    if dev_split:
+        dev_qrels = read_qrels(beir_folder(data, dev_split).qrels)
+    elif dev_fraction:
+        if not 0 < dev_fraction < 1:
+            raise LsrError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
+        qids = sorted(q for q, d in qrels.items() if any(g > 0 for g in d.values()))
+        rng = np.random.default_rng(seed)
+        held = set(rng.choice(qids, size=max(1, round(len(qids) * dev_fraction)), replace=False).tolist())
+        dev_qrels = {q: qrels.pop(q) for q in sorted(held)}
+    pairs: list[tuple[str, str]] = []
+    relevant: dict[str, set[str]] = {}
+    missing_q = missing_d = 0
+    for qid, judged in qrels.items():
+        if qid not in queries:
+            missing_q += 1
+            continue
+        for did, grade in judged.items():
+            if grade <= 0:
+                continue
+            if did not in corpus:
+                missing_d += 1
+                continue
+            pairs.append((qid, did))
+            relevant.setdefault(qid, set()).add(did)
+    if not pairs:
+        raise LsrError(f"{folder.qrels}: no (query, relevant document) pair found in the corpus and queries")
+    dev_queries = {q: queries[q] for q in dev_qrels if q in queries}
+    return TrainData(
+        corpus, folder.corpus, {q: queries[q] for q in relevant}, pairs, relevant, dev_queries, dev_qrels
+    )
+
+
+# -- negatives ------------------------------------------------------------------------------------
+def bm25_vectors(
+    tokenizer: Any, texts: Sequence[str], k1: float = 0.9, b: float = 0.4
+) -> tuple[SparseBatch, Vocabulary]:
+    """BM25 impact vectors of ``texts`` over the tokenizer's word pieces (special tokens dropped)."""
+    vocab = Vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    counts = [Counter(t for t in row if t not in special) for row in ids]
+    n = len(counts)
+    lengths = np.array([sum(c.values()) for c in counts], np.float64)
+    avg = lengths.mean() if n and lengths.mean() > 0 else 1.0
+    df = Counter(t for c in counts for t in c)
+    indptr = np.zeros(n + 1, np.int64)
+    indices, data = [], []
+    for i, c in enumerate(counts):
+        terms = np.array(sorted(c), np.int32)
+        tf = np.array([c[t] for t in terms], np.float64)
+        dfs = np.array([df[t] for t in terms], np.float64)
+        idf = np.log1p((n - dfs + 0.5) / (dfs + 0.5))
+        w = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[i] / avg))
+        keep = w > 0
+        indices.append(terms[keep])
+        data.append(w[keep].astype(np.float32))
+        indptr[i + 1] = indptr[i] + int(keep.sum())
+    batch = SparseBatch(
+        indptr,
+        np.concatenate(indices) if indices else np.zeros(0, np.int32),
+        np.concatenate(data) if data else np.zeros(0, np.float32),
+        vocab,
+    )
+    return batch, vocab
+
+
+def _query_bags(tokenizer: Any, texts: Sequence[str], vocab: Vocabulary) -> SparseBatch:
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    rows = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    dicts = [dict(Counter(vocab.token(t) for t in row if t not in special)) for row in rows]
+    return SparseBatch.from_dicts([{k: float(v) for k, v in d.items()} for d in dicts], vocab)
+
+
+def mine_negatives(
+    source: str,
+    data: TrainData,
+    encoder: Any,
+    depth: int = 50,
+    show_progress: bool = False,
+) -> dict[str, list[str]]:
+    """Ranked hard negatives per training query (top ``depth`` of ``source``, minus relevant docs)."""
+    from lsr.index.builder import build_index
+    from lsr.index.searcher import Index
+
+    qids = sorted(data.queries)
+    if source == "none":
+        return {}
+    if source not in ("bm25", "model"):
+        if not os.path.isfile(source):
+            raise LsrError(f"negatives {source!r}: not 'bm25', 'model', 'none' or an existing TSV file")
+        return _read_negatives_file(source, data)
+    doc_ids = list(data.corpus)
+    texts = [data.corpus[d] for d in doc_ids]
+    with tempfile.TemporaryDirectory(prefix="lsr-negatives-") as tmp:
+        if source == "bm25":
+            tok = getattr(encoder, "tokenizer", None)
+            if tok is None:
+                raise LsrError("BM25 negatives need an encoder with a tokenizer")
+            docs, vocab = bm25_vectors(tok, texts)
+            build_index(docs, tmp, ids=doc_ids, methods=("exact",), overwrite=True)
+            queries: Any = _query_bags(tok, [data.queries[q] for q in qids], vocab)
+            index = Index(tmp)
+            results = index.search(queries, k=depth + 20)
+        else:
+            if hasattr(encoder, "refresh"):
+                encoder.refresh()
+            docs = encoder.encode_documents(texts, show_progress=show_progress)
+            build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
+            index = Index(tmp)
+            results = index.search(encoder.encode_queries([data.queries[q] for q in qids]), k=depth + 20)
+    out: dict[str, list[str]] = {}
+    for qid, res in zip(qids, results):
+        rel = data.relevant.get(qid, set())
+        out[qid] = [d for d in res.ids if d not in rel][:depth]
+    return out
+
+
+def _read_negatives_file(path: str, data: TrainData) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts or parts[0] in ("query-id", "qid"):
+                continue
+            if len(parts) < 2:
+                raise LsrError(f"{path}:{lineno}: expected 'query-id<TAB>doc-id'")
+            q, d = parts[0], parts[1]
+            if d in data.corpus and d not in data.relevant.get(q, ()):
+                out.setdefault(q, []).append(d)
+    return out
+
+
+# -- teacher scores -------------------------------------------------------------------------------
+def read_teacher(path: str) -> dict[str, dict[str, float]]:
+    """Teacher scores: TSV ``query-id<TAB>doc-id<TAB>score`` lines, or a JSON ``{qid: {docid: score}}``."""
+    if not os.path.isfile(path):
+        raise LsrError(f"teacher scores {path!r}: no such file")
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            try:
+                obj = json.load(f)
+            except json.JSONDecodeError as e:
+                raise LsrError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(obj, dict):
+            raise LsrError(f"{path}: expected {{query id: {{doc id: score}}}}")
+        return {str(q): {str(d): float(s) for d, s in ds.items()} for q, ds in obj.items()}
+    out: dict[str, dict[str, float]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts or parts[0] in ("query-id", "qid"):
+                continue
+            if len(parts) != 3:
+                raise LsrError(f"{path}:{lineno}: expected 'query-id<TAB>doc-id<TAB>score'")
+            try:
+                out.setdefault(parts[0], {})[parts[1]] = float(parts[2])
+            except ValueError:
+                raise LsrError(f"{path}:{lineno}: score {parts[2]!r} is not a number") from None
+    return out
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def evaluate(
+    encoder: Any,
+    corpus: dict[str, str],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    k: int = 10,
+    show_progress: bool = False,
+) -> dict[str, float]:
+    """nDCG@k of ``encoder`` through the path users take: encode the corpus, build an index, search
+    it with encoded queries (exact). Also the mean non-zeros of document and query vectors."""
+    from lsr.eval.metrics import ndcg_at_k
+    from lsr.index.builder import build_index
+    from lsr.index.searcher import Index
+
+    if hasattr(encoder, "refresh"):
+        encoder.refresh()
+    doc_ids = list(corpus)
+    qids = [q for q in qrels if q in queries]
+    docs = encoder.encode_documents([corpus[d] for d in doc_ids], show_progress=show_progress)
+    qv = encoder.encode_queries([queries[q] for q in qids])
+    with tempfile.TemporaryDirectory(prefix="lsr-eval-") as tmp:
+        build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
+        results = Index(tmp).search(qv, k=max(k, 100))
+    run = {q: dict(zip(r.ids, r.scores)) for q, r in zip(qids, results)}
+    return {
+        f"ndcg@{k}": ndcg_at_k(run, {q: qrels[q] for q in qids}, k),
+        "doc_nnz": float(np.diff(docs.indptr).mean()) if len(docs) else 0.0,
+        "query_nnz": float(np.diff(qv.indptr).mean()) if len(qv) else 0.0,
+        "queries": len(qids),
+    }
