@@ -824,6 +824,9 @@ def run_eval(
     build_index(docs, index_dir, encoder=enc, overwrite=True)
     build_s = time.perf_counter() - t0
     index = open_index(index_dir)
+    bind = getattr(enc, "bind_index", None)
+    if bind is not None:  # inference-free models weight queries by the indexed corpus's IDF
+        bind(index)
 
     say(f"[4/6] encoding {len(qids)} queries one at a time")
     texts = [by_id[q].text for q in qids]

@@ -78,9 +78,7 @@ def idf_flops_weights(idf: torch.Tensor) -> torch.Tensor:
     return 1.0 / idf.clamp(min=1e-3)
 
 
-def regularizer(
-    kind: str, reps: torch.Tensor, term_weights: torch.Tensor | None = None
-) -> torch.Tensor:
+def regularizer(kind: str, reps: torch.Tensor, term_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The named sparsity regulariser of ``reps`` (see :data:`REGULARIZERS`)."""
     if kind == "flops":
         return flops(reps)

@@ -42,7 +42,9 @@ def test_losses_match_numpy(seed: int) -> None:
     assert float(losses.margin_mse(torch.tensor(own), torch.tensor(t))) == pytest.approx(ref, rel=1e-10)
     pt = np.exp(_log_softmax(t / 2))
     ref = np.mean((pt * (np.log(pt) - _log_softmax(own / 2))).sum(axis=1))
-    assert float(losses.kl_distillation(torch.tensor(own), torch.tensor(t), 2.0)) == pytest.approx(ref, rel=1e-9)
+    assert float(losses.kl_distillation(torch.tensor(own), torch.tensor(t), 2.0)) == pytest.approx(
+        ref, rel=1e-9
+    )
     ref = np.sum(np.abs(d).mean(axis=0) ** 2)
     assert float(losses.flops(td)) == pytest.approx(ref, rel=1e-10)
     idf = rng.random(v) * 5
@@ -80,7 +82,7 @@ def test_max_pool_projection_matches_autograd(seed: int) -> None:
     weights = torch.rand(b, vocab, generator=g, dtype=torch.float64)
     got = torch.autograd.grad((torch.log1p(torch.relu(out)) * weights).sum(), [h, w, bias])
     want = torch.autograd.grad((torch.log1p(torch.relu(ref)) * weights).sum(), [h, w, bias])
-    for a, c in zip(got, want):
+    for a, c in zip(got, want, strict=True):
         assert torch.allclose(a, c, atol=1e-10)
     assert got[0][1, 5:].abs().sum() == 0  # padding gets no gradient
 
@@ -174,7 +176,7 @@ def test_train_is_deterministic_and_resumes_exactly(beir, tmp_path) -> None:
     from lsr.training import train
 
     a = train(_cfg(beir, str(tmp_path / "a")))
-    b = train(_cfg(beir, str(tmp_path / "b")))
+    train(_cfg(beir, str(tmp_path / "b")))
     wa, wb = _weights(str(tmp_path / "a")), _weights(str(tmp_path / "b"))
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
     start = _weights(str(__import__("lsr").encoders.base.BUNDLED_MODELS["splade-tiny"]))
@@ -258,8 +260,25 @@ def test_cli_train(beir, tmp_path, capsys) -> None:
 
     out = str(tmp_path / "cli")
     rc = main(
-        ["train", "--data", beir, "--output", out, "--steps", "2", "--batch-size", "2", "--negatives", "none",
-         "--doc-max-length", "32", "--query-max-length", "16", "--device", "cpu"]
+        [
+            "train",
+            "--data",
+            beir,
+            "--output",
+            out,
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--negatives",
+            "none",
+            "--doc-max-length",
+            "32",
+            "--query-max-length",
+            "16",
+            "--device",
+            "cpu",
+        ]
     )
     assert rc == 0
     assert "trained 2 steps" in capsys.readouterr().err

@@ -226,7 +226,9 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="splade-tiny", help="starting encoder: bundled name, directory or HF id")
+    p.add_argument(
+        "--model", default="splade-tiny", help="starting encoder: bundled name, directory or HF id"
+    )
     p.add_argument(
         "--kind",
         default=None,
@@ -241,13 +243,21 @@ def _args_train(p: argparse.ArgumentParser) -> None:
         help="hard negatives: bm25, model (the starting model's top-k), none, or a TSV file (default: bm25)",
     )
     p.add_argument("--n-negatives", type=int, default=1, help="hard negatives per query and step (default 1)")
-    p.add_argument("--negatives-depth", type=int, default=50, help="sample negatives from this top-k (default 50)")
-    p.add_argument("--teacher", default=None, help="teacher scores: TSV qid docid score, or JSON {qid: {docid: score}}")
+    p.add_argument(
+        "--negatives-depth", type=int, default=50, help="sample negatives from this top-k (default 50)"
+    )
+    p.add_argument(
+        "--teacher", default=None, help="teacher scores: TSV qid docid score, or JSON {qid: {docid: score}}"
+    )
     p.add_argument("--loss", default="contrastive", choices=["contrastive", "margin_mse", "kl"])
     p.add_argument("--no-in-batch", action="store_true", help="contrastive: no in-batch negatives")
     p.add_argument("--batch-size", type=int, default=16, help="queries per step (default 16)")
-    p.add_argument("--steps", type=int, default=None, help="total steps (default: --epochs passes over the pairs)")
-    p.add_argument("--epochs", type=float, default=1.0, help="passes over the (query, positive) pairs (default 1)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="total steps (default: --epochs passes over the pairs)"
+    )
+    p.add_argument(
+        "--epochs", type=float, default=1.0, help="passes over the (query, positive) pairs (default 1)"
+    )
     p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up (default 0)")
     p.add_argument("--reg", default="flops", choices=["flops", "l1", "idf_flops", "none"])
@@ -256,7 +266,9 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reg-warmup-steps", type=int, default=0, help="quadratic warm-up of the regularisers (default 0)"
     )
-    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)"
+    )
     p.add_argument("--no-resume", action="store_true", help="start over even if --output has checkpoints")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
@@ -267,9 +279,15 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--learn-query-weights", action="store_true", help="inference-free: learn the query weight table too"
     )
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate on dev every N steps (default: at the end)")
-    p.add_argument("--doc-max-length", type=int, default=None, help="override the document max length in tokens")
-    p.add_argument("--query-max-length", type=int, default=None, help="override the query max length in tokens")
+    p.add_argument(
+        "--eval-every", type=int, default=0, help="evaluate on dev every N steps (default: at the end)"
+    )
+    p.add_argument(
+        "--doc-max-length", type=int, default=None, help="override the document max length in tokens"
+    )
+    p.add_argument(
+        "--query-max-length", type=int, default=None, help="override the query max length in tokens"
+    )
 
 
 _ARGS = {

@@ -105,7 +105,9 @@ def load_encoder(name_or_path: str, **options: Any) -> Encoder:
         from lsr.encoders.unicoil import UniCoilEncoder
 
         return UniCoilEncoder.from_pretrained(path, name=name_or_path, **settings)
-    raise LsrError(f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: {', '.join(ENCODER_KINDS)})")
+    raise LsrError(
+        f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: {', '.join(ENCODER_KINDS)})"
+    )
 
 
 def _looks_like_hub_id(s: str) -> bool:

@@ -129,7 +129,9 @@ class InferenceFreeEncoder(Encoder):
             import torch
 
             with torch.no_grad():
-                self.table = torch.nn.functional.softplus(self._trainable_table).cpu().numpy().astype(np.float32)
+                self.table = (
+                    torch.nn.functional.softplus(self._trainable_table).cpu().numpy().astype(np.float32)
+                )
         return self.table
 
     def set_table(self, table: np.ndarray) -> None:

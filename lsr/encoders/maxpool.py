@@ -27,7 +27,9 @@ class MaxPoolProjection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, h: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, h: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
         n, length, _ = h.shape
         vocab = weight.shape[0]
         out = torch.empty((n, vocab), dtype=h.dtype, device=h.device)

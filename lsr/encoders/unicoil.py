@@ -41,7 +41,9 @@ def _load_state(path: str) -> dict[str, Any]:
 def _modern_key(key: str) -> str:
     """TF-era LayerNorm names (``gamma``/``beta``, as in old BERT checkpoints) -> ``weight``/``bias``."""
     if ".LayerNorm." in key:
-        return key.replace(".LayerNorm.gamma", ".LayerNorm.weight").replace(".LayerNorm.beta", ".LayerNorm.bias")
+        return key.replace(".LayerNorm.gamma", ".LayerNorm.weight").replace(
+            ".LayerNorm.beta", ".LayerNorm.bias"
+        )
     return key
 
 
@@ -92,7 +94,9 @@ class UniCoilEncoder(Encoder):
                 raise LsrError(f"{key} must be a positive integer, got {val!r}")
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit and max(doc_max_length, query_max_length) > limit:
-            raise LsrError(f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions")
+            raise LsrError(
+                f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -110,7 +114,9 @@ class UniCoilEncoder(Encoder):
         known = {"doc_max_length", "query_max_length", "batch_size"}
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise LsrError(f"unknown uniCOIL setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise LsrError(
+                f"unknown uniCOIL setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
         if not os.path.isdir(path):
             raise LsrError(f"model {path!r}: uniCOIL loads from a local directory (castorini layout)")
         import torch
@@ -138,7 +144,9 @@ class UniCoilEncoder(Encoder):
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith("tok_proj.") and "position_ids" not in k]
         if missing:
-            raise LsrError(f"model {path!r}: not a BERT/uniCOIL checkpoint (missing {', '.join(missing[:3])}...)")
+            raise LsrError(
+                f"model {path!r}: not a BERT/uniCOIL checkpoint (missing {', '.join(missing[:3])}...)"
+            )
         return cls(model, tokenizer, name=name or path, path=os.path.abspath(path), **settings)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -181,7 +189,9 @@ class UniCoilEncoder(Encoder):
         import torch
 
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+        )
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         w = self.model(ids, mask)
         keep = mask.bool() & ~torch.as_tensor(self._special, device=device)[ids]

@@ -178,7 +178,7 @@ def mine_negatives(
             index = Index(tmp)
             results = index.search(encoder.encode_queries([data.queries[q] for q in qids]), k=depth + 20)
     out: dict[str, list[str]] = {}
-    for qid, res in zip(qids, results):
+    for qid, res in zip(qids, results, strict=True):
         rel = data.relevant.get(qid, set())
         out[qid] = [d for d in res.ids if d not in rel][:depth]
     return out
@@ -252,7 +252,7 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="lsr-eval-") as tmp:
         build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
         results = Index(tmp).search(qv, k=max(k, 100))
-    run = {q: dict(zip(r.ids, r.scores)) for q, r in zip(qids, results)}
+    run = {q: dict(zip(r.ids, r.scores, strict=True)) for q, r in zip(qids, results, strict=True)}
     return {
         f"ndcg@{k}": ndcg_at_k(run, {q: qrels[q] for q in qids}, k),
         "doc_nnz": float(np.diff(docs.indptr).mean()) if len(docs) else 0.0,

@@ -42,7 +42,9 @@ class TrainConfig:
     model: str
     data: str
     output: str
-    kind: str | None = None  # encoder kind to build from ``model`` (e.g. "unicoil" from a BERT/MLM checkpoint)
+    kind: str | None = (
+        None  # encoder kind to build from ``model`` (e.g. "unicoil" from a BERT/MLM checkpoint)
+    )
     split: str = "train"
     negatives: str = "bm25"  # "bm25", "model", "none" or a TSV file of ranked (query-id, doc-id)
     n_negatives: int = 1  # hard negatives per query and step
@@ -121,7 +123,9 @@ def latest_checkpoint(output: str) -> str | None:
     if not os.path.isdir(root):
         return None
     done = sorted(
-        d for d in os.listdir(root) if d.startswith("step-") and os.path.isfile(os.path.join(root, d, STATE_FILE))
+        d
+        for d in os.listdir(root)
+        if d.startswith("step-") and os.path.isfile(os.path.join(root, d, STATE_FILE))
     )
     return os.path.join(root, done[-1]) if done else None
 
@@ -213,7 +217,9 @@ class Trainer:
         if cfg.n_negatives and cfg.negatives != "none":
             usable = [(q, p) for q, p in data.pairs if len(negatives.get(q, ())) >= cfg.n_negatives]
             if not usable:
-                raise LsrError("no training query has enough hard negatives; lower n_negatives or negatives_depth")
+                raise LsrError(
+                    "no training query has enough hard negatives; lower n_negatives or negatives_depth"
+                )
             data.pairs = usable
             n_pairs = len(usable)
         n_neg = cfg.n_negatives if cfg.negatives != "none" else 0
@@ -286,14 +292,25 @@ class Trainer:
                     rank_loss = contrastive(q_reps, d_reps, per, cfg.in_batch)
                 else:
                     t = torch.tensor(
-                        [[teacher[q][d] for d in doc_ids[j * per : (j + 1) * per]] for j, q in enumerate(qids)],  # type: ignore[index]
+                        [
+                            [teacher[q][d] for d in doc_ids[j * per : (j + 1) * per]]
+                            for j, q in enumerate(qids)
+                        ],  # type: ignore[index]
                         dtype=torch.float32,
                         device=d_reps.device,
                     )
                     s = own_scores(q_reps, d_reps, per)
-                    rank_loss = margin_mse(s, t) if cfg.loss == "margin_mse" else kl_distillation(s, t, cfg.temperature)
+                    rank_loss = (
+                        margin_mse(s, t)
+                        if cfg.loss == "margin_mse"
+                        else kl_distillation(s, t, cfg.temperature)
+                    )
                 ramp = warmup_factor(step, cfg.reg_warmup_steps)
-                reg_q = regularizer("flops" if cfg.reg == "idf_flops" else cfg.reg, q_reps) if q_reps.requires_grad else q_reps.new_zeros(())
+                reg_q = (
+                    regularizer("flops" if cfg.reg == "idf_flops" else cfg.reg, q_reps)
+                    if q_reps.requires_grad
+                    else q_reps.new_zeros(())
+                )
                 reg_d = regularizer(cfg.reg, d_reps, idf_w)
                 loss = rank_loss + ramp * (cfg.lambda_q * reg_q + cfg.lambda_d * reg_d)
                 opt.zero_grad(set_to_none=True)
@@ -316,7 +333,9 @@ class Trainer:
                 log.write(json.dumps({"step": step, **last, "seconds": time.perf_counter() - t_start}) + "\n")
                 log.flush()
                 if bar is not None:
-                    bar.set_postfix(loss=f"{last['loss']:.3f}", q_nnz=f"{last['q_nnz']:.0f}", d_nnz=f"{last['d_nnz']:.0f}")
+                    bar.set_postfix(
+                        loss=f"{last['loss']:.3f}", q_nnz=f"{last['q_nnz']:.0f}", d_nnz=f"{last['d_nnz']:.0f}"
+                    )
                     bar.update(1)
                 if step % cfg.checkpoint_every == 0 or step == total:
                     self._checkpoint(encoder, opt, step)
@@ -348,7 +367,9 @@ class Trainer:
             json.dump(report, f, indent=2)
         return report
 
-    def _evaluate(self, encoder: Any, module: Any, data: Any, step: int, log: Any, evaluate: Any) -> dict[str, Any]:
+    def _evaluate(
+        self, encoder: Any, module: Any, data: Any, step: int, log: Any, evaluate: Any
+    ) -> dict[str, Any]:
         import torch
 
         module.eval()
@@ -367,7 +388,10 @@ class Trainer:
         tmp = final + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         encoder.save(tmp)
-        torch.save({"optimizer": opt.state_dict(), "step": step, "config": asdict(self.cfg)}, os.path.join(tmp, STATE_FILE))
+        torch.save(
+            {"optimizer": opt.state_dict(), "step": step, "config": asdict(self.cfg)},
+            os.path.join(tmp, STATE_FILE),
+        )
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         done = sorted(d for d in os.listdir(root) if d.startswith("step-") and not d.endswith(".tmp"))
