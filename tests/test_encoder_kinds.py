@@ -126,6 +126,15 @@ def test_inference_free_save_load(tmp_path) -> None:
     assert again.config()["table_sha256"] == enc.config()["table_sha256"]
     with pytest.raises(LsrError, match="query weight table"):
         enc.set_table(np.ones(5, np.float32))
+    # an index built with the table-weighted model encodes text queries with that table
+    from lsr.index import build_index, open_index
+
+    ix = open_index(
+        build_index(again.encode_documents(DOCS), tmp_path / "ix", encoder=again, methods=("exact",))
+    )
+    q = ix.encode_queries(["vitamin d"])
+    assert np.array_equal(q.data, table[q.indices])
+    assert ix.search(["vitamin d"], k=2)[0].ids == ix.search(q, k=2)[0].ids
 
 
 # -- uniCOIL ----------------------------------------------------------------------------------------

@@ -88,6 +88,7 @@ class InferenceFreeEncoder(Encoder):
 
         query_weights = settings.pop("query_weights", None)
         qmax = settings.pop("query_max_length", 256)
+        want_sha = settings.pop("table_sha256", None)  # recorded in an index manifest
         table = None
         table_path = os.path.join(path, QUERY_WEIGHTS_FILE)
         if os.path.isfile(table_path):
@@ -95,7 +96,13 @@ class InferenceFreeEncoder(Encoder):
         if query_weights is None:
             query_weights = "table" if table is not None else "idf"
         doc = SpladeEncoder.from_pretrained(path, name=name, **settings)
-        return cls(doc, query_weights=query_weights, table=table, query_max_length=qmax)
+        enc = cls(doc, query_weights=query_weights, table=table, query_max_length=qmax)
+        got = enc.config().get("table_sha256")
+        if want_sha is not None and got != want_sha:
+            raise LsrError(
+                f"model {path!r}: its query weight table ({got}) is not the recorded one ({want_sha})"
+            )
+        return enc
 
     def save(self, path: str | os.PathLike) -> None:
         path = os.fspath(path)
