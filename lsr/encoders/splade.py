@@ -27,6 +27,7 @@ from lsr.vectors import SparseBatch, Vocabulary
 
 POOLINGS = ("max", "sum")
 PRECISIONS = ("float32", "bfloat16")
+BACKENDS = ("torch", "onnx")
 VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
 
 
@@ -38,7 +39,10 @@ class SpladeEncoder(Encoder):
     ``query_top_k`` (keep only the k heaviest terms of each vector), ``threshold`` (drop weights
     <= it), ``precision`` (``"float32"``, or ``"bfloat16"`` for the vocabulary projection: faster only
     on CPUs with bf16 units (avx512_bf16, AMX); several times slower on AVX2-only CPUs). ``batch_size`` (texts per
-    forward pass) and ``token_chunk`` (tokens per projection chunk) only change speed and memory.
+    forward pass) and ``token_chunk`` (tokens per projection chunk) only change speed and memory, and so
+    does ``backend``: ``"torch"`` (default) or ``"onnx"`` (opt-in, float32 only, needs ``onnxruntime``:
+    the network and the pooling run as one ONNX Runtime graph on the CPU, exported on first use; same
+    vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``eval/bench_cpu_inference.py``).
     """
 
     kind = "splade"
@@ -58,6 +62,7 @@ class SpladeEncoder(Encoder):
         batch_size: int = 32,
         precision: str = "float32",
         token_chunk: int = 1024,
+        backend: str = "torch",
     ) -> None:
         import torch
 
@@ -65,6 +70,14 @@ class SpladeEncoder(Encoder):
             raise LsrError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if precision not in PRECISIONS:
             raise LsrError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        if backend not in BACKENDS:
+            raise LsrError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if backend == "onnx":
+            if precision != "float32":
+                raise LsrError(f'backend="onnx" runs in float32: precision={precision!r} is not supported')
+            from lsr.encoders.onnx_backend import require_onnxruntime
+
+            require_onnxruntime()
         for key, val in (
             ("doc_max_length", doc_max_length),
             ("query_max_length", query_max_length),
@@ -96,6 +109,9 @@ class SpladeEncoder(Encoder):
         self.batch_size = batch_size
         self.precision = precision
         self.token_chunk = token_chunk
+        self.backend = backend
+        self._session: Any = None  # the ONNX Runtime session, built on first use (backend="onnx")
+        self._session_lock = threading.Lock()
         self._backbone = model.base_model
         head = getattr(model, "cls", None)
         predictions = getattr(head, "predictions", None)
@@ -141,6 +157,7 @@ class SpladeEncoder(Encoder):
             "batch_size",
             "precision",
             "token_chunk",
+            "backend",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -269,6 +286,11 @@ class SpladeEncoder(Encoder):
         """(batch, vocab) float32 SPLADE weights of one padded batch."""
         import torch
 
+        if self.backend == "onnx":
+            (out,) = self._onnx_session().run(
+                None, {"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()}
+            )
+            return torch.from_numpy(out)
         hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
         h = hidden[mask.bool()]  # (real tokens, hidden), document after document
         if self._transform is not None:
@@ -361,7 +383,21 @@ class SpladeEncoder(Encoder):
             batch_size=self.batch_size,
             precision=self.precision,
             token_chunk=self.token_chunk,
+            backend=self.backend,
         )
+
+    def _onnx_session(self) -> Any:
+        """The ONNX Runtime session (backend="onnx"), exported from the current weights on first use, with
+        as many intra-op threads as torch uses."""
+        import torch
+
+        with self._session_lock:
+            if self._session is None:
+                from lsr.encoders.onnx_backend import build_session
+
+                with torch.inference_mode(False):
+                    self._session = build_session(self, torch.get_num_threads())
+            return self._session
 
     def _buffer(self, n_tokens: int) -> Any:
         """A reused logits buffer: allocating ~100 MB per chunk costs more in page faults than it saves."""
