@@ -9,11 +9,10 @@ is tokenized and each distinct word piece gets the weight ``table[piece]``:
 * ``query_weights="table"``: a per-term table saved with the model (``query_weights.npy``, float32 over
   the vocabulary), e.g. the corpus IDF or a table learned by ``lsr train``.
 
-Query encoding is a dictionary look-up per whitespace-separated chunk (each chunk's word pieces are
-cached: BERT's normaliser and pre-tokenizer act within a chunk, so pieces of a chunk do not depend on
-its neighbours) plus a gather from the table: microseconds, not the tens of microseconds a tokenizer
-call costs. Texts the cache cannot prove equivalent on (non-ASCII, control characters) take the
-tokenizer.
+Query encoding is a gather from the table after a pure-Python BERT WordPiece (the tokenizer's own
+vocabulary; words cached) for ASCII text: microseconds, where a call into the tokenizer library costs
+tens of microseconds. Texts it does not cover (non-ASCII, control characters, special-token strings
+such as ``[SEP]``, non-BERT tokenizers) take the tokenizer; tests check both give the same pieces.
 """
 
 from __future__ import annotations
@@ -35,6 +34,9 @@ QUERY_WEIGHTS = ("idf", "table")
 _CACHE_LIMIT = 200_000
 # ASCII characters BERT's normaliser deletes or Python's str.split() treats differently (\v, \f, \x1c-\x1f).
 _UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# BERT's pre-tokenizer on ASCII: runs of letters and digits, and every other non-space character alone
+# (all ASCII symbols count as punctuation).
+_ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
 
 
 def bm25_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
@@ -78,7 +80,7 @@ class InferenceFreeEncoder(Encoder):
         self._special_ids = frozenset(i for i in getattr(self.tokenizer, "all_special_ids", []) if i < n)
         self._special[list(self._special_ids)] = True
         self._cache: dict[str, tuple[int, ...]] = {}
-        self._backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        self._setup_wordpiece()
         self._trainable_table: Any = None
 
     # -- loading and saving ----------------------------------------------------------------------
@@ -169,19 +171,62 @@ class InferenceFreeEncoder(Encoder):
     def query_pieces(self, text: str) -> list[int]:
         """Word-piece ids of ``text`` without special tokens, truncated to the query max length."""
         limit = self.query_max_length - 2  # the [CLS] and [SEP] a model input would carry
-        if self._backend is None or not text.isascii() or _UNSAFE.search(text):
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            return ids[:limit]
+        if (
+            self._wordpiece is None
+            or not text.isascii()
+            or _UNSAFE.search(text)
+            or any(tok in text for tok in self._special_strings)
+        ):
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
         cache = self._cache
         out: list[int] = []
-        for chunk in text.split():
-            pieces = cache.get(chunk)
+        for word in _ASCII_WORDS.findall(text.lower() if self._lowercase else text):
+            pieces = cache.get(word)
             if pieces is None:
                 if len(cache) >= _CACHE_LIMIT:
                     cache.clear()
-                pieces = cache[chunk] = tuple(self._backend.encode(chunk, add_special_tokens=False).ids)
+                pieces = cache[word] = self._wordpiece(word)
             out.extend(pieces)
         return out[:limit]
+
+    def _setup_wordpiece(self) -> None:
+        """A pure-Python BERT WordPiece for ASCII text (the tokenizer's own vocabulary and rules), used
+        when the tokenizer is a BERT WordPiece one; anything else always takes the tokenizer."""
+        self._wordpiece = None
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        model = getattr(backend, "model", None)
+        if type(model).__name__ != "WordPiece" or type(getattr(backend, "pre_tokenizer", None)).__name__ != (
+            "BertPreTokenizer"
+        ):
+            return
+        lowercase = getattr(backend.normalizer, "lowercase", None)
+        if lowercase is None:
+            return
+        self._lowercase = bool(lowercase)
+        vocab = self.tokenizer.get_vocab()
+        unk = vocab.get(model.unk_token)
+        prefix = model.continuing_subword_prefix
+        longest = model.max_input_chars_per_word
+        self._special_strings = tuple(str(t) for t in self.tokenizer.all_special_tokens)
+
+        def wordpiece(word: str) -> tuple[int, ...]:
+            if len(word) > longest:
+                return (unk,)
+            pieces, start, n = [], 0, len(word)
+            while start < n:
+                end = n
+                while end > start:
+                    piece = vocab.get(word[start:end] if start == 0 else prefix + word[start:end])
+                    if piece is not None:
+                        break
+                    end -= 1
+                else:
+                    return (unk,)
+                pieces.append(piece)
+                start = end
+            return tuple(pieces)
+
+        self._wordpiece = wordpiece
 
     def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
         if isinstance(texts, str):
