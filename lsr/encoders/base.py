@@ -6,7 +6,8 @@ Its :meth:`Encoder.config` is a JSON-able dict recorded in every index manifest;
 index with text through an encoder whose config differs is refused unless forced.
 
 A saved encoder is a directory with the backbone's files (``config.json``, weights, tokenizer) and
-``lsr_encoder.json`` (``{"kind": "splade", ...settings}``). A plain masked-LM checkpoint without
+``lsr_encoder.json`` (``{"kind": "splade", ...settings}``; ``"dyvo"`` adds an entity store and a
+head, see :mod:`lsr.encoders.dyvo`). A plain masked-LM checkpoint without
 that file loads as SPLADE with default settings.
 """
 
@@ -96,7 +97,11 @@ def load_encoder(name_or_path: str, **options: Any) -> Encoder:
         from lsr.encoders.splade import SpladeEncoder
 
         return SpladeEncoder.from_pretrained(path, name=name_or_path, **settings)
-    raise LsrError(f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: splade)")
+    if kind == "dyvo":
+        from lsr.encoders.dyvo import DyVoEncoder
+
+        return DyVoEncoder.from_pretrained(path, name=name_or_path, **settings)
+    raise LsrError(f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: splade, dyvo)")
 
 
 def _looks_like_hub_id(s: str) -> bool:
