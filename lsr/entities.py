@@ -309,10 +309,10 @@ class EntityMatcher:
         return {
             "top_n": self.top_n,
             "fuzzy": self.fuzzy,
-            "max_edits": self.max_edits if self.fuzzy else 0,
+            "max_edits": self.max_edits,
             "min_fuzzy_len": self.min_fuzzy_len,
             "bm25": self.bm25,
-            "bm25_k": self.bm25_k if self.bm25 else 0,
+            "bm25_k": self.bm25_k,
         }
 
     def _fuzzy_word(self, w: str) -> tuple[str, int] | None:
