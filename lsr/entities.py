@@ -453,7 +453,9 @@ def mine_entities(
     Multi-word terms: word n-grams (``min_ngram`` .. ``max_ngram`` words) with no stop word, at least
     one word of 3+ letters, found in at least ``min_df`` documents and at most ``max_df_fraction`` of
     them; an n-gram is dropped when a longer one containing it occurs in >= 90% of its documents
-    ("type 2" inside "type 2 diabetes"). Names (``names=True``): single words with two or more capitals
+    ("type 2" inside "type 2 diabetes"); terms never span punctuation but hyphens and slashes, and
+    all-capital terms made of words that are ordinary lower-case words elsewhere (section headers such
+    as "RESULTS") are skipped; a term and its plural are one entity, the rarer form an alias. Names (``names=True``): single words with two or more capitals
     or a capital and a digit (``HIV``, ``BRCA1``, ``IL-6`` as one hyphenated word), in at least
     ``min_df`` documents. Ranked by document frequency x words, capped at ``max_entities``. The display
     name is the most frequent surface form; the id is the normalised words joined by ``_``.
@@ -464,6 +466,7 @@ def mine_entities(
     if isinstance(max_ngram, bool) or not isinstance(max_ngram, int) or max_ngram < min_ngram:
         raise LsrError(f"max_ngram must be an integer >= min_ngram ({min_ngram}), got {max_ngram!r}")
     df: Counter[tuple[str, ...]] = Counter()
+    lower_df: Counter[str] = Counter()  # documents where a word appears in lower case
     surface: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
     name_re = re.compile(r"\b[\w]+(?:-[\w]+)*\b")
     n_docs = 0
@@ -473,13 +476,17 @@ def mine_entities(
         spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
         words = [text[s:e].casefold() for s, e in spans]
         ok = [w not in STOPWORDS and not _is_noise(w) for w in words]
+        # a term never spans punctuation other than a hyphen or a slash ("95% CI", "cells. The")
+        joins = [
+            _JOIN.fullmatch(text[spans[i][1] : spans[i + 1][0]]) is not None for i in range(len(spans) - 1)
+        ]
         seen: set[tuple[str, ...]] = set()
         for i in range(len(words)):
             if not ok[i]:
                 continue
             for j in range(i + 1, min(i + max_ngram, len(words)) + 1):
-                if not ok[j - 1]:
-                    break  # every longer n-gram holds this word too
+                if not ok[j - 1] or (j - 1 > i and not joins[j - 2]):
+                    break  # every longer n-gram holds this word or gap too
                 if j - i < min_ngram:
                     continue
                 key = tuple(words[i:j])
@@ -490,34 +497,68 @@ def mine_entities(
                     df[key] += 1
                 surface[key][text[spans[i][0] : spans[j - 1][1]]] += 1
         if names:
+            lower_df.update({text[s:e] for s, e in spans if text[s:e].islower()})
             for m in name_re.finditer(text):
                 tok = m.group(0)
                 caps = sum(c.isupper() for c in tok)
                 if len(tok) >= 2 and (caps >= 2 or (caps >= 1 and any(c.isdigit() for c in tok))):
                     key = tuple(normalize_tokens(tok))
-                    if not key or len(key) > max_ngram or all(w.isdigit() for w in key):
+                    if not key or len(key) > max_ngram or all(w.isdigit() or w in _NOT_NAMES for w in key):
                         continue
                     if key not in seen:
                         seen.add(key)
                         df[key] += 1
                     surface[key][tok] += 1
     max_df = max(min_df, int(max_df_fraction * n_docs))
-    keep = {k: d for k, d in df.items() if min_df <= d <= max_df}
+    keep = {}
+    for k, d in df.items():
+        if not min_df <= d <= max_df:
+            continue
+        top = max(surface[k].items(), key=lambda x: (x[1], x[0]))[0]
+        if top.isupper() and not any(c.isdigit() for c in top):
+            # all capitals: a section header ("RESULTS", "MAIN OUTCOME MEASURES") when the words are
+            # ordinary lower-case words elsewhere (in >= 5% as many documents); an acronym
+            # ("DNA", "HIV") otherwise
+            if len(k) > 1 or lower_df[k[0]] >= max(min_df, 0.05 * d):
+                continue
+        keep[k] = d
     dominated = set()
     for k, d in keep.items():
         if len(k) > 1:
             for sub in (k[:-1], k[1:]):
                 if sub in keep and d >= 0.9 * keep[sub]:
                     dominated.add(sub)
-    ranked = sorted(
-        ((k, d) for k, d in keep.items() if k not in dominated),
-        key=lambda kd: (-kd[1] * len(kd[0]), kd[0]),
-    )[:max_entities]
+    # singular and plural of the last word ("T cell", "T cells") are one entity, the other an alias
+    groups: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+    for k in keep:
+        if k not in dominated:
+            groups[k[:-1] + (_singular(k[-1]),)].append(k)
+    merged = []
+    for members in groups.values():
+        members.sort(key=lambda k: (-keep[k], k))
+        merged.append((members, sum(keep[k] for k in members)))
+    merged.sort(key=lambda md: (-md[1] * len(md[0][0]), md[0][0]))
     out = []
-    for k, _ in ranked:
-        name = max(surface[k].items(), key=lambda x: (x[1], x[0]))[0]
-        out.append(Entity("_".join(k), name))
+    for members, _ in merged[:max_entities]:
+        names_ = [max(surface[k].items(), key=lambda x: (x[1], x[0]))[0] for k in members]
+        out.append(Entity("_".join(members[0]), names_[0], names_[1:]))
     return out
+
+
+# Abstract section headers, written in capitals but no names.
+_NOT_NAMES = STOPWORDS | frozenset(
+    """abstract aim aims background conclusion conclusions context design discussion findings importance
+    interpretation introduction method methods objective objectives participants purpose result setting
+    summary""".split()
+)
+_JOIN = re.compile(r"[ \t]*[-/]?[ \t]*|\s+")
+
+
+def _singular(w: str) -> str:
+    """A crude singular of an English word, only to group a term with its plural."""
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
 
 
 def _is_noise(w: str) -> bool:

@@ -329,3 +329,48 @@ def test_ent_terms_through_jsonl_index_and_search(dyvo, tmp_path):
     assert ix2.encoder_config["kind"] == "dyvo" and ix2.n_terms == len(dyvo.vocab)
     hits = ix2.search(["cholecalciferol and insulin resistance"], k=3, encoder=dyvo)[0]
     assert hits.ids[0] == "d4"
+
+
+# -- the command line -----------------------------------------------------------------------------
+def test_cli_build_dyvo_encode_index_search(tmp_path, capsys):
+    from lsr.cli.main import main
+
+    def run(*args, expect=0):
+        code = main([str(a) for a in args])
+        assert code == expect, f"lsr {' '.join(map(str, args))} exited {code}"
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"_id": f"c{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(CORPUS))
+    )
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"_id": "q1", "text": "vitamin D deficiency in type 2 diabetes"}) + "\n")
+    ents, model = tmp_path / "ents", tmp_path / "dyvo-model"
+    run("entities", "build", "--corpus", corpus, "--output", ents, "--min-df", 2)
+    assert "vitamin_d_deficiency" in EntityStore.load(ents).ids
+    run("entities", "build", "--corpus", corpus, "--output", ents, expect=2)  # exists: refused
+    assert "already exists" in capsys.readouterr().err
+    run("entities", "dyvo", "--model", "splade-tiny", "--entities", ents, "--output", model, "--top-n", 8)
+    assert lsr.load_encoder(str(model)).config()["entity_top_n"] == 8
+    run("entities", "match", "--entities", ents, "Vitamin D deficiency, IL-6")
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"vitamin_d_deficiency", "il_6"} <= {c["id"] for c in out[0]["candidates"]}
+    run("encode", "--model", model, "--input", corpus, "--output", tmp_path / "v.jsonl")
+    vecs = [json.loads(line)["vector"] for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert any(t.startswith("ENT:") for v in vecs for t in v)
+    run("index", "--input", corpus, "--model", model, "--output", tmp_path / "ix", "--methods", "exact")
+    run(
+        "search",
+        "--index",
+        tmp_path / "ix",
+        "--queries",
+        queries,
+        "--k",
+        3,
+        "--output",
+        tmp_path / "run.trec",
+    )
+    first = (tmp_path / "run.trec").read_text().splitlines()[0].split()
+    assert first[0] == "q1" and first[2] in ("c0", "c1", "c2")
+    run("entities", "build", "--corpus", tmp_path / "nope.jsonl", "--output", tmp_path / "x", expect=2)
+    run("entities", "dyvo", "--entities", tmp_path / "nope", "--output", tmp_path / "y", expect=2)
