@@ -374,3 +374,11 @@ def test_cli_build_dyvo_encode_index_search(tmp_path, capsys):
     assert first[0] == "q1" and first[2] in ("c0", "c1", "c2")
     run("entities", "build", "--corpus", tmp_path / "nope.jsonl", "--output", tmp_path / "x", expect=2)
     run("entities", "dyvo", "--entities", tmp_path / "nope", "--output", tmp_path / "y", expect=2)
+
+
+def test_entity_weights_alone_plus_splade_equal_the_full_vectors(dyvo):
+    ents = dyvo.encode_entity_weights(DOCS)
+    V = dyvo.vocab_size
+    assert (ents.indices >= V).all()
+    full = _dense(dyvo.encode_documents(DOCS))
+    np.testing.assert_allclose(_dense(ents)[:, V:], full[:, V:], atol=1e-6)

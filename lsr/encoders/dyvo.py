@@ -317,10 +317,13 @@ class DyVoEncoder(Encoder):
                 raise LsrError(f"text {i} is a {type(t).__name__}, expected str")
         return texts
 
-    def _forward(self, texts: list[str], max_length: int, grad: bool) -> tuple[Any, list[tuple[Any, Any]]]:
+    def _forward(
+        self, texts: list[str], max_length: int, grad: bool, word_pieces: bool = True
+    ) -> tuple[Any, list[tuple[Any, Any]]]:
         """Word-piece weights (batch, V) and, per text, (candidate rows, their weights), as tensors.
 
         Runs under the caller's grad mode; ``grad`` picks the live (trainable) bias over a detached one.
+        ``word_pieces=False`` skips the vocabulary projection (the word-piece weights come back None).
         """
         import torch
 
@@ -348,8 +351,9 @@ class DyVoEncoder(Encoder):
         ents = []
         for b, text in enumerate(texts):
             hb = h[b, : lens[b]]
-            logits = torch.addmm(bias, hb, weight.t())  # (tokens, V)
-            wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
+            if word_pieces:
+                logits = torch.addmm(bias, hb, weight.t())  # (tokens, V)
+                wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
             cut = int(offsets[b, : lens[b], 1].max()) if lens[b] else 0
             cands = self.matcher.match(text[:cut])
             if cands:
@@ -359,6 +363,8 @@ class DyVoEncoder(Encoder):
                 rows = torch.zeros(0, dtype=torch.long, device=device)
                 ew = torch.zeros(0, device=device)
             ents.append((rows, ew))
+        if not word_pieces:
+            return None, ents
         return torch.stack(wp_rows) if wp_rows else torch.zeros(0, self.vocab_size), ents
 
     # -- training interface (lsr train) ----------------------------------------------------------
@@ -437,6 +443,34 @@ class DyVoEncoder(Encoder):
             indptr,
             np.concatenate(rows_idx) if n else np.zeros(0, np.int32),
             np.concatenate(rows_w) if n else np.zeros(0, np.float32),
+            self._vocab,
+        )
+
+    def encode_entity_weights(self, texts: Sequence[str], what: str = "document") -> SparseBatch:
+        """Only the entity part of the vectors (no pruning), over :attr:`vocab`: the backbone and the
+        DyVo head without the vocabulary projection, several times cheaper than a full encode. The
+        full vector before pruning is this plus the word pieces, which are exactly SPLADE's."""
+        import torch
+
+        if what not in ("query", "document"):
+            raise LsrError(f"what must be 'query' or 'document', got {what!r}")
+        texts = self._check_texts(texts)
+        max_length = self.query_max_length if what == "query" else self.doc_max_length
+        rows_idx, rows_w = [], []
+        with torch.inference_mode():
+            for s in range(0, len(texts), self.batch_size):
+                _, ents = self._forward(texts[s : s + self.batch_size], max_length, False, word_pieces=False)
+                for cand, ew in ents:
+                    ew = ew.float().cpu().numpy()
+                    keep = ew > 0
+                    rows_idx.append((self.vocab_size + cand.cpu().numpy()[keep]).astype(np.int32))
+                    rows_w.append(ew[keep].astype(np.float32))
+        indptr = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum([len(r) for r in rows_idx], out=indptr[1:])
+        return SparseBatch(
+            indptr,
+            np.concatenate(rows_idx) if rows_idx else np.zeros(0, np.int32),
+            np.concatenate(rows_w) if rows_w else np.zeros(0, np.float32),
             self._vocab,
         )
 
