@@ -291,6 +291,8 @@ def test_save_load_round_trip(tmp_path, store):
         lsr.load_encoder(str(tmp_path / "m"), pooling_mode="max")
     with pytest.raises(LsrError, match="fingerprint"):
         lsr.load_encoder(str(tmp_path / "m"), entities="0" * 16)
+    with pytest.raises(LsrError, match="not a saved DyVo encoder"):
+        lsr.load_encoder("splade-tiny", kind="dyvo")
 
 
 def test_pruning_and_truncation(store, splade):

@@ -227,6 +227,11 @@ class DyVoEncoder(Encoder):
             raise LsrError(f"unknown DyVo setting(s): {', '.join(unknown)} (known: {', '.join(SETTINGS)})")
         if not os.path.isdir(path):
             raise LsrError(f"model {path!r}: a DyVo encoder is a local directory (see `lsr entities dyvo`)")
+        if not os.path.isfile(os.path.join(path, "entities.jsonl")):
+            raise LsrError(
+                f"model {path!r}: not a saved DyVo encoder (no entities.jsonl); save one with "
+                "DyVoEncoder.save or `lsr entities dyvo`, or pass the encoder object"
+            )
         store = EntityStore.load(path)
         if "entities" in expected and expected["entities"] != store.fingerprint():
             raise LsrError(
@@ -339,6 +344,7 @@ class DyVoEncoder(Encoder):
         ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         offsets = enc["offset_mapping"]
         lens = mask.sum(dim=1).tolist()
+        real = mask.bool()  # the text's tokens, wherever the tokenizer pads
         hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
         h = self._transform(hidden) if self._transform is not None else hidden
         weight = self._decoder.weight
@@ -350,11 +356,11 @@ class DyVoEncoder(Encoder):
         wp_rows = []
         ents = []
         for b, text in enumerate(texts):
-            hb = h[b, : lens[b]]
+            hb = h[b][real[b]]
             if word_pieces:
                 logits = torch.addmm(bias, hb, weight.t())  # (tokens, V)
                 wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
-            cut = int(offsets[b, : lens[b], 1].max()) if lens[b] else 0
+            cut = int(offsets[b][real[b].cpu()][:, 1].max()) if lens[b] else 0
             cands = self.matcher.match(text[:cut])
             if cands:
                 rows = torch.tensor(sorted(c.entity for c in cands), dtype=torch.long, device=device)
