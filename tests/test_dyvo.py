@@ -268,6 +268,11 @@ def test_forward_train_equals_encode_and_trains_the_head(splade, store):
     opt.step()
     after = enc.forward_train(DOCS, "document")[:, V:].detach()
     assert (after.sum() > before.sum()) and not torch.allclose(after, before)
+    # encoding sees the updated weights (no stale inference caches)
+    module.eval()
+    np.testing.assert_allclose(
+        enc.forward_train(DOCS, "document").detach().numpy(), _dense(enc.encode_documents(DOCS)), atol=1e-5
+    )
     with pytest.raises(LsrError, match="what must be"):
         enc.forward_train(DOCS, "doc")
 

@@ -351,14 +351,15 @@ class DyVoEncoder(Encoder):
         bias = (
             self._bias_param if self._bias_param is not None else torch.zeros(self.vocab_size, device=device)
         )
+        weight_t = None
         if not grad:
-            weight, bias = weight.detach(), bias.detach()
+            weight_t, bias = self._inference_weight(), bias.detach()
         wp_rows = []
         ents = []
         for b, text in enumerate(texts):
             hb = h[b][real[b]]
             if word_pieces:
-                logits = torch.addmm(bias, hb, weight.t())  # (tokens, V)
+                logits = torch.addmm(bias, hb, weight.t() if weight_t is None else weight_t)  # (tokens, V)
                 wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
             cut = int(offsets[b][real[b].cpu()][:, 1].max()) if lens[b] else 0
             cands = self.matcher.match(text[:cut])
@@ -372,6 +373,16 @@ class DyVoEncoder(Encoder):
         if not word_pieces:
             return None, ents
         return torch.stack(wp_rows) if wp_rows else torch.zeros(0, self.vocab_size), ents
+
+    def _inference_weight(self) -> Any:
+        """The decoder weight transposed to (hidden, V) and contiguous, the layout ``addmm`` is fastest
+        with; rebuilt whenever the weight changed (an optimiser step bumps its version counter)."""
+        w = self._decoder.weight
+        key = (w.data_ptr(), w._version, w.device)
+        cached = getattr(self, "_wt_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._wt_cache = (key, w.detach().t().contiguous())
+        return cached[1]
 
     # -- training interface (lsr train) ----------------------------------------------------------
     def train_module(self) -> Any:
