@@ -8,7 +8,8 @@
    projection): DyVo's word-piece part *is* SPLADE's (tests/test_dyvo.py checks it within 1e-5), and
    the script checks the merge against a full ``DyVoEncoder.encode_documents`` on ``--check-docs``
    documents and records the largest difference. ``--full-dyvo`` encodes the corpus with DyVo end to end.
-3. Encode the judged test queries one at a time with each encoder (full encoders, timed).
+3. Encode the judged test queries one at a time with each encoder (full encoders, timed; the two
+   encoders take turns query by query, so load changes on a shared machine hit both alike).
 4. Build an exact-search index of each, time each query alone (``_time_method``, after a warm-up),
    evaluate with ranx (nDCG@10, Recall@100, MRR@10), and measure the entity terms' share of each
    vector (of its non-zeros and of its weight mass; documents and queries).
@@ -109,10 +110,31 @@ def limited_dataset(dataset: str, limit: int, tmp: str) -> str:
     return tmp
 
 
+def encode_queries_interleaved(encoders: dict[str, Any], texts: list[str]) -> dict[str, tuple[list, list]]:
+    """Each query encoded alone by each encoder in turn (query 1 by all, then query 2, ...), so a
+    change in the machine's load during the run weighs on every encoder alike: (singles, seconds)."""
+    out: dict[str, tuple[list, list]] = {name: ([], []) for name in encoders}
+    for enc in encoders.values():
+        enc.encode_queries(texts[:1])  # warm-up
+    for t in texts:
+        for name, enc in encoders.items():
+            t1 = time.perf_counter()
+            out[name][0].append(enc.encode_queries([t]))
+            out[name][1].append(time.perf_counter() - t1)
+    return out
+
+
 def run_system(
-    name: str, enc: Any, docs: Any, qids: list[str], texts: list[str], ds: Any, args: Any, tmp: str
+    name: str,
+    enc: Any,
+    docs: Any,
+    qids: list[str],
+    encoded: tuple[list, list],
+    ds: Any,
+    args: Any,
+    tmp: str,
 ) -> dict[str, Any]:
-    """Index ``docs``, encode and time the queries, search exactly, evaluate."""
+    """Index ``docs``, time each (already encoded) query's exact search alone, evaluate."""
     from lsr.eval.harness import _time_method, evaluate_run, latency_stats, results_to_run
     from lsr.index import build_index, open_index
     from lsr.vectors import concat_batches
@@ -121,12 +143,7 @@ def run_system(
     path = build_index(docs, os.path.join(tmp, f"ix-{name}"), encoder=enc, methods=["exact"])
     build_s = time.perf_counter() - t0
     index = open_index(path)
-    enc.encode_queries(texts[:1])  # warm-up
-    singles, q_times = [], []
-    for t in texts:
-        t1 = time.perf_counter()
-        singles.append(enc.encode_queries([t]))
-        q_times.append(time.perf_counter() - t1)
+    singles, q_times = encoded
     qbatch = concat_batches(singles)
     results, eff = _time_method(
         index, singles, qbatch, args.k, "exact", {}, args.warmup, 1, show_progress=False
@@ -162,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    torch_threads = torch.get_num_threads()  # read now: a library may change it later in the run
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="bench-dyvo-")
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -219,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"      {how}: {dv_seconds:.0f} s; max |full encode - merged| on {n_check} docs = {diff:.2e}")
 
         say(f"[4/4] indexes, {len(qids)} queries, exact search, evaluation")
+        encoded = encode_queries_interleaved({"splade": splade, "dyvo": dyvo}, texts)
         systems = {
-            "splade": run_system("splade", splade, sp_docs, qids, texts, ds, args, tmp),
-            "dyvo": run_system("dyvo", dyvo, dv_docs, qids, texts, ds, args, tmp),
+            "splade": run_system("splade", splade, sp_docs, qids, encoded["splade"], ds, args, tmp),
+            "dyvo": run_system("dyvo", dyvo, dv_docs, qids, encoded["dyvo"], ds, args, tmp),
         }
         dq = systems["dyvo"]["_queries"]
         share = {"documents": entity_share(dv_docs, V), "queries": entity_share(dq, V)}
@@ -261,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "environment": {
                 "cpu": cpu_name(),
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": torch_threads,
                 "git_commit": git_commit(),
                 "command": "python eval/bench_dyvo.py "
                 + " ".join(argv if argv is not None else sys.argv[1:]),
