@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def load_encoder(name_or_path: str, **options: Any) -> Encoder:
     """Load an encoder by bundled name (``"splade-tiny"``), local directory or Hugging Face id.
 
-    The kind (SPLADE, and later uniCOIL, DyVo, inference-free) comes from the ``lsr_encoder.json``
+    The kind (SPLADE, DyVo with entities, and later uniCOIL, inference-free) comes from the ``lsr_encoder.json``
     saved beside the weights; a plain masked-LM checkpoint loads as SPLADE. ``options`` override the
     saved settings (e.g. ``doc_max_length=512``, ``pooling="sum"``, ``doc_top_k=128``).
     """

@@ -31,6 +31,10 @@ COMMANDS = {
         "lsr.cli.train",
         "fine-tune an encoder (SPLADE, uniCOIL, inference-free) on a BEIR train split; resumable",
     ),
+    "entities": (
+        "lsr.cli.entities",
+        "DyVo entity vocabularies: mine an entity store from a corpus, make a DyVo encoder, show matches",
+    ),
 }
 
 
@@ -290,6 +294,44 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _args_entities(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="entities_command", metavar="SUBCOMMAND")
+    b = sub.add_parser(
+        "build",
+        help="mine recurring multi-word terms and names of a corpus into an entity store",
+        description="Mine recurring multi-word terms and names of a BEIR corpus into an entity store "
+        "(entities.jsonl + entity_embeddings.npy), embedded with the model's input word-piece embeddings.",
+    )
+    b.add_argument("--corpus", required=True, help="BEIR corpus file, BEIR folder or bundled name (scifact)")
+    b.add_argument("--model", default="splade-tiny", help="model whose input embeddings embed the names")
+    b.add_argument("--output", required=True, help="entity store directory to write")
+    b.add_argument("--max-entities", type=int, default=20_000, help="keep at most N entities (default 20000)")
+    b.add_argument("--min-df", type=int, default=3, help="documents a term must occur in (default 3)")
+    b.add_argument("--max-ngram", type=int, default=4, help="longest multi-word term in words (default 4)")
+    b.add_argument("--no-names", action="store_true", help="skip single acronym-like names (HIV, BRCA1)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    d = sub.add_parser(
+        "dyvo",
+        help="save a DyVo encoder: a SPLADE model + an entity store (untrained head)",
+        description="Save a DyVo encoder directory from a SPLADE model and an entity store; use it as "
+        "--model in encode, index, search and eval.",
+    )
+    d.add_argument("--model", default="splade-tiny", help="SPLADE model: bundled name, directory or hub id")
+    d.add_argument("--entities", required=True, help="entity store directory")
+    d.add_argument("--output", required=True, help="encoder directory to write")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    m = sub.add_parser("match", help="print the candidate entities of texts (JSON lines)")
+    m.add_argument("--entities", required=True, help="entity store directory")
+    m.add_argument("texts", nargs="+", metavar="TEXT")
+    for q in (d, m):
+        q.add_argument("--top-n", type=int, default=32, help="candidate entities per text (default 32)")
+        q.add_argument("--no-fuzzy", action="store_true", help="exact name/alias matches only")
+        q.add_argument("--max-edits", type=int, default=1, choices=[1, 2], help="fuzzy edits per word")
+        q.add_argument(
+            "--bm25", action="store_true", help="add BM25 hits over names and descriptions (needs bm25s)"
+        )
+
+
 _ARGS = {
     "train": _args_train,
     "encode": _args_encode,
@@ -300,6 +342,7 @@ _ARGS = {
     "serve": _args_serve,
     "demo": _args_demo,
     "eval": _args_eval,
+    "entities": _args_entities,
 }
 
 

@@ -6,7 +6,8 @@ Its :meth:`Encoder.config` is a JSON-able dict recorded in every index manifest;
 index with text through an encoder whose config differs is refused unless forced.
 
 A saved encoder is a directory with the backbone's files (``config.json``, weights, tokenizer) and
-``lsr_encoder.json`` (``{"kind": "splade", ...settings}``). A plain masked-LM checkpoint without
+``lsr_encoder.json`` (``{"kind": "splade", ...settings}``; ``"dyvo"`` adds an entity store and a
+head, see :mod:`lsr.encoders.dyvo`). A plain masked-LM checkpoint without
 that file loads as SPLADE with default settings.
 """
 
@@ -27,7 +28,7 @@ _MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 # Names that resolve to a model shipped inside the package.
 BUNDLED_MODELS = {"splade-tiny": _MODELS_DIR / "splade-tiny"}
 # Config keys that do not change the vectors, so they are ignored when comparing configs.
-ENCODER_KINDS = ("splade", "inference-free", "unicoil")
+ENCODER_KINDS = ("splade", "inference-free", "unicoil", "dyvo")
 _NON_SEMANTIC_KEYS = {"model_path", "batch_size", "device", "threads"}
 
 
@@ -105,6 +106,10 @@ def load_encoder(name_or_path: str, **options: Any) -> Encoder:
         from lsr.encoders.unicoil import UniCoilEncoder
 
         return UniCoilEncoder.from_pretrained(path, name=name_or_path, **settings)
+    if kind == "dyvo":
+        from lsr.encoders.dyvo import DyVoEncoder
+
+        return DyVoEncoder.from_pretrained(path, name=name_or_path, **settings)
     raise LsrError(
         f"model {name_or_path!r}: unknown encoder kind {kind!r} (known: {', '.join(ENCODER_KINDS)})"
     )

@@ -1,0 +1,517 @@
+"""DyVo: SPLADE word-piece weights plus entity weights, in one vector over vocabulary + entities.
+
+"DyVo: Dynamic Vocabularies for Learned Sparse Retrieval with Entities" (Nguyen et al.) extends the
+word-piece vocabulary with entities. For a text, :class:`~lsr.entities.EntityMatcher` picks up to
+``entity_top_n`` candidate entities (names and aliases found in the text, exactly or fuzzily, plus
+optional BM25 hits); the DyVo head scores each candidate ``e`` from the masked LM's transformed
+hidden states ``h_t`` (BERT: ``cls.predictions.transform``, the input of the vocabulary projection)::
+
+    w_e = max_t log(1 + relu(scale * (h_t . P E_e) + b_e))
+
+with the same max pooling and log-saturation as the word pieces' ``max_t log(1 + relu(h_t . W_v + b_v))``.
+``E_e`` is the entity's embedding (frozen), ``P`` a learnable projection when the embedding
+dimension differs from the hidden size (identity otherwise), ``scale`` (init 1) and ``b_e`` learnable.
+With the store's embeddings made as the mean input word-piece embedding of the name and a model whose
+decoder is tied to its input embeddings (BERT, the bundled ``splade-tiny``), ``b_e`` starts as the mean
+decoder bias of the name's word pieces, so an untrained head gives each candidate the mean of its word
+pieces' logits: already a meaningful weight. Entities that are not candidates of the text get 0.
+
+Vocabulary: the word pieces (term ids ``0 .. V-1``, exactly SPLADE's), then ``ENT:<entity id>`` for
+every entity of the store, in store order (term ids ``V .. V+N-1``). Pruning (``threshold``, then
+``doc_top_k`` / ``query_top_k``) applies to the merged vector. The candidate entities are matched in the
+part of the text that survives truncation to the max length, so the head never scores a mention the
+model cannot see.
+
+A saved DyVo encoder is a directory: the masked LM and tokenizer files, ``entities.jsonl`` and
+``entity_embeddings.npy`` (the store), ``dyvo_head.safetensors`` (scale, entity biases, projection) and
+``lsr_encoder.json`` (``{"kind": "dyvo", ...}``); :func:`lsr.load_encoder` loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder
+from lsr.entities import ENTITY_PREFIX, EntityMatcher, EntityStore
+from lsr.errors import LsrError
+from lsr.vectors import SparseBatch, Vocabulary
+
+HEAD_FILE = "dyvo_head.safetensors"
+# Settings that from_pretrained accepts (the keys of config() other than kind/model/model_path).
+SETTINGS = (
+    "doc_max_length",
+    "query_max_length",
+    "pooling",
+    "doc_top_k",
+    "query_top_k",
+    "threshold",
+    "batch_size",
+    "precision",
+    "entity_top_n",
+    "entity_fuzzy",
+    "entity_max_edits",
+    "entity_min_fuzzy_len",
+    "entity_bm25",
+    "entity_bm25_k",
+)
+_CHECK_ONLY = ("entities", "n_entities")  # recorded in config(); checked against the loaded store
+
+
+def _head_module() -> Any:
+    import torch
+
+    class DyVoHead(torch.nn.Module):
+        """Scores candidate entities against token states: ``scale * (h . P E_e) + b_e`` (see module docs)."""
+
+        def __init__(self, embeddings: np.ndarray, hidden: int, bias: np.ndarray) -> None:
+            super().__init__()
+            # Frozen, and not in the state dict: the store's .npy holds them.
+            self.register_buffer(
+                "embeddings", torch.from_numpy(np.array(embeddings, np.float32)), persistent=False
+            )
+            dim = embeddings.shape[1]
+            self.proj = torch.nn.Linear(dim, hidden, bias=False) if dim != hidden else None
+            self.scale = torch.nn.Parameter(torch.ones(()))
+            self.bias = torch.nn.Parameter(torch.from_numpy(np.array(bias, np.float32)))
+
+        def forward(self, h: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+            """Logits (tokens, candidates) of the entities ``cand`` (row numbers) for token states ``h``."""
+            e = self.embeddings[cand]
+            if self.proj is not None:
+                e = self.proj(e)
+            return self.scale * (h @ e.t()) + self.bias[cand]
+
+    return DyVoHead
+
+
+class DyVoEncoder(Encoder):
+    """SPLADE + DyVo entity weights over a masked LM and an :class:`~lsr.entities.EntityStore`.
+
+    Settings (recorded in :meth:`config`): ``doc_max_length`` / ``query_max_length`` (tokens),
+    ``doc_top_k`` / ``query_top_k`` and ``threshold`` (pruning of the merged vector),
+    ``entity_top_n`` (candidates per text), ``entity_fuzzy`` / ``entity_max_edits`` /
+    ``entity_min_fuzzy_len`` (fuzzy matching), ``entity_bm25`` / ``entity_bm25_k`` (BM25 retriever).
+    ``batch_size`` only changes speed. ``pooling`` must be ``"max"`` and ``precision`` ``"float32"``.
+    """
+
+    kind = "dyvo"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        store: EntityStore,
+        name: str,
+        path: str,
+        doc_max_length: int = 256,
+        query_max_length: int = 256,
+        pooling: str = "max",
+        doc_top_k: int | None = None,
+        query_top_k: int | None = None,
+        threshold: float = 0.0,
+        batch_size: int = 32,
+        precision: str = "float32",
+        entity_top_n: int = 32,
+        entity_fuzzy: bool = True,
+        entity_max_edits: int = 1,
+        entity_min_fuzzy_len: int = 5,
+        entity_bm25: bool = False,
+        entity_bm25_k: int = 8,
+        head_state: dict[str, Any] | None = None,
+    ) -> None:
+        import torch
+
+        if pooling != "max":
+            raise LsrError(f"DyVo supports pooling='max' only, not {pooling!r}")
+        if precision != "float32":
+            raise LsrError(f"DyVo supports precision='float32' only, not {precision!r}")
+        for key, val in (
+            ("doc_max_length", doc_max_length),
+            ("query_max_length", query_max_length),
+            ("batch_size", batch_size),
+        ):
+            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
+                raise LsrError(f"{key} must be a positive integer, got {val!r}")
+        for key, val in (("doc_top_k", doc_top_k), ("query_top_k", query_top_k)):
+            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
+                raise LsrError(f"{key} must be a positive integer or None, got {val!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+            raise LsrError(f"threshold must be a number >= 0, got {threshold!r}")
+        if not isinstance(store, EntityStore):
+            raise LsrError(f"store must be an EntityStore, got {type(store).__name__}")
+        if len(store) == 0:
+            raise LsrError("the entity store is empty")
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit and max(doc_max_length, query_max_length) > limit:
+            raise LsrError(
+                f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions"
+            )
+        if not getattr(tokenizer, "is_fast", False):
+            raise LsrError("DyVo needs a fast (Rust) tokenizer: it maps truncated tokens back to characters")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.store = store
+        self.name = name
+        self.path = path
+        self.doc_max_length = doc_max_length
+        self.query_max_length = query_max_length
+        self.pooling = pooling
+        self.precision = precision
+        self.doc_top_k = doc_top_k
+        self.query_top_k = query_top_k
+        self.threshold = float(threshold)
+        self.batch_size = batch_size
+        self.matcher = EntityMatcher(
+            store,
+            top_n=entity_top_n,
+            fuzzy=entity_fuzzy,
+            max_edits=entity_max_edits,
+            min_fuzzy_len=entity_min_fuzzy_len,
+            bm25=entity_bm25,
+            bm25_k=entity_bm25_k,
+        )
+        self._backbone = model.base_model
+        predictions = getattr(getattr(model, "cls", None), "predictions", None)
+        self._transform = getattr(predictions, "transform", None)
+        self._decoder = model.get_output_embeddings()
+        if self._decoder is None:
+            raise LsrError(f"model {name!r} has no output (vocabulary) projection: not a masked LM")
+        self.vocab_size = int(self._decoder.weight.shape[0])
+        hidden = int(self._decoder.weight.shape[1])
+        self._bias_param = getattr(self._decoder, "bias", None)
+        if self._bias_param is None and predictions is not None:
+            self._bias_param = getattr(predictions, "bias", None)
+        head_cls = _head_module()
+        self.head = head_cls(store.embeddings, hidden, self._initial_entity_bias())
+        if head_state is not None:
+            try:
+                self.head.load_state_dict({k: torch.as_tensor(v) for k, v in head_state.items()})
+            except (RuntimeError, KeyError) as e:
+                raise LsrError(f"DyVo head weights do not fit this store and model ({e})") from None
+        self.head.eval()
+        self._module = torch.nn.ModuleDict({"mlm": self.model, "dyvo_head": self.head})
+        tokens = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), self.vocab_size))))
+        tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
+        self._vocab = Vocabulary(tokens + [ENTITY_PREFIX + e.id for e in store.entities])
+        if len(self._vocab) != self.vocab_size + len(store):
+            raise LsrError("an entity token ENT:<id> collides with a word piece of the model's vocabulary")
+
+    def _initial_entity_bias(self) -> np.ndarray:
+        """b_e at initialisation: the mean decoder bias of the entity name's word pieces (0 without one)."""
+        n = len(self.store)
+        if self._bias_param is None:
+            return np.zeros(n, np.float32)
+        b = self._bias_param.detach().float().numpy()
+        out = np.zeros(n, np.float32)
+        names = [e.name for e in self.store.entities]
+        for s in range(0, n, 4096):
+            ids = self.tokenizer(names[s : s + 4096], add_special_tokens=False)["input_ids"]
+            for r, row in enumerate(ids):
+                row = [t for t in row if t < len(b)]
+                if row:
+                    out[s + r] = b[row].mean()
+        return out
+
+    # -- loading and saving ----------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str, name: str | None = None, **settings: Any) -> DyVoEncoder:
+        """Load a saved DyVo directory (masked LM, tokenizer, entity store, head, ``lsr_encoder.json``)."""
+        expected = {k: settings.pop(k) for k in _CHECK_ONLY if k in settings}
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise LsrError(f"unknown DyVo setting(s): {', '.join(unknown)} (known: {', '.join(SETTINGS)})")
+        if not os.path.isdir(path):
+            raise LsrError(f"model {path!r}: a DyVo encoder is a local directory (see `lsr entities dyvo`)")
+        if not os.path.isfile(os.path.join(path, "entities.jsonl")):
+            raise LsrError(
+                f"model {path!r}: not a saved DyVo encoder (no entities.jsonl); save one with "
+                "DyVoEncoder.save or `lsr entities dyvo`, or pass the encoder object"
+            )
+        store = EntityStore.load(path)
+        if "entities" in expected and expected["entities"] != store.fingerprint():
+            raise LsrError(
+                f"{path}: entity store fingerprint {store.fingerprint()} differs from the recorded {expected['entities']}"
+            )
+        head_path = os.path.join(path, HEAD_FILE)
+        head_state = None
+        if os.path.isfile(head_path):
+            from safetensors.torch import load_file
+
+            try:
+                head_state = load_file(head_path)
+            except Exception as e:  # safetensors raises its own error types
+                raise LsrError(f"{head_path}: unreadable DyVo head ({e})") from None
+        base = _load_masked_lm(path)
+        return cls(base.model, base.tokenizer, store, name=name or path, path=os.path.abspath(path),
+                   head_state=head_state, **settings)  # fmt: skip
+
+    @classmethod
+    def from_splade(cls, model: str | Any, store: EntityStore | str, **settings: Any) -> DyVoEncoder:
+        """A DyVo encoder (untrained head) over a SPLADE model (name, directory or loaded encoder) and a
+        store (an :class:`EntityStore` or its directory). SPLADE's max lengths carry over unless given."""
+        from lsr.encoders.base import load_encoder
+
+        base = load_encoder(model) if isinstance(model, str) else model
+        if not hasattr(base, "model") or not hasattr(base, "tokenizer"):
+            raise LsrError("from_splade needs a SPLADE encoder (or its name)")
+        if isinstance(store, (str, os.PathLike)):
+            store = EntityStore.load(store)
+        for key in ("doc_max_length", "query_max_length"):
+            settings.setdefault(key, getattr(base, key, 256))
+        name = getattr(base, "name", "model")
+        return cls(
+            base.model, base.tokenizer, store, name=f"{name}+dyvo", path=getattr(base, "path", ""), **settings
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the masked LM, tokenizer, entity store, head and ``lsr_encoder.json`` to ``path``."""
+        from safetensors.torch import save_file
+
+        path = os.fspath(path)
+        os.makedirs(path, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+        self.store.save(path)
+        save_file(
+            {k: v.detach().contiguous() for k, v in self.head.state_dict().items()},
+            os.path.join(path, HEAD_FILE),
+        )
+        cfg = {k: v for k, v in self.config().items() if k not in ("model", "model_path")}
+        with open(os.path.join(path, ENCODER_CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=2)
+
+    def config(self) -> dict[str, Any]:
+        m = self.matcher.config()
+        return {
+            "kind": self.kind,
+            "model": self.name,
+            "model_path": self.path,
+            "pooling": self.pooling,
+            "doc_max_length": self.doc_max_length,
+            "query_max_length": self.query_max_length,
+            "doc_top_k": self.doc_top_k,
+            "query_top_k": self.query_top_k,
+            "threshold": self.threshold,
+            "precision": self.precision,
+            "entities": self.store.fingerprint(),
+            "n_entities": len(self.store),
+            "entity_top_n": m["top_n"],
+            "entity_fuzzy": m["fuzzy"],
+            "entity_max_edits": m["max_edits"],
+            "entity_min_fuzzy_len": m["min_fuzzy_len"],
+            "entity_bm25": m["bm25"],
+            "entity_bm25_k": m["bm25_k"],
+        }
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self._vocab
+
+    # -- the model -------------------------------------------------------------------------------
+    def _check_texts(self, texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise LsrError("encode_*() takes a list of texts; wrap a single text in a list")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise LsrError(f"text {i} is a {type(t).__name__}, expected str")
+        return texts
+
+    def _forward(
+        self, texts: list[str], max_length: int, grad: bool, word_pieces: bool = True
+    ) -> tuple[Any, list[tuple[Any, Any]]]:
+        """Word-piece weights (batch, V) and, per text, (candidate rows, their weights), as tensors.
+
+        Runs under the caller's grad mode; ``grad`` picks the live (trainable) bias over a detached one.
+        ``word_pieces=False`` skips the vocabulary projection (the word-piece weights come back None).
+        """
+        import torch
+
+        device = self._decoder.weight.device
+        enc = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+            return_offsets_mapping=True,
+        )
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        offsets = enc["offset_mapping"]
+        lens = mask.sum(dim=1).tolist()
+        real = mask.bool()  # the text's tokens, wherever the tokenizer pads
+        hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+        h = self._transform(hidden) if self._transform is not None else hidden
+        weight = self._decoder.weight
+        bias = (
+            self._bias_param if self._bias_param is not None else torch.zeros(self.vocab_size, device=device)
+        )
+        weight_t = None
+        if not grad:
+            weight_t, bias = self._inference_weight(), bias.detach()
+        wp_rows = []
+        ents = []
+        for b, text in enumerate(texts):
+            hb = h[b][real[b]]
+            if word_pieces:
+                logits = torch.addmm(bias, hb, weight.t() if weight_t is None else weight_t)  # (tokens, V)
+                wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
+            cut = int(offsets[b][real[b].cpu()][:, 1].max()) if lens[b] else 0
+            cands = self.matcher.match(text[:cut])
+            if cands:
+                rows = torch.tensor(sorted(c.entity for c in cands), dtype=torch.long, device=device)
+                ew = torch.log1p(torch.relu(self.head(hb, rows).amax(dim=0)))
+            else:
+                rows = torch.zeros(0, dtype=torch.long, device=device)
+                ew = torch.zeros(0, device=device)
+            ents.append((rows, ew))
+        if not word_pieces:
+            return None, ents
+        return torch.stack(wp_rows) if wp_rows else torch.zeros(0, self.vocab_size), ents
+
+    def _inference_weight(self) -> Any:
+        """The decoder weight transposed to (hidden, V) and contiguous, the layout ``addmm`` is fastest
+        with; rebuilt whenever the weight changed (an optimiser step bumps its version counter)."""
+        w = self._decoder.weight
+        key = (w.data_ptr(), w._version, w.device)
+        cached = getattr(self, "_wt_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._wt_cache = (key, w.detach().t().contiguous())
+        return cached[1]
+
+    # -- training interface (lsr train) ----------------------------------------------------------
+    def train_module(self) -> Any:
+        """The ``torch.nn.Module`` whose parameters training optimises: the masked LM (``"mlm"``) and
+        the DyVo head (``"dyvo_head"``: scale, entity biases, projection), in one ``ModuleDict``."""
+        return self._module
+
+    def forward_train(self, texts: list[str], what: str) -> Any:
+        """Differentiable dense weights, float32 (len(texts), len(vocab)), >= 0: word pieces then entities.
+
+        ``what`` is ``"query"`` or ``"document"`` (which max length applies). The values are the ones
+        :meth:`encode_queries` / :meth:`encode_documents` give before threshold and top-k (in the
+        module's current train/eval mode: dropout is on in train mode). Scores are dot products.
+        """
+        import torch
+
+        if what not in ("query", "document"):
+            raise LsrError(f"what must be 'query' or 'document', got {what!r}")
+        texts = self._check_texts(texts)
+        if not texts:
+            return torch.zeros(0, len(self._vocab))
+        max_length = self.query_max_length if what == "query" else self.doc_max_length
+        wp, ents = self._forward(texts, max_length, grad=True)
+        n_ent = len(self.store)
+        rows = []
+        for b, (cand, ew) in enumerate(ents):
+            er = torch.zeros(n_ent, dtype=wp.dtype, device=wp.device).index_put((cand,), ew.to(wp.dtype))
+            rows.append(torch.cat([wp[b], er]))
+        return torch.stack(rows)
+
+    # -- encoding --------------------------------------------------------------------------------
+    def encode_documents(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
+        return self._encode(texts, self.doc_max_length, self.doc_top_k, show_progress, "documents")
+
+    def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
+        return self._encode(texts, self.query_max_length, self.query_top_k, show_progress, "queries")
+
+    def _encode(
+        self, texts: Sequence[str], max_length: int, top_k: int | None, show_progress: bool, what: str
+    ) -> SparseBatch:
+        import torch
+
+        texts = self._check_texts(texts)
+        n = len(texts)
+        rows_idx: list[np.ndarray] = [np.zeros(0, np.int32)] * n
+        rows_w: list[np.ndarray] = [np.zeros(0, np.float32)] * n
+        if n:
+            order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
+            bar = None
+            if show_progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=n, desc=f"encoding {what}", unit="text", leave=False)
+            V = self.vocab_size
+            with torch.inference_mode():
+                for s in range(0, n, self.batch_size):
+                    batch = order[s : s + self.batch_size]
+                    wp, ents = self._forward([texts[d] for d in batch], max_length, grad=False)
+                    wp = wp.float().cpu().numpy()
+                    for r, d in enumerate(batch):
+                        nz = np.flatnonzero(wp[r] > 0)
+                        cand, ew = ents[r]
+                        ew = ew.float().cpu().numpy()
+                        keep = ew > 0
+                        idx = np.concatenate([nz, V + cand.cpu().numpy()[keep]]).astype(np.int32)
+                        w = np.concatenate([wp[r, nz], ew[keep]]).astype(np.float32)
+                        rows_idx[d], rows_w[d] = _prune(idx, w, self.threshold, top_k)
+                    if bar is not None:
+                        bar.update(len(batch))
+            if bar is not None:
+                bar.close()
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum([len(r) for r in rows_idx], out=indptr[1:])
+        return SparseBatch(
+            indptr,
+            np.concatenate(rows_idx) if n else np.zeros(0, np.int32),
+            np.concatenate(rows_w) if n else np.zeros(0, np.float32),
+            self._vocab,
+        )
+
+    def encode_entity_weights(self, texts: Sequence[str], what: str = "document") -> SparseBatch:
+        """Only the entity part of the vectors (no pruning), over :attr:`vocab`: the backbone and the
+        DyVo head without the vocabulary projection, several times cheaper than a full encode. The
+        full vector before pruning is this plus the word pieces, which are exactly SPLADE's."""
+        import torch
+
+        if what not in ("query", "document"):
+            raise LsrError(f"what must be 'query' or 'document', got {what!r}")
+        texts = self._check_texts(texts)
+        max_length = self.query_max_length if what == "query" else self.doc_max_length
+        rows_idx, rows_w = [], []
+        with torch.inference_mode():
+            for s in range(0, len(texts), self.batch_size):
+                _, ents = self._forward(texts[s : s + self.batch_size], max_length, False, word_pieces=False)
+                for cand, ew in ents:
+                    ew = ew.float().cpu().numpy()
+                    keep = ew > 0
+                    rows_idx.append((self.vocab_size + cand.cpu().numpy()[keep]).astype(np.int32))
+                    rows_w.append(ew[keep].astype(np.float32))
+        indptr = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum([len(r) for r in rows_idx], out=indptr[1:])
+        return SparseBatch(
+            indptr,
+            np.concatenate(rows_idx) if rows_idx else np.zeros(0, np.int32),
+            np.concatenate(rows_w) if rows_w else np.zeros(0, np.float32),
+            self._vocab,
+        )
+
+    def entity_candidates(self, text: str) -> list[str]:
+        """Ids of the entities the head scores for ``text`` (before its truncation to a max length)."""
+        return self.matcher.match_ids(text)
+
+
+def _prune(
+    idx: np.ndarray, w: np.ndarray, threshold: float, top_k: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop weights <= threshold, keep the top_k heaviest (ties: the lower term id), ids ascending."""
+    if threshold > 0:
+        keep = w > threshold
+        idx, w = idx[keep], w[keep]
+    if top_k is not None and len(w) > top_k:
+        sel = np.lexsort((idx, -w))[:top_k]
+        sel.sort()
+        idx, w = idx[sel], w[sel]
+    return idx, w
+
+
+def _load_masked_lm(path: str) -> Any:
+    """Tokenizer and masked LM of a local directory, through SPLADE's loader (its error messages)."""
+    from lsr.encoders.splade import SpladeEncoder
+
+    return SpladeEncoder.from_pretrained(path)
