@@ -356,9 +356,14 @@ class DyVoEncoder(Encoder):
             weight_t, bias = self._inference_weight(), bias.detach()
         wp_rows = []
         ents = []
+        wp_train = None
+        if grad and word_pieces:  # training: tiled projection with a sparse backward (lsr.encoders.maxpool)
+            from lsr.encoders.maxpool import max_pool_projection
+
+            wp_train = torch.log1p(torch.relu(max_pool_projection(h, mask, weight, bias)))
         for b, text in enumerate(texts):
             hb = h[b][real[b]]
-            if word_pieces:
+            if word_pieces and wp_train is None:
                 logits = torch.addmm(bias, hb, weight.t() if weight_t is None else weight_t)  # (tokens, V)
                 wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
             cut = int(offsets[b][real[b].cpu()][:, 1].max()) if lens[b] else 0
@@ -372,6 +377,8 @@ class DyVoEncoder(Encoder):
             ents.append((rows, ew))
         if not word_pieces:
             return None, ents
+        if wp_train is not None:
+            return wp_train, ents
         return torch.stack(wp_rows) if wp_rows else torch.zeros(0, self.vocab_size), ents
 
     def _inference_weight(self) -> Any:
