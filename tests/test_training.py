@@ -284,3 +284,26 @@ def test_cli_train(beir, tmp_path, capsys) -> None:
     assert "trained 2 steps" in capsys.readouterr().err
     assert os.path.isfile(os.path.join(out, "train_report.json"))
     assert main(["train", "--data", beir, "--output", out, "--loss", "kl"]) == 2
+
+
+def test_train_dyvo_through_the_shared_trainer(beir, tmp_path) -> None:
+    """DyVo trains with the same trainer: the entity head learns, and the result reloads as DyVo."""
+    import lsr
+    from lsr.encoders.dyvo import DyVoEncoder
+    from lsr.entities import Entity, EntityStore, name_embeddings
+    from lsr.training import train
+
+    splade = lsr.load_encoder("splade-tiny")
+    ents = [Entity("vitamin_d", "vitamin D"), Entity("lung_cancer", "lung cancer"), Entity("p53", "p53")]
+    store = EntityStore(ents, name_embeddings(splade.model, splade.tokenizer, [e.name for e in ents]))
+    start = str(tmp_path / "dyvo0")
+    DyVoEncoder.from_splade(splade, store, doc_max_length=32, query_max_length=16).save(start)
+    out = str(tmp_path / "dyvo1")
+    r = train(_cfg(beir, out, model=start, steps=2, encoder_options={}))
+    assert r["encoder"]["kind"] == "dyvo"
+    trained = lsr.load_encoder(out)
+    before = lsr.load_encoder(start)
+    assert trained.kind == "dyvo" and len(trained.vocab) == 30522 + 3
+    assert not torch.equal(trained.head.bias, before.head.bias)  # the entity head was trained
+    q = trained.encode_queries(["vitamin d and lung cancer"])
+    assert {"ENT:vitamin_d", "ENT:lung_cancer"} <= set(q.to_dicts()[0])
