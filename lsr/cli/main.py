@@ -29,7 +29,7 @@ COMMANDS = {
     ),
     "train": (
         "lsr.cli.train",
-        "fine-tune an encoder (SPLADE, uniCOIL, inference-free) on a BEIR train split; resumable",
+        "fine-tune an encoder (SPLADE, uniCOIL, inference-free, DyVo) on a BEIR train split; resumable",
     ),
     "entities": (
         "lsr.cli.entities",
