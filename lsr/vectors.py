@@ -107,6 +107,17 @@ class SparseBatch:
     def __len__(self) -> int:
         return len(self.indptr) - 1
 
+    @classmethod
+    def trusted(
+        cls, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, vocab: Vocabulary
+    ) -> SparseBatch:
+        """A batch from arrays the caller guarantees are valid (int64 / int32 / float32, contiguous,
+        consistent): no checks, for per-query hot paths where they cost more than the work."""
+        b = object.__new__(cls)
+        b.indptr, b.indices, b.data, b.vocab = indptr, indices, data, vocab
+        b.ids, b.unknown_tokens, b.documents = None, 0, None
+        return b
+
     @property
     def nnz(self) -> int:
         return int(self.indptr[-1])

@@ -81,6 +81,7 @@ class InferenceFreeEncoder(Encoder):
         self._special[list(self._special_ids)] = True
         self._cache: dict[str, tuple[int, ...]] = {}
         self._setup_wordpiece()
+        self._set_skip()
         self._trainable_table: Any = None
 
     # -- loading and saving ----------------------------------------------------------------------
@@ -132,6 +133,12 @@ class InferenceFreeEncoder(Encoder):
         return self.doc_encoder.vocab
 
     # -- the query table -------------------------------------------------------------------------
+    def _set_skip(self) -> None:
+        """Word pieces a query vector never holds: special tokens, and terms the table weighs 0 (absent
+        from the corpus), as one Python set so a query is filtered by one set difference."""
+        zero = np.flatnonzero(self.table <= 0).tolist() if self.table is not None else []
+        self._skip = self._special_ids.union(zero)
+
     def current_table(self) -> np.ndarray | None:
         """The query weights in use (the trainable copy's values while training)."""
         if self._trainable_table is not None:
@@ -157,6 +164,7 @@ class InferenceFreeEncoder(Encoder):
         rows = np.fromiter((get(t) for t in self.vocab.tokens), np.int64, count=len(self.vocab))
         df = np.where(rows >= 0, df_index[np.maximum(rows, 0)], 0)
         self.table = bm25_idf(df, index.n_docs)
+        self._set_skip()
         self._index_key = (index.path, index.n_postings)
 
     @property
@@ -171,12 +179,7 @@ class InferenceFreeEncoder(Encoder):
     def query_pieces(self, text: str) -> list[int]:
         """Word-piece ids of ``text`` without special tokens, truncated to the query max length."""
         limit = self.query_max_length - 2  # the [CLS] and [SEP] a model input would carry
-        if (
-            self._wordpiece is None
-            or not text.isascii()
-            or _UNSAFE.search(text)
-            or any(tok in text for tok in self._special_strings)
-        ):
+        if self._wordpiece is None or not text.isascii() or self._needs_tokenizer.search(text):
             return self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
         cache = self._cache
         out: list[int] = []
@@ -207,7 +210,9 @@ class InferenceFreeEncoder(Encoder):
         unk = vocab.get(model.unk_token)
         prefix = model.continuing_subword_prefix
         longest = model.max_input_chars_per_word
-        self._special_strings = tuple(str(t) for t in self.tokenizer.all_special_tokens)
+        # control characters, and special-token strings (the tokenizer maps "[SEP]" in a text to [SEP])
+        specials = "|".join(re.escape(str(t)) for t in self.tokenizer.all_special_tokens)
+        self._needs_tokenizer = re.compile(_UNSAFE.pattern + (f"|{specials}" if specials else ""))
 
         def wordpiece(word: str) -> tuple[int, ...]:
             if len(word) > longest:
@@ -237,22 +242,20 @@ class InferenceFreeEncoder(Encoder):
                 "this inference-free model weights queries by the IDF of the indexed corpus: search through an "
                 "index (Index.search / lsr search) or give it a table (set_table, or bind_index(index))"
             )
-        special = self._special_ids
+        skip, vocab = self._skip, self.vocab
+        if len(texts) == 1 and isinstance(texts[0], str):  # the service's and the benchmark's case
+            ids = sorted(set(self.query_pieces(texts[0])).difference(skip))
+            indices = np.array(ids, np.int32)
+            return SparseBatch.trusted(np.array([0, len(ids)], np.int64), indices, table.take(indices), vocab)
         flat: list[int] = []
         ends = [0]
         for r, t in enumerate(texts):
             if not isinstance(t, str):
                 raise LsrError(f"text {r} is a {type(t).__name__}, expected str")
-            flat.extend(sorted(set(self.query_pieces(t)).difference(special)))
+            flat.extend(sorted(set(self.query_pieces(t)).difference(skip)))
             ends.append(len(flat))
         indices = np.array(flat, np.int32)
-        weights = table[indices]
-        indptr = np.array(ends, np.int64)
-        if not weights.all():  # terms the table weighs 0 (e.g. absent from the corpus) are not stored
-            keep = weights > 0
-            indptr[1:] = np.cumsum(keep)[indptr[1:] - 1] if len(keep) else 0
-            indices, weights = indices[keep], weights[keep]
-        return SparseBatch(indptr, indices, weights, self.vocab)
+        return SparseBatch.trusted(np.array(ends, np.int64), indices, table.take(indices), vocab)
 
     # -- training (lsr train) ---------------------------------------------------------------------
     def prepare_training(self, corpus_texts: Sequence[str], learn_table: bool = False) -> None:
@@ -300,4 +303,5 @@ class InferenceFreeEncoder(Encoder):
 
     def refresh(self) -> None:
         self.current_table()
+        self._set_skip()
         self.doc_encoder.refresh()
