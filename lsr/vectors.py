@@ -108,6 +108,20 @@ class SparseBatch:
         return len(self.indptr) - 1
 
     @classmethod
+    def from_rows(
+        cls, indices: Sequence[np.ndarray], weights: Sequence[np.ndarray], vocab: Vocabulary
+    ) -> SparseBatch:
+        """A batch from per-row term ids (int32, ascending) and weights (float32), row i = vector i."""
+        indptr = np.zeros(len(indices) + 1, np.int64)
+        np.cumsum([len(r) for r in indices], out=indptr[1:])
+        return cls(
+            indptr,
+            np.concatenate(indices) if len(indices) else np.zeros(0, np.int32),
+            np.concatenate(weights) if len(weights) else np.zeros(0, np.float32),
+            vocab,
+        )
+
+    @classmethod
     def trusted(
         cls, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, vocab: Vocabulary
     ) -> SparseBatch:

@@ -59,6 +59,16 @@ class Encoder(ABC):
         """Write the encoder (weights, tokenizer, ``lsr_encoder.json``) to a directory."""
 
 
+def check_positive_ints(required: dict[str, Any], optional: dict[str, Any] | None = None) -> None:
+    """Refuse encoder settings that must be positive integers (``optional`` ones may also be None)."""
+    for key, val in required.items():
+        if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
+            raise LsrError(f"{key} must be a positive integer, got {val!r}")
+    for key, val in (optional or {}).items():
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
+            raise LsrError(f"{key} must be a positive integer or None, got {val!r}")
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """A bundled name -> its directory; an existing directory -> itself; anything else unchanged
     (then treated as a Hugging Face id)."""

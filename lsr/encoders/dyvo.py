@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder
+from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_positive_ints
 from lsr.entities import ENTITY_PREFIX, EntityMatcher, EntityStore
 from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
@@ -130,16 +130,14 @@ class DyVoEncoder(Encoder):
             raise LsrError(f"DyVo supports pooling='max' only, not {pooling!r}")
         if precision != "float32":
             raise LsrError(f"DyVo supports precision='float32' only, not {precision!r}")
-        for key, val in (
-            ("doc_max_length", doc_max_length),
-            ("query_max_length", query_max_length),
-            ("batch_size", batch_size),
-        ):
-            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
-                raise LsrError(f"{key} must be a positive integer, got {val!r}")
-        for key, val in (("doc_top_k", doc_top_k), ("query_top_k", query_top_k)):
-            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
-                raise LsrError(f"{key} must be a positive integer or None, got {val!r}")
+        check_positive_ints(
+            {
+                "doc_max_length": doc_max_length,
+                "query_max_length": query_max_length,
+                "batch_size": batch_size,
+            },
+            {"doc_top_k": doc_top_k, "query_top_k": query_top_k},
+        )
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
             raise LsrError(f"threshold must be a number >= 0, got {threshold!r}")
         if not isinstance(store, EntityStore):
@@ -461,14 +459,7 @@ class DyVoEncoder(Encoder):
                         bar.update(len(batch))
             if bar is not None:
                 bar.close()
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum([len(r) for r in rows_idx], out=indptr[1:])
-        return SparseBatch(
-            indptr,
-            np.concatenate(rows_idx) if n else np.zeros(0, np.int32),
-            np.concatenate(rows_w) if n else np.zeros(0, np.float32),
-            self._vocab,
-        )
+        return SparseBatch.from_rows(rows_idx, rows_w, self._vocab)
 
     def encode_entity_weights(self, texts: Sequence[str], what: str = "document") -> SparseBatch:
         """Only the entity part of the vectors (no pruning), over :attr:`vocab`: the backbone and the
@@ -489,14 +480,7 @@ class DyVoEncoder(Encoder):
                     keep = ew > 0
                     rows_idx.append((self.vocab_size + cand.cpu().numpy()[keep]).astype(np.int32))
                     rows_w.append(ew[keep].astype(np.float32))
-        indptr = np.zeros(len(texts) + 1, np.int64)
-        np.cumsum([len(r) for r in rows_idx], out=indptr[1:])
-        return SparseBatch(
-            indptr,
-            np.concatenate(rows_idx) if rows_idx else np.zeros(0, np.int32),
-            np.concatenate(rows_w) if rows_w else np.zeros(0, np.float32),
-            self._vocab,
-        )
+        return SparseBatch.from_rows(rows_idx, rows_w, self._vocab)
 
     def entity_candidates(self, text: str) -> list[str]:
         """Ids of the entities the head scores for ``text`` (before its truncation to a max length)."""

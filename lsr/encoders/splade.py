@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder
+from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_positive_ints
 from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
 
@@ -78,17 +78,15 @@ class SpladeEncoder(Encoder):
             from lsr.encoders.onnx_backend import require_onnxruntime
 
             require_onnxruntime()
-        for key, val in (
-            ("doc_max_length", doc_max_length),
-            ("query_max_length", query_max_length),
-            ("batch_size", batch_size),
-            ("token_chunk", token_chunk),
-        ):
-            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
-                raise LsrError(f"{key} must be a positive integer, got {val!r}")
-        for key, val in (("doc_top_k", doc_top_k), ("query_top_k", query_top_k)):
-            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val <= 0):
-                raise LsrError(f"{key} must be a positive integer or None, got {val!r}")
+        check_positive_ints(
+            {
+                "doc_max_length": doc_max_length,
+                "query_max_length": query_max_length,
+                "batch_size": batch_size,
+                "token_chunk": token_chunk,
+            },
+            {"doc_top_k": doc_top_k, "query_top_k": query_top_k},
+        )
         if not isinstance(threshold, (int, float)) or threshold < 0:
             raise LsrError(f"threshold must be a number >= 0, got {threshold!r}")
         limit = getattr(model.config, "max_position_embeddings", None)
@@ -273,14 +271,7 @@ class SpladeEncoder(Encoder):
                         bar.update(len(batch))
             if bar is not None:
                 bar.close()
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum([len(r) for r in rows_idx], out=indptr[1:])
-        return SparseBatch(
-            indptr,
-            np.concatenate(rows_idx) if n else np.zeros(0, np.int32),
-            np.concatenate(rows_w) if n else np.zeros(0, np.float32),
-            self._vocab,
-        )
+        return SparseBatch.from_rows(rows_idx, rows_w, self._vocab)
 
     def _pool(self, input_ids: Any, mask: Any, lens: np.ndarray) -> Any:
         """(batch, vocab) float32 SPLADE weights of one padded batch."""

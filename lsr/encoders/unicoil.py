@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder
+from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_positive_ints
 from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
 
@@ -85,13 +85,13 @@ class UniCoilEncoder(Encoder):
         query_max_length: int = 256,
         batch_size: int = 32,
     ) -> None:
-        for key, val in (
-            ("doc_max_length", doc_max_length),
-            ("query_max_length", query_max_length),
-            ("batch_size", batch_size),
-        ):
-            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
-                raise LsrError(f"{key} must be a positive integer, got {val!r}")
+        check_positive_ints(
+            {
+                "doc_max_length": doc_max_length,
+                "query_max_length": query_max_length,
+                "batch_size": batch_size,
+            },
+        )
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit and max(doc_max_length, query_max_length) > limit:
             raise LsrError(
@@ -232,14 +232,7 @@ class UniCoilEncoder(Encoder):
                     bar.update(len(batch))
         if bar is not None:
             bar.close()
-        indptr = np.zeros(n + 1, np.int64)
-        np.cumsum([len(r) for r in rows_i], out=indptr[1:])
-        return SparseBatch(
-            indptr,
-            np.concatenate(rows_i) if n else np.zeros(0, np.int32),
-            np.concatenate(rows_w) if n else np.zeros(0, np.float32),
-            self._vocab,
-        )
+        return SparseBatch.from_rows(rows_i, rows_w, self._vocab)
 
     # -- training (lsr train) ---------------------------------------------------------------------
     def train_module(self) -> Any:
