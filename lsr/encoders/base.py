@@ -69,6 +69,15 @@ def check_positive_ints(required: dict[str, Any], optional: dict[str, Any] | Non
             raise LsrError(f"{key} must be a positive integer or None, got {val!r}")
 
 
+def check_max_lengths(model: Any, doc_max_length: int, query_max_length: int) -> None:
+    """Refuse max lengths (tokens) beyond the model's position embeddings."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and max(doc_max_length, query_max_length) > limit:
+        raise LsrError(
+            f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions"
+        )
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """A bundled name -> its directory; an existing directory -> itself; anything else unchanged
     (then treated as a Hugging Face id)."""

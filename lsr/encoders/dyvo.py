@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_positive_ints
+from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_max_lengths, check_positive_ints
 from lsr.entities import ENTITY_PREFIX, EntityMatcher, EntityStore
 from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
@@ -144,11 +144,7 @@ class DyVoEncoder(Encoder):
             raise LsrError(f"store must be an EntityStore, got {type(store).__name__}")
         if len(store) == 0:
             raise LsrError("the entity store is empty")
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit and max(doc_max_length, query_max_length) > limit:
-            raise LsrError(
-                f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions"
-            )
+        check_max_lengths(model, doc_max_length, query_max_length)
         if not getattr(tokenizer, "is_fast", False):
             raise LsrError("DyVo needs a fast (Rust) tokenizer: it maps truncated tokens back to characters")
         self.model = model.eval()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_positive_ints
+from lsr.encoders.base import ENCODER_CONFIG_FILE, Encoder, check_max_lengths, check_positive_ints
 from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
 
@@ -92,11 +92,7 @@ class UniCoilEncoder(Encoder):
                 "batch_size": batch_size,
             },
         )
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit and max(doc_max_length, query_max_length) > limit:
-            raise LsrError(
-                f"max length {max(doc_max_length, query_max_length)} exceeds the model's {limit} positions"
-            )
+        check_max_lengths(model, doc_max_length, query_max_length)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
