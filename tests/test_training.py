@@ -222,7 +222,18 @@ def test_train_unicoil_and_inference_free(beir, tmp_path) -> None:
     enc = lsr.load_encoder(out)
     assert enc.kind == "unicoil"
     out = str(tmp_path / "if")
-    r = train(_cfg(beir, out, kind="inference-free", steps=2, reg="idf_flops", learn_query_weights=True))
+    # model negatives: an IDF-weighted model takes its query weights from the index it mines with
+    r = train(
+        _cfg(
+            beir,
+            out,
+            kind="inference-free",
+            steps=2,
+            reg="idf_flops",
+            learn_query_weights=True,
+            negatives="model",
+        )
+    )
     enc = lsr.load_encoder(out)
     assert enc.kind == "inference-free" and enc.query_weights == "table" and enc.table.shape == (30522,)
 

@@ -171,12 +171,9 @@ def mine_negatives(
             index = Index(tmp)
             results = index.search(queries, k=depth + 20)
         else:
-            if hasattr(encoder, "refresh"):
-                encoder.refresh()
-            docs = encoder.encode_documents(texts, show_progress=show_progress)
-            build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
-            index = Index(tmp)
-            results = index.search(encoder.encode_queries([data.queries[q] for q in qids]), k=depth + 20)
+            results, _, _ = search_corpus(
+                encoder, data.corpus, [data.queries[q] for q in qids], depth + 20, show_progress
+            )
     out: dict[str, list[str]] = {}
     for qid, res in zip(qids, results, strict=True):
         rel = data.relevant.get(qid, set())
@@ -228,6 +225,30 @@ def read_teacher(path: str) -> dict[str, dict[str, float]]:
     return out
 
 
+# -- searching with the encoder being trained ------------------------------------------------------
+def search_corpus(
+    encoder: Any, corpus: dict[str, str], query_texts: list[str], k: int, show_progress: bool = False
+) -> tuple[list[Any], SparseBatch, SparseBatch]:
+    """Encode ``corpus`` with the current weights, index it (exact) in a temporary folder and search
+    it with the encoded ``query_texts``, as users do: (results, document vectors, query vectors)."""
+    from lsr.index.builder import build_index
+    from lsr.index.searcher import Index
+
+    if hasattr(encoder, "refresh"):
+        encoder.refresh()
+    doc_ids = list(corpus)
+    docs = encoder.encode_documents([corpus[d] for d in doc_ids], show_progress=show_progress)
+    with tempfile.TemporaryDirectory(prefix="lsr-train-search-") as tmp:
+        build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
+        index = Index(tmp)
+        bind = getattr(encoder, "bind_index", None)
+        if bind is not None:  # inference-free models with IDF query weights take them from this index
+            bind(index)
+        qv = encoder.encode_queries(query_texts)
+        results = index.search(qv, k=k)
+    return results, docs, qv
+
+
 # -- evaluation -----------------------------------------------------------------------------------
 def evaluate(
     encoder: Any,
@@ -240,18 +261,9 @@ def evaluate(
     """nDCG@k of ``encoder`` through the path users take: encode the corpus, build an index, search
     it with encoded queries (exact). Also the mean non-zeros of document and query vectors."""
     from lsr.eval.metrics import ndcg_at_k
-    from lsr.index.builder import build_index
-    from lsr.index.searcher import Index
 
-    if hasattr(encoder, "refresh"):
-        encoder.refresh()
-    doc_ids = list(corpus)
     qids = [q for q in qrels if q in queries]
-    docs = encoder.encode_documents([corpus[d] for d in doc_ids], show_progress=show_progress)
-    qv = encoder.encode_queries([queries[q] for q in qids])
-    with tempfile.TemporaryDirectory(prefix="lsr-eval-") as tmp:
-        build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
-        results = Index(tmp).search(qv, k=max(k, 100))
+    results, docs, qv = search_corpus(encoder, corpus, [queries[q] for q in qids], max(k, 100), show_progress)
     run = {q: dict(zip(r.ids, r.scores, strict=True)) for q, r in zip(qids, results, strict=True)}
     return {
         f"ndcg@{k}": ndcg_at_k(run, {q: qrels[q] for q in qids}, k),
