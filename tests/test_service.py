@@ -52,6 +52,7 @@ def test_health_ready_page(client):
     assert client.get("/ready").json() == {
         "status": "ready",
         "methods": ["exact", "maxscore", "bmp", "seismic"],
+        "encoder": True,
     }
     page = client.get("/")
     assert page.status_code == 200 and "lsr search" in page.text
