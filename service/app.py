@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from lsr.errors import LsrError
@@ -149,6 +152,20 @@ async def _reply(send: Any, status: int, detail: str, close: bool = False) -> No
     await send({"type": "http.response.body", "body": body})
 
 
+def _json_safe(obj: Any) -> Any:
+    """``obj`` with what strict JSON cannot carry made printable: non-finite floats as strings, lone
+    surrogates backslash-escaped."""
+    if isinstance(obj, dict):
+        return {_json_safe(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    return obj
+
+
 class _App(FastAPI):
     """FastAPI with :class:`CountResponses` around its whole middleware stack."""
 
@@ -231,6 +248,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 swagger_css_url=root + "/docs/assets/swagger-ui.css",
                 swagger_favicon_url=root + "/docs/assets/favicon-32x32.png",
             )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, which may hold a NaN or a lone surrogate that JSON
+        # cannot carry (a 500 while rendering the 422)
+        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
 
     @app.exception_handler(LsrError)
     async def lsr_error(request: Request, exc: LsrError) -> JSONResponse:
