@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lsr.errors import LsrError
 from lsr.service import schemas
@@ -257,7 +258,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(LsrError)
     async def lsr_error(request: Request, exc: LsrError) -> JSONResponse:
-        return JSONResponse(status_code=400, content={"detail": str(exc)})
+        return JSONResponse(status_code=400, content={"detail": _json_safe(str(exc))})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": _json_safe(exc.detail)}, headers=exc.headers
+        )
 
     def api_key(request: Request) -> None:
         if settings.api_key and request.headers.get("x-api-key") != settings.api_key:

@@ -19,7 +19,7 @@ def _utf8(text: str) -> str:
 
 # Strict types: JSON true is not 1 and "5" is not 5 (422 instead of a silent conversion).
 Text = Annotated[StrictStr, AfterValidator(_utf8)]
-Params = dict[StrictStr, Any]  # names checked first (400 naming the allowed ones), then values
+Params = dict[Text, Any]  # names checked first (400 naming the allowed ones), then values
 PARAMS_DOC = (
     "the method's own search parameters only: bmp alpha, beta in (0, 1]; seismic query_cut "
     "(integer 1..1024), heap_factor in (0, 1]; anything else is a 400"
