@@ -124,6 +124,12 @@ def test_body_under_limit_still_works_and_keeps_the_connection(server):
     with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as c:
         r = c.post("/search", json={"query": {"vector": {"t1": 1.0, "t2": 0.5}}, "k": 3})
         assert r.status_code == 200 and len(r.json()["hits"]) == 3
+        # a small chunked body is read whole and answered
+        raw = b'{"query": {"vector": {"t1": 1.0}}, "k": 2}'
+        r = c.post(
+            "/search", content=iter([raw[:10], raw[10:]]), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 200 and len(r.json()["hits"]) == 2
         # a drained 413 keeps the connection usable
         assert c.post("/search", content=b" " * (LIMIT + 10)).status_code == 413
         assert c.post("/search", json={"query": {"vector": {"t1": 1.0}}, "k": 2}).status_code == 200
