@@ -37,12 +37,15 @@ from lsr.index.parts import ALL_METHODS, METHOD_PARTS
 from lsr.vectors import SparseBatch, Vocabulary
 
 METHODS = ALL_METHODS
-# method -> {parameter: (default, low, high, integer?)}; bounds inclusive
+# method -> {parameter: (default, low, high, integer?)}; bounds inclusive. These are the only search
+# parameters a caller (and an HTTP client) may pass, and check_params holds them to these bounds:
+# alpha, beta and heap_factor are fractions in (0, 1]; query_cut counts query terms (more than a
+# query has means all of them).
 METHOD_PARAMS: dict[str, dict[str, tuple[float, float, float, bool]]] = {
     "exact": {},
     "maxscore": {},
     "bmp": {"alpha": (1.0, 1e-6, 1.0, False), "beta": (1.0, 1e-6, 1.0, False)},
-    "seismic": {"query_cut": (10, 1, 1_000_000, True), "heap_factor": (0.9, 0.0, 1e6, False)},
+    "seismic": {"query_cut": (10, 1, 1024, True), "heap_factor": (0.9, 1e-6, 1.0, False)},
 }
 MAX_K = 1_000_000
 
@@ -413,10 +416,11 @@ class Index:
             val = params.get(name, default)
             if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
                 raise LsrError(f"{method} parameter {name} must be a number, got {val!r}")
+            finite = isinstance(val, (int, np.integer)) or bool(np.isfinite(val))  # (no float(10**400))
+            if not finite or not (lo <= val <= hi):  # before int(val), which raises on inf or nan
+                raise LsrError(f"{method} parameter {name} must be in [{lo:g}, {hi:g}], got {val!r}")
             if integer and int(val) != val:
                 raise LsrError(f"{method} parameter {name} must be an integer, got {val!r}")
-            if not (lo <= val <= hi) or not np.isfinite(val):
-                raise LsrError(f"{method} parameter {name} must be in [{lo:g}, {hi:g}], got {val!r}")
             out[name] = int(val) if integer else float(val)
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -34,10 +35,21 @@ def _query_input(q: str | schemas.VectorQuery, state: Any, index: Any) -> Any:
         raise HTTPException(status_code=422, detail="query vector is empty")
     if len(q.vector) > s.max_query_terms:
         raise HTTPException(status_code=422, detail=f"query vector has more than {s.max_query_terms} terms")
+    for token, w in q.vector.items():
+        # bounded weights keep float32 scores finite (3e38 + 3e38 is inf; the schema says float)
+        if not math.isfinite(w) or w > s.max_query_weight:
+            raise HTTPException(
+                status_code=422,
+                detail=f"weight of {token[:40]!r} must be finite and <= {s.max_query_weight:g} "
+                f"(LSR_MAX_QUERY_WEIGHT), got {w!r}",
+            )
     return q.vector
 
 
 def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any) -> list[Any]:
+    # Only the method's own parameters, bounded (Index.check_params: LsrError -> 400 naming the
+    # allowed ones), may come from a client; k, method, threads, encoder, force never do.
+    params = index.check_params(method, params)
     texts = [q for q in queries if isinstance(q, str)]
     if texts and len(texts) != len(queries):
         # mixed batch: encode texts, then search everything as one SparseBatch-free list of dicts
@@ -46,7 +58,13 @@ def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, i
         queries = [next(dicts) if isinstance(q, str) else q for q in queries]
     elif texts:
         queries = index.encode_queries(texts, encoder=state.encoder)
-    return index.search(queries, k=k, method=method, **params)
+    results = index.search(queries, k=k, method=method, **params)
+    for r in results:
+        if not all(math.isfinite(x) for x in r.scores):  # a last guard: an index with huge impacts
+            raise HTTPException(
+                status_code=422, detail="scores overflow float32 (not finite): use smaller query weights"
+            )
+    return results
 
 
 def _hits(result: Any, index: Any, snippet_chars: int) -> list[dict]:
@@ -138,13 +156,14 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
         }
 
     @app.get(
-        "/documents/{doc_id}",
+        "/documents/{doc_id:path}",
         response_model=schemas.Document,
         responses={404: {"model": schemas.Error}},
         dependencies=[auth],
     )
     def document(doc_id: str, index: Any = ready_index) -> dict:
-        """A stored document by its id (title and text are empty when the index keeps no text)."""
+        """A stored document by its id, percent-encoded (``/``, ``%``, spaces and any Unicode are fine:
+        ``a/b c`` is ``/documents/a%2Fb%20c``); title and text are empty when the index keeps no text."""
         doc = index.lookup(doc_id)
         if doc is None:
             raise HTTPException(status_code=404, detail=f"no document {doc_id!r}")

@@ -2,32 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+
+def _utf8(text: str) -> str:
+    """Refuse strings that cannot be UTF-8 (a lone surrogate such as ``"\\ud800"`` in the JSON): the
+    tokenizer and the JSON response cannot carry them. Raised as a 422 validation error."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"text is not valid Unicode (lone surrogate at character {e.start})") from None
+    return text
+
+
+# Strict types: JSON true is not 1 and "5" is not 5 (422 instead of a silent conversion).
+Text = Annotated[StrictStr, AfterValidator(_utf8)]
+Params = dict[Text, Any]  # names checked first (400 naming the allowed ones), then values
+PARAMS_DOC = (
+    "the method's own search parameters only: bmp alpha, beta in (0, 1]; seismic query_cut "
+    "(integer 1..1024), heap_factor in (0, 1]; anything else is a 400"
+)
 
 
 class VectorQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    vector: dict[str, float] = Field(description="{token: weight}, weights finite and >= 0")
+    vector: dict[Text, StrictFloat] = Field(
+        description="{token: weight}, weights finite, >= 0 and <= LSR_MAX_QUERY_WEIGHT (10000)"
+    )
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str | VectorQuery = Field(
+    query: Text | VectorQuery = Field(
         description="text (encoded with the index's encoder) or {'vector': {...}}"
     )
-    k: int = Field(10, description="number of hits, 1 .. LSR_MAX_K")
-    method: str = Field("exact", description="search method")
-    params: dict[str, Any] = Field(default_factory=dict, description="method parameters")
+    k: StrictInt = Field(10, description="number of hits, 1 .. LSR_MAX_K")
+    method: StrictStr = Field("exact", description="search method")
+    params: Params = Field(default_factory=dict, description=PARAMS_DOC)
 
 
 class BatchSearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    queries: list[str | VectorQuery] = Field(description="texts or {'vector': {...}} objects")
-    k: int = 10
-    method: str = "exact"
-    params: dict[str, Any] = Field(default_factory=dict)
+    queries: list[Text | VectorQuery] = Field(description="texts or {'vector': {...}} objects")
+    k: StrictInt = 10
+    method: StrictStr = "exact"
+    params: Params = Field(default_factory=dict, description=PARAMS_DOC)
 
 
 class Hit(BaseModel):
@@ -52,9 +73,9 @@ class BatchSearchResponse(BaseModel):
 
 class EncodeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str
+    text: Text
     kind: Literal["query", "document"] = "query"
-    top: int = Field(32, description="how many of the heaviest terms to list in top_terms (1..1000)")
+    top: StrictInt = Field(32, description="how many of the heaviest terms to list in top_terms (1..1000)")
 
 
 class TermWeight(BaseModel):
@@ -79,6 +100,9 @@ class Status(BaseModel):
     status: str
     detail: str | None = None
     methods: list[str] | None = Field(None, description="search methods the index serves (on /ready)")
+    encoder: bool | None = Field(
+        None, description="whether text queries work: the index records an encoder (on /ready)"
+    )
 
 
 class Error(BaseModel):

@@ -8,6 +8,29 @@ from typing import Any
 from lsr.cli.common import check_positive
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`LsrError` (``port N on HOST is in use``) unless ``host:port`` can be bound now,
+    as uvicorn binds it (SO_REUSEADDR, so a port in TIME_WAIT counts as free)."""
+    import errno
+    import socket
+
+    from lsr.errors import LsrError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise LsrError(f"cannot resolve host {host!r}: {e.strerror}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise LsrError(f"port {port} on {host} is in use") from None
+            raise LsrError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
 def run(args: Any) -> int:
     from lsr.errors import LsrError
     from lsr.index import open_index
@@ -20,6 +43,7 @@ def run(args: Any) -> int:
         import uvicorn  # noqa: F401
     except ImportError:
         raise LsrError("the service needs the 'serve' extra: pip install 'lsr[serve]'") from None
+    check_port_free(args.host, args.port)  # before loading the index: a busy port fails at once
     open_index(args.index)  # fail here, with a clear message, rather than in every worker
     os.environ["LSR_INDEX"] = os.path.abspath(args.index)  # workers read their settings from the environment
     import uvicorn
