@@ -110,9 +110,24 @@ def load_encoder(name_or_path: str, **options: Any) -> Encoder:
     if not local and (os.path.sep in name_or_path and not _looks_like_hub_id(name_or_path)):
         raise LsrError(f"model {name_or_path!r}: no such directory")
     saved = read_encoder_config(path) if local else {}
+    if local and not saved:
+        from lsr.encoders.layouts import detect_layout, load_layout
+
+        layout = detect_layout(path)
+        if layout is None:
+            raise LsrError(
+                f"model {name_or_path!r}: unknown checkpoint layout (no {ENCODER_CONFIG_FILE}, sentence-transformers "
+                "modules.json or Hugging Face config.json in the folder)"
+            )
+        if layout in ("sentence-transformers", "opensearch", "naver-split"):
+            return load_layout(path, layout, name_or_path, dict(options))
     kind = options.pop("kind", None) or saved.get("kind", "splade")
     settings = {k: v for k, v in saved.items() if k != "kind"}
     settings.update(options)
+    if kind == "splade" and settings.get("query_encoder"):
+        from lsr.encoders.layouts import load_asymmetric_saved
+
+        return load_asymmetric_saved(path, name_or_path, settings)
     if kind == "splade":
         from lsr.encoders.splade import SpladeEncoder
 

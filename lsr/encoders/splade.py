@@ -26,6 +26,9 @@ from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
 
 POOLINGS = ("max", "sum")
+# "relu": log1p(relu(x)) as in SPLADE; "log1p_relu": log1p(log1p(relu(x))) (OpenSearch v3 models, and
+# sentence-transformers' SpladePooling(activation_function="log1p_relu")).
+ACTIVATIONS = ("relu", "log1p_relu")
 PRECISIONS = ("float32", "bfloat16")
 BACKENDS = ("torch", "onnx")
 VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
@@ -43,6 +46,10 @@ class SpladeEncoder(Encoder):
     does ``backend``: ``"torch"`` (default) or ``"onnx"`` (opt-in, float32 only, needs ``onnxruntime``:
     the network and the pooling run as one ONNX Runtime graph on the CPU, exported on first use; same
     vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``eval/bench_cpu_inference.py``).
+    ``activation`` (``"relu"``, or ``"log1p_relu"``: one more log1p, as OpenSearch's v3 models and
+    sentence-transformers' ``SpladePooling`` option) and ``drop_special`` (special tokens such as [CLS] get
+    weight 0, as OpenSearch's document encoders do) come from the checkpoint layouts
+    (:mod:`lsr.encoders.layouts`); they appear in :meth:`config` only when not the default.
     """
 
     kind = "splade"
@@ -63,9 +70,15 @@ class SpladeEncoder(Encoder):
         precision: str = "float32",
         token_chunk: int = 1024,
         backend: str = "torch",
+        activation: str = "relu",
+        drop_special: bool = False,
     ) -> None:
         import torch
 
+        if activation not in ACTIVATIONS:
+            raise LsrError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
+        if backend == "onnx" and activation != "relu" and pooling == "sum":
+            raise LsrError('backend="onnx" with sum pooling supports activation="relu" only')
         if pooling not in POOLINGS:
             raise LsrError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if precision not in PRECISIONS:
@@ -104,6 +117,8 @@ class SpladeEncoder(Encoder):
         self.precision = precision
         self.token_chunk = token_chunk
         self.backend = backend
+        self.activation = activation
+        self.drop_special = bool(drop_special)
         self._session: Any = None  # the ONNX Runtime session, built on first use (backend="onnx")
         self._session_lock = threading.Lock()
         self._backbone = model.base_model
@@ -136,6 +151,8 @@ class SpladeEncoder(Encoder):
         tokens = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), self.vocab_size))))
         tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
         self._vocab = Vocabulary(tokens)
+        specials = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < self.vocab_size]
+        self._special_ids = torch.as_tensor(sorted(set(specials)), dtype=torch.long)
 
     # -- loading and saving ----------------------------------------------------------------------
     @classmethod
@@ -152,6 +169,8 @@ class SpladeEncoder(Encoder):
             "precision",
             "token_chunk",
             "backend",
+            "activation",
+            "drop_special",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -202,6 +221,11 @@ class SpladeEncoder(Encoder):
             json.dump(cfg, f, indent=2)
 
     def config(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}  # only when not the default: configs recorded before they existed match
+        if self.activation != "relu":
+            extra["activation"] = self.activation
+        if self.drop_special:
+            extra["drop_special"] = True
         return {
             "kind": self.kind,
             "model": self.name,
@@ -213,6 +237,7 @@ class SpladeEncoder(Encoder):
             "query_top_k": self.query_top_k,
             "threshold": self.threshold,
             "precision": self.precision,
+            **extra,
         }
 
     @property
@@ -277,7 +302,8 @@ class SpladeEncoder(Encoder):
             (out,) = self._onnx_session().run(
                 None, {"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()}
             )
-            return torch.from_numpy(out)
+            out = torch.from_numpy(out)
+            return torch.log1p(out) if self.activation == "log1p_relu" else out
         hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
         h = hidden[mask.bool()]  # (real tokens, hidden), document after document
         if self._transform is not None:
@@ -308,10 +334,15 @@ class SpladeEncoder(Encoder):
                     if self.pooling == "max":
                         out[r, v0 : v0 + w] = seg.amax(dim=0)
                     else:
-                        out[r, v0 : v0 + w] = torch.log1p(torch.relu(seg.float())).sum(dim=0)
+                        act = torch.log1p(torch.relu(seg.float()))
+                        if self.activation == "log1p_relu":
+                            act = torch.log1p(act)
+                        out[r, v0 : v0 + w] = act.sum(dim=0)
             d = e
         if self.pooling == "max":
             out = torch.log1p(torch.relu(out))  # monotone: the same as activating every token first
+            if self.activation == "log1p_relu":
+                out = torch.log1p(out)
         return out
 
     # -- training (lsr train) ---------------------------------------------------------------------
@@ -341,9 +372,20 @@ class SpladeEncoder(Encoder):
             from lsr.encoders.maxpool import max_pool_projection
 
             pooled = max_pool_projection(h, mask, self._decoder.weight, self._live_bias())
-            return torch.log1p(torch.relu(pooled))
-        logits = torch.nn.functional.linear(h, self._decoder.weight, self._live_bias())
-        return (torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1)).sum(dim=1)
+            out = torch.log1p(torch.relu(pooled))
+            if self.activation == "log1p_relu":
+                out = torch.log1p(out)
+        else:
+            logits = torch.nn.functional.linear(h, self._decoder.weight, self._live_bias())
+            act = torch.log1p(torch.relu(logits))
+            if self.activation == "log1p_relu":
+                act = torch.log1p(act)
+            out = (act * mask.unsqueeze(-1)).sum(dim=1)
+        if self.drop_special and len(self._special_ids):
+            keep = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
+            keep[self._special_ids.to(out.device)] = 0
+            out = out * keep
+        return out
 
     def _live_bias(self) -> Any:
         """The decoder bias as a parameter (trainable), not the detached copy encoding uses."""
@@ -371,6 +413,8 @@ class SpladeEncoder(Encoder):
             precision=self.precision,
             token_chunk=self.token_chunk,
             backend=self.backend,
+            activation=self.activation,
+            drop_special=self.drop_special,
         )
 
     def _onnx_session(self) -> Any:
@@ -402,6 +446,8 @@ class SpladeEncoder(Encoder):
         """Turn (batch, vocab) weights into sorted sparse rows, applying threshold and top-k."""
         import torch
 
+        if self.drop_special and len(self._special_ids):
+            pooled[:, self._special_ids] = 0
         if self.threshold > 0:
             pooled = torch.where(pooled > self.threshold, pooled, torch.zeros_like(pooled))
         if top_k is not None and top_k < pooled.shape[1]:
