@@ -400,3 +400,19 @@ def test_layout_detection(mlm_dir, tmp_path) -> None:
     assert detect_layout(mlm_dir) == "masked-lm"
     assert detect_layout(str(tmp_path)) is None
     assert os.path.isdir(mlm_dir)
+
+
+def test_cli_export(mlm_dir, tmp_path, capsys) -> None:
+    from lsr.cli.main import main
+
+    out = tmp_path / "st"
+    assert main(["export", "--format", "sentence-transformers", mlm_dir, str(out)]) == 0
+    assert json.loads((out / "modules.json").read_text())[1]["path"] == "1_SpladePooling"
+    back = lsr.load_encoder(str(out))
+    want = lsr.load_encoder(mlm_dir)
+    np.testing.assert_allclose(
+        _dense(back.encode_documents(DOCS)), _dense(want.encode_documents(DOCS)), atol=1e-6
+    )
+    capsys.readouterr()
+    assert main(["export", "--format", "sentence-transformers", mlm_dir, str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"lsr: error: {out}: exists and is not an empty directory"

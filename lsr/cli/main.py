@@ -31,6 +31,8 @@ COMMANDS = {
         "lsr.cli.train",
         "fine-tune an encoder (SPLADE, uniCOIL, inference-free, DyVo) on a BEIR train split; resumable",
     ),
+    "export": ("lsr.cli.export", "write an encoder in another library's layout (sentence-transformers)"),
+    "export-ciff": ("lsr.cli.export", "write an index as a CIFF file (for PISA, BMP, Anserini)"),
     "entities": (
         "lsr.cli.entities",
         "DyVo entity vocabularies: mine an entity store from a corpus, make a DyVo encoder, show matches",
@@ -294,6 +296,26 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", required=True, choices=["sentence-transformers"], help="layout to write")
+    p.add_argument(
+        "model", metavar="DIR", help="encoder: directory (e.g. `lsr train` output) or bundled name"
+    )
+    p.add_argument("output", metavar="OUT", help="directory to write (must not exist or be empty)")
+
+
+def _args_export_ciff(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", metavar="DIR", help="index directory")
+    p.add_argument("output", metavar="OUT", help="CIFF file to write")
+    p.add_argument(
+        "--bits",
+        type=int,
+        choices=[8, 16],
+        default=8,
+        help="quantize a float32 index to this many bits (default 8)",
+    )
+
+
 def _args_entities(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="entities_command", metavar="SUBCOMMAND")
     b = sub.add_parser(
@@ -343,6 +365,8 @@ _ARGS = {
     "demo": _args_demo,
     "eval": _args_eval,
     "entities": _args_entities,
+    "export": _args_export,
+    "export-ciff": _args_export_ciff,
 }
 
 
