@@ -56,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_device_args(p: argparse.ArgumentParser, max_tokens: bool = False) -> None:
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where the model runs: auto (default: $LSR_DEVICE, else a GPU when present), cpu, cuda[:N], mps",
+    )
+    if max_tokens:
+        p.add_argument(
+            "--max-batch-tokens",
+            type=int,
+            default=None,
+            help="cap each forward pass at this many (padded) tokens as well as --batch-size texts",
+        )
+
+
 def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -73,6 +88,7 @@ def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision"
     )
+    _add_device_args(p, max_tokens=True)
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -87,6 +103,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="encoder projection precision"
     )
+    _add_device_args(p, max_tokens=True)
     p.add_argument(
         "--methods",
         default="all",
@@ -185,6 +202,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="uvicorn worker processes (each maps the same index)"
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _add_device_args(p)
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:
@@ -229,6 +247,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
         "--torch-threads", type=int, default=None, help="torch threads for encoding (default: torch's)"
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    _add_device_args(p)
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:

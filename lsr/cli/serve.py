@@ -22,6 +22,10 @@ def run(args: Any) -> int:
         raise LsrError("the service needs the 'serve' extra: pip install 'lsr[serve]'") from None
     open_index(args.index)  # fail here, with a clear message, rather than in every worker
     os.environ["LSR_INDEX"] = os.path.abspath(args.index)  # workers read their settings from the environment
+    if args.device:
+        from lsr.encoders.base import resolve_device
+
+        os.environ["LSR_DEVICE"] = resolve_device(args.device)  # read by load_encoder in each worker
     import uvicorn
 
     uvicorn.run(

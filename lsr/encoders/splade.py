@@ -17,6 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ POOLINGS = ("max", "sum")
 # "relu": log1p(relu(x)) as in SPLADE; "log1p_relu": log1p(log1p(relu(x))) (OpenSearch v3 models, and
 # sentence-transformers' SpladePooling(activation_function="log1p_relu")).
 ACTIVATIONS = ("relu", "log1p_relu")
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "float16")
 BACKENDS = ("torch", "onnx")
 VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
 
@@ -72,6 +73,7 @@ class SpladeEncoder(Encoder):
         backend: str = "torch",
         activation: str = "relu",
         drop_special: bool = False,
+        max_batch_tokens: int | None = None,
     ) -> None:
         import torch
 
@@ -98,12 +100,17 @@ class SpladeEncoder(Encoder):
                 "batch_size": batch_size,
                 "token_chunk": token_chunk,
             },
-            {"doc_top_k": doc_top_k, "query_top_k": query_top_k},
+            {"doc_top_k": doc_top_k, "query_top_k": query_top_k, "max_batch_tokens": max_batch_tokens},
         )
         if not isinstance(threshold, (int, float)) or threshold < 0:
             raise LsrError(f"threshold must be a number >= 0, got {threshold!r}")
         check_max_lengths(model, doc_max_length, query_max_length)
         self.model = model.eval()
+        # The device the weights are on (Encoder.to / load_encoder(device=...) moves them); GPU runs wrap the
+        # network in autocast when precision is bfloat16 or float16.
+        self._device = next(model.parameters()).device
+        if precision == "float16" and self._device.type == "cpu":
+            raise LsrError('precision="float16" runs on a GPU only (use "bfloat16" on a CPU)')
         self.tokenizer = tokenizer
         self.name = name
         self.path = path
@@ -117,6 +124,7 @@ class SpladeEncoder(Encoder):
         self.precision = precision
         self.token_chunk = token_chunk
         self.backend = backend
+        self.max_batch_tokens = max_batch_tokens
         self.activation = activation
         self.drop_special = bool(drop_special)
         self._session: Any = None  # the ONNX Runtime session, built on first use (backend="onnx")
@@ -132,16 +140,16 @@ class SpladeEncoder(Encoder):
         bias = getattr(self._decoder, "bias", None)
         if bias is None and predictions is not None:
             bias = getattr(predictions, "bias", None)
-        self._bias = bias.detach() if bias is not None else torch.zeros(self.vocab_size)
+        self._bias = bias.detach() if bias is not None else torch.zeros(self.vocab_size, device=self._device)
         weight = self._decoder.weight.detach()
-        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision, torch.float32)
         # (first term id, tile weights, tile bias). float32 tiles are stored hidden x tile for addmm into a
         # reused buffer; bfloat16 tiles tile x hidden, the layout oneDNN's bf16 linear is fast with.
         self._tiles = [
             (
                 v0,
                 weight[v0 : v0 + VOCAB_TILE].to(dtype).contiguous()
-                if precision == "bfloat16"
+                if precision != "float32"
                 else weight[v0 : v0 + VOCAB_TILE].t().contiguous(),
                 self._bias[v0 : v0 + VOCAB_TILE].to(dtype),
             )
@@ -152,7 +160,7 @@ class SpladeEncoder(Encoder):
         tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
         self._vocab = Vocabulary(tokens)
         specials = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < self.vocab_size]
-        self._special_ids = torch.as_tensor(sorted(set(specials)), dtype=torch.long)
+        self._special_ids = torch.as_tensor(sorted(set(specials)), dtype=torch.long, device=self._device)
 
     # -- loading and saving ----------------------------------------------------------------------
     @classmethod
@@ -171,6 +179,7 @@ class SpladeEncoder(Encoder):
             "backend",
             "activation",
             "drop_special",
+            "max_batch_tokens",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -277,8 +286,7 @@ class SpladeEncoder(Encoder):
                 bar = tqdm(total=n, desc=f"encoding {what}", unit="text", leave=False)
             pad = self.tokenizer.pad_token_id or 0
             with torch.inference_mode():
-                for s in range(0, n, self.batch_size):
-                    batch = order[s : s + self.batch_size]
+                for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):
                     lens = lengths[batch]
                     width = int(lens.max())
                     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -304,12 +312,16 @@ class SpladeEncoder(Encoder):
             )
             out = torch.from_numpy(out)
             return torch.log1p(out) if self.activation == "log1p_relu" else out
-        hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        h = hidden[mask.bool()]  # (real tokens, hidden), document after document
-        if self._transform is not None:
-            h = self._transform(h)
+        dev = self._device
+        input_ids, mask = input_ids.to(dev), mask.to(dev)
+        amp = dev.type != "cpu" and self.precision != "float32"
+        with torch.autocast(device_type=dev.type, dtype=self._tiles[0][1].dtype) if amp else nullcontext():
+            hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            h = hidden[mask.bool()]  # (real tokens, hidden), document after document
+            if self._transform is not None:
+                h = self._transform(h)
         h = h.to(self._tiles[0][1].dtype)
-        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32)
+        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32, device=dev)
         starts = np.concatenate([[0], np.cumsum(lens)])
         d = 0
         while d < len(lens):  # chunks of whole documents, at most token_chunk tokens (or one document)
@@ -322,7 +334,7 @@ class SpladeEncoder(Encoder):
             # Vocabulary tiles keep each logits block small enough to stay in cache between the
             # matrix product that writes it and the pooling that reads it.
             for v0, w_t, b_t in self._tiles:
-                if self.precision == "bfloat16":
+                if self.precision != "float32":
                     w = w_t.shape[0]
                     logits = torch.nn.functional.linear(hc, w_t, b_t)
                 else:
@@ -332,7 +344,7 @@ class SpladeEncoder(Encoder):
                 for r in range(d, e):
                     seg = logits[starts[r] - starts[d] : starts[r + 1] - starts[d]]
                     if self.pooling == "max":
-                        out[r, v0 : v0 + w] = seg.amax(dim=0)
+                        out[r, v0 : v0 + w] = seg.amax(dim=0).float()
                     else:
                         act = torch.log1p(torch.relu(seg.float()))
                         if self.activation == "log1p_relu":
@@ -415,6 +427,7 @@ class SpladeEncoder(Encoder):
             backend=self.backend,
             activation=self.activation,
             drop_special=self.drop_special,
+            max_batch_tokens=self.max_batch_tokens,
         )
 
     def _onnx_session(self) -> Any:
@@ -436,8 +449,8 @@ class SpladeEncoder(Encoder):
 
         need = max(n_tokens, self.token_chunk) * VOCAB_TILE
         buf = getattr(self._local, "buf", None)  # one per thread: the service encodes concurrently
-        if buf is None or buf.numel() < need:
-            buf = self._local.buf = torch.empty(need, dtype=torch.float32)
+        if buf is None or buf.numel() < need or buf.device != self._device:
+            buf = self._local.buf = torch.empty(need, dtype=torch.float32, device=self._device)
         return buf
 
     def _sparsify(
@@ -455,11 +468,28 @@ class SpladeEncoder(Encoder):
             kept = torch.zeros_like(pooled)
             kept.scatter_(1, idx, vals)
             pooled = kept
-        w = pooled.numpy()
+        w = pooled.float().cpu().numpy()
         for r, d in enumerate(rows):
             nz = np.flatnonzero(w[r] > 0)
             rows_idx[d] = nz.astype(np.int32)
             rows_w[d] = w[r, nz].astype(np.float32)
+
+
+def _batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: int | None
+) -> list[np.ndarray]:
+    """Texts (``order``: longest first) cut into batches of at most ``batch_size`` texts and, with
+    ``max_tokens``, at most that many padded tokens (texts x the batch's longest length; a text longer than
+    ``max_tokens`` is a batch of its own): long texts go in small batches, short ones in large batches."""
+    if max_tokens is None:
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    out, s, n = [], 0, len(order)
+    while s < n:
+        width = int(lengths[order[s]])  # the longest of the batch: texts are sorted longest first
+        take = max(1, min(batch_size, max_tokens // max(width, 1), n - s))
+        out.append(order[s : s + take])
+        s += take
+    return out
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
