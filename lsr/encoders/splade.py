@@ -74,9 +74,27 @@ class SpladeEncoder(Encoder):
         activation: str = "relu",
         drop_special: bool = False,
         max_batch_tokens: int | None = None,
+        echo: bool = False,
+        backbone: str | None = None,
+        weights_dtype: str | None = None,
     ) -> None:
         import torch
 
+        # A decoder-only LLM (Mistral, Llama, Qwen2...: AutoModelForCausalLM) works as a SPLADE backbone too:
+        # its LM head is the vocabulary projection. ``echo`` repeats the text and pools over the second copy
+        # only, so every pooled token has attended to the whole text (Echo-Mistral-SPLADE).
+        causal = type(model).__name__.endswith("ForCausalLM")
+        if backbone not in (None, "masked-lm", "causal-lm") or (
+            backbone is not None and (backbone == "causal-lm") != causal
+        ):
+            raise LsrError(f"backbone {backbone!r} does not match the model ({type(model).__name__})")
+        if echo and not causal:
+            raise LsrError("echo=True needs a causal (decoder-only) LM backbone")
+        if causal and backend == "onnx":
+            raise LsrError('backend="onnx" supports masked-LM backbones only')
+        self.causal = causal
+        self.echo = bool(echo)
+        self.weights_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         if activation not in ACTIVATIONS:
             raise LsrError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
         if backend == "onnx" and activation != "relu" and pooling == "sum":
@@ -150,7 +168,7 @@ class SpladeEncoder(Encoder):
                 v0,
                 weight[v0 : v0 + VOCAB_TILE].to(dtype).contiguous()
                 if precision != "float32"
-                else weight[v0 : v0 + VOCAB_TILE].t().contiguous(),
+                else weight[v0 : v0 + VOCAB_TILE].t().to(torch.float32).contiguous(),
                 self._bias[v0 : v0 + VOCAB_TILE].to(dtype),
             )
             for v0 in range(0, self.vocab_size, VOCAB_TILE)
@@ -158,7 +176,13 @@ class SpladeEncoder(Encoder):
         self._local = threading.local()
         tokens = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), self.vocab_size))))
         tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
+        seen: set[str] = set()
+        for i, t in enumerate(tokens):  # a term id per row of the projection, even where two ids print alike
+            if t in seen:
+                tokens[i] = f"{t}[id_{i}]"
+            seen.add(tokens[i])
         self._vocab = Vocabulary(tokens)
+        self._echo_affixes: tuple[list[int], list[int]] | None = None
         specials = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < self.vocab_size]
         self._special_ids = torch.as_tensor(sorted(set(specials)), dtype=torch.long, device=self._device)
 
@@ -180,13 +204,16 @@ class SpladeEncoder(Encoder):
             "activation",
             "drop_special",
             "max_batch_tokens",
+            "echo",
+            "backbone",
+            "weights_dtype",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
             raise LsrError(
                 f"unknown SPLADE setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
             )
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         local = os.path.isdir(path)
@@ -201,7 +228,22 @@ class SpladeEncoder(Encoder):
         offline_kw = {"local_files_only": True} if offline else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, **offline_kw)
-            model = AutoModelForMaskedLM.from_pretrained(path, **offline_kw)
+            config = AutoConfig.from_pretrained(path, **offline_kw)
+            causal = settings.get("backbone") == "causal-lm" or (
+                settings.get("backbone") is None
+                and any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or []))
+            )
+            wd = settings.get("weights_dtype")
+            if wd not in (None, "float32", "bfloat16"):
+                raise LsrError(f"weights_dtype must be 'float32' or 'bfloat16', not {wd!r}")
+            load_kw = dict(offline_kw)
+            if wd is not None:  # else the checkpoint's own dtype, as transformers loads it
+                import torch
+
+                load_kw["dtype"] = getattr(torch, wd)
+            model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(
+                path, **load_kw
+            )
         except Exception as e:  # transformers raises OSError, ValueError, HTTP errors...
             if local:
                 raise LsrError(
@@ -231,6 +273,10 @@ class SpladeEncoder(Encoder):
 
     def config(self) -> dict[str, Any]:
         extra: dict[str, Any] = {}  # only when not the default: configs recorded before they existed match
+        if self.causal:
+            extra.update(backbone="causal-lm", echo=self.echo)
+        if self.weights_dtype != "float32":
+            extra["weights_dtype"] = self.weights_dtype
         if self.activation != "relu":
             extra["activation"] = self.activation
         if self.drop_special:
@@ -275,8 +321,7 @@ class SpladeEncoder(Encoder):
         rows_idx: list[np.ndarray] = [np.zeros(0, np.int32)] * n
         rows_w: list[np.ndarray] = [np.zeros(0, np.float32)] * n
         if n:
-            enc = self.tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)
-            ids = enc["input_ids"]
+            ids, p0, p1 = self._inputs(texts, max_length)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
             order = np.argsort(-lengths, kind="stable")  # longest first: the peak memory shows up at once
             bar = None
@@ -294,7 +339,7 @@ class SpladeEncoder(Encoder):
                     for r, d in enumerate(batch):
                         input_ids[r, : lens[r]] = torch.tensor(ids[d])
                         mask[r, : lens[r]] = 1
-                    pooled = self._pool(input_ids, mask, lens)
+                    pooled = self._pool(input_ids, mask, lens, (p0[batch], p1[batch]) if self.echo else None)
                     self._sparsify(pooled, batch, top_k, rows_idx, rows_w)
                     if bar is not None:
                         bar.update(len(batch))
@@ -302,8 +347,43 @@ class SpladeEncoder(Encoder):
                 bar.close()
         return SparseBatch.from_rows(rows_idx, rows_w, self._vocab)
 
-    def _pool(self, input_ids: Any, mask: Any, lens: np.ndarray) -> Any:
-        """(batch, vocab) float32 SPLADE weights of one padded batch."""
+    def _inputs(self, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+        """Token ids of each text, and the [start, end) positions pooled: all of them, except with ``echo``:
+        prefix + text + text + suffix (each copy truncated so the whole fits ``max_length``), pooling over
+        the second copy."""
+        if not self.echo:
+            ids = self.tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)[
+                "input_ids"
+            ]
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            return ids, np.zeros(len(ids), np.int64), lengths
+        prefix, suffix = self._affixes()
+        room = max(1, (max_length - len(prefix) - len(suffix)) // 2)
+        pieces = self.tokenizer(texts, truncation=True, max_length=room, add_special_tokens=False)[
+            "input_ids"
+        ]
+        ids = [prefix + p + p + suffix for p in pieces]
+        starts = np.fromiter((len(prefix) + len(p) for p in pieces), np.int64, count=len(pieces))
+        ends = np.fromiter((len(prefix) + 2 * len(p) for p in pieces), np.int64, count=len(pieces))
+        empty = starts == ends  # an empty text: pool over what there is
+        starts[empty] = 0
+        ends[empty] = [len(ids[i]) for i in np.flatnonzero(empty)]
+        return ids, starts, ends
+
+    def _affixes(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer puts before and after a text (e.g. Llama's <s>; none for Qwen2)."""
+        if self._echo_affixes is None:
+            plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+            full = self.tokenizer("a", add_special_tokens=True)["input_ids"]
+            i = next((i for i in range(len(full)) if full[i : i + len(plain)] == plain), 0)
+            self._echo_affixes = (full[:i], full[i + len(plain) :])
+        return self._echo_affixes
+
+    def _pool(
+        self, input_ids: Any, mask: Any, lens: np.ndarray, pool: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> Any:
+        """(batch, vocab) float32 SPLADE weights of one padded batch; ``pool`` = per-text [start, end) of
+        the tokens pooled (echo), else every real token."""
         import torch
 
         if self.backend == "onnx":
@@ -317,7 +397,14 @@ class SpladeEncoder(Encoder):
         amp = dev.type != "cpu" and self.precision != "float32"
         with torch.autocast(device_type=dev.type, dtype=self._tiles[0][1].dtype) if amp else nullcontext():
             hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            h = hidden[mask.bool()]  # (real tokens, hidden), document after document
+            if pool is not None:  # echo: only the second copy of each text
+                pos = torch.arange(mask.shape[1], device=dev)
+                p0 = torch.as_tensor(pool[0], device=dev).unsqueeze(1)
+                p1 = torch.as_tensor(pool[1], device=dev).unsqueeze(1)
+                h = hidden[(pos >= p0) & (pos < p1)]
+                lens = pool[1] - pool[0]
+            else:
+                h = hidden[mask.bool()]  # (real tokens, hidden), document after document
             if self._transform is not None:
                 h = self._transform(h)
         h = h.to(self._tiles[0][1].dtype)
@@ -374,12 +461,18 @@ class SpladeEncoder(Encoder):
 
         max_length = self.query_max_length if what == "query" else self.doc_max_length
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(
-            list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        )
-        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        tok_ids, p0, p1 = self._inputs(list(texts), max_length)
+        width = max(map(len, tok_ids))
+        ids = torch.full((len(tok_ids), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        for r, t in enumerate(tok_ids):
+            ids[r, : len(t)] = torch.as_tensor(t)
+        pos = torch.arange(width)
+        mask = (pos < torch.as_tensor([len(t) for t in tok_ids]).unsqueeze(1)).long()
+        pool_mask = (pos >= torch.as_tensor(p0).unsqueeze(1)) & (pos < torch.as_tensor(p1).unsqueeze(1))
+        ids, mask, pool_mask = ids.to(device), mask.to(device), pool_mask.to(device)
         hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
         h = self._transform(hidden) if self._transform is not None else hidden
+        mask = pool_mask.long()  # the tokens pooled (all real ones, or the echo copy)
         if self.pooling == "max":
             from lsr.encoders.maxpool import max_pool_projection
 
@@ -428,6 +521,7 @@ class SpladeEncoder(Encoder):
             activation=self.activation,
             drop_special=self.drop_special,
             max_batch_tokens=self.max_batch_tokens,
+            echo=self.echo,
         )
 
     def _onnx_session(self) -> Any:
