@@ -335,7 +335,10 @@ def _opensearch_dir(tmp_path):
     rng = np.random.default_rng(2)
     vocab = tok.get_vocab()
     special = set(tok.all_special_tokens)
-    words = sorted(t for t in vocab if t not in special and rng.random() < 0.3)
+    words = [
+        t for t in sorted(vocab) if t not in special and rng.random() < 0.3
+    ]  # sorted: the same every run
+    words += [t for t in tok.tokenize(" ".join(QUERIES))[::2] if t not in words]  # queries hit the table
     (root / "idf.json").write_text(json.dumps({t: float(rng.uniform(0.1, 9)) for t in words}))
     return root, model, tok
 
