@@ -554,7 +554,7 @@ class SpladeEncoder(Encoder):
         import torch
 
         if self.drop_special and len(self._special_ids):
-            pooled[:, self._special_ids] = 0
+            pooled[:, self._special_ids.to(pooled.device)] = 0
         if self.threshold > 0:
             pooled = torch.where(pooled > self.threshold, pooled, torch.zeros_like(pooled))
         if top_k is not None and top_k < pooled.shape[1]:
