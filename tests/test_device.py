@@ -107,3 +107,19 @@ def test_gpu_matches_cpu_float32(precision) -> None:
         assert len(top_w & top_g) >= 58, (r, len(top_w & top_g))
         common = sorted(top_w & top_g)
         np.testing.assert_allclose(got[r, common], want[r, common], rtol=0.05, atol=0.02)
+
+
+def test_device_flag_on_every_model_command() -> None:
+    from lsr.cli.main import build_parser
+
+    p = build_parser()
+    base = {
+        "encode": ["--input", "x", "--output", "y"],
+        "index": ["--input", "x", "--output", "y"],
+        "eval": ["--dataset", "scifact"],
+        "serve": ["--index", "x"],
+        "train": ["--data", "scifact", "--output", "y"],
+    }
+    for cmd, rest in base.items():
+        assert p.parse_args([cmd, *rest, "--device", "cpu"]).device == "cpu"
+    assert p.parse_args(["encode", *base["encode"]]).device is None  # None: auto ($LSR_DEVICE, GPU, CPU)
