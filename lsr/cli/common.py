@@ -30,6 +30,10 @@ def encoder_options(args: Any) -> dict[str, Any]:
         opts["batch_size"] = args.batch_size
     if getattr(args, "precision", None):
         opts["precision"] = args.precision
+    if getattr(args, "device", None):
+        opts["device"] = args.device
+    if getattr(args, "max_batch_tokens", None):
+        opts["max_batch_tokens"] = args.max_batch_tokens
     return opts
 
 

@@ -14,6 +14,8 @@ def run(args: Any) -> int:
 
     check_positive("batch-size", args.batch_size)
     check_input(args.input)
+    if args.input.endswith(".ciff"):
+        return _index_ciff(args)
     kind = sniff_jsonl(args.input)
     encoder = None
     if kind == "text":
@@ -56,5 +58,31 @@ def run(args: Any) -> int:
         f"indexed {idx.n_docs} documents, {idx.n_postings} postings over {idx.n_terms} terms "
         f"({args.quantization}) in {dt:.1f} s -> {out} ({human_bytes(idx.size_bytes())}); "
         f"methods: {', '.join(idx.methods)}"
+    )
+    return 0
+
+
+def _index_ciff(args: Any) -> int:
+    """``lsr index --input x.ciff``: a CIFF file (PISA, Anserini, BMP, `lsr export-ciff`) -> index."""
+    from lsr.ciff import index_from_ciff
+    from lsr.errors import LsrError
+    from lsr.index import open_index
+
+    if args.model:
+        raise LsrError(f"{args.input} already holds an index: --model applies to a text corpus only")
+    t0 = time.perf_counter()
+    out = index_from_ciff(
+        args.input,
+        args.output,
+        quantization=args.quantization,
+        overwrite=args.overwrite,
+        show_progress=True,
+        methods=args.methods,
+        reorder=args.reorder,
+    )
+    idx = open_index(out)
+    summary(
+        f"indexed {idx.n_docs} documents, {idx.n_postings} postings over {idx.n_terms} terms from CIFF "
+        f"in {time.perf_counter() - t0:.1f} s -> {out} ({human_bytes(idx.size_bytes())})"
     )
     return 0

@@ -31,6 +31,8 @@ COMMANDS = {
         "lsr.cli.train",
         "fine-tune an encoder (SPLADE, uniCOIL, inference-free, DyVo) on a BEIR train split; resumable",
     ),
+    "export": ("lsr.cli.export", "write an encoder in another library's layout (sentence-transformers)"),
+    "export-ciff": ("lsr.cli.export", "write an index as a CIFF file (for PISA, BMP, Anserini)"),
     "entities": (
         "lsr.cli.entities",
         "DyVo entity vocabularies: mine an entity store from a corpus, make a DyVo encoder, show matches",
@@ -54,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_device_args(p: argparse.ArgumentParser, max_tokens: bool = False) -> None:
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where the model runs: auto (default: $LSR_DEVICE, else a GPU when present), cpu, cuda[:N], mps",
+    )
+    if max_tokens:
+        p.add_argument(
+            "--max-batch-tokens",
+            type=int,
+            default=None,
+            help="cap each forward pass at this many (padded) tokens as well as --batch-size texts",
+        )
+
+
 def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -71,6 +88,7 @@ def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision"
     )
+    _add_device_args(p, max_tokens=True)
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -85,6 +103,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="encoder projection precision"
     )
+    _add_device_args(p, max_tokens=True)
     p.add_argument(
         "--methods",
         default="all",
@@ -183,6 +202,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="uvicorn worker processes (each maps the same index)"
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _add_device_args(p)
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:
@@ -227,6 +247,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
         "--torch-threads", type=int, default=None, help="torch threads for encoding (default: torch's)"
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    _add_device_args(p)
 
 
 def _args_train(p: argparse.ArgumentParser) -> None:
@@ -294,6 +315,26 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", required=True, choices=["sentence-transformers"], help="layout to write")
+    p.add_argument(
+        "model", metavar="DIR", help="encoder: directory (e.g. `lsr train` output) or bundled name"
+    )
+    p.add_argument("output", metavar="OUT", help="directory to write (must not exist or be empty)")
+
+
+def _args_export_ciff(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", metavar="DIR", help="index directory")
+    p.add_argument("output", metavar="OUT", help="CIFF file to write")
+    p.add_argument(
+        "--bits",
+        type=int,
+        choices=[8, 16],
+        default=8,
+        help="quantize a float32 index to this many bits (default 8)",
+    )
+
+
 def _args_entities(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="entities_command", metavar="SUBCOMMAND")
     b = sub.add_parser(
@@ -343,6 +384,8 @@ _ARGS = {
     "demo": _args_demo,
     "eval": _args_eval,
     "entities": _args_entities,
+    "export": _args_export,
+    "export-ciff": _args_export_ciff,
 }
 
 

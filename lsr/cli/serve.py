@@ -46,6 +46,10 @@ def run(args: Any) -> int:
     check_port_free(args.host, args.port)  # before loading the index: a busy port fails at once
     open_index(args.index)  # fail here, with a clear message, rather than in every worker
     os.environ["LSR_INDEX"] = os.path.abspath(args.index)  # workers read their settings from the environment
+    if args.device:
+        from lsr.encoders.base import resolve_device
+
+        os.environ["LSR_DEVICE"] = resolve_device(args.device)  # read by load_encoder in each worker
     import uvicorn
 
     uvicorn.run(

@@ -58,6 +58,45 @@ class Encoder(ABC):
     def save(self, path: str | os.PathLike) -> None:
         """Write the encoder (weights, tokenizer, ``lsr_encoder.json``) to a directory."""
 
+    def to(self, device: str) -> Encoder:
+        """Move the network to ``device`` (``"cpu"``, ``"cuda[:N]"``, ``"mps"`` or ``"auto"``) and rebuild
+        the encoding caches there; returns self. Vectors do not depend on the device beyond float rounding
+        (and GPU autocast when ``precision`` is ``"bfloat16"`` / ``"float16"``)."""
+        dev = resolve_device(device)
+        module = getattr(self, "train_module", None)
+        if module is None:
+            return self
+        module().to(dev)
+        refresh = getattr(self, "refresh", None)
+        if refresh is not None:
+            refresh()
+        return self
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"`` (or None: ``$LSR_DEVICE``, else auto) -> ``"cuda"`` when a CUDA GPU is present, else
+    ``"mps"`` on Apple silicon, else ``"cpu"``; an explicit device that is not there is refused."""
+    if device is None:
+        device = os.environ.get("LSR_DEVICE") or "auto"
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+        raise LsrError(f"device must be one of auto, cpu, cuda[:N], mps, not {device!r}")
+    if device == "cpu":
+        return device
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if device.startswith("cuda") and not cuda:
+        raise LsrError(f"device {device!r}: no CUDA GPU is available here")
+    if device == "mps" and not mps:
+        raise LsrError("device 'mps': no Apple GPU (MPS) is available here")
+    return device
+
 
 def check_positive_ints(required: dict[str, Any], optional: dict[str, Any] | None = None) -> None:
     """Refuse encoder settings that must be positive integers (``optional`` ones may also be None)."""
@@ -102,7 +141,18 @@ def read_encoder_config(path: str) -> dict[str, Any]:
 
 
 def load_encoder(name_or_path: str, **options: Any) -> Encoder:
-    """Load an encoder: bundled name, local directory, or Hugging Face id (see :func:`lsr.load_encoder`)."""
+    """Load an encoder: bundled name, local directory, or Hugging Face id (see :func:`lsr.load_encoder`).
+
+    ``device`` (``"auto"`` by default: ``$LSR_DEVICE``, else a GPU when present, else the CPU) is where
+    the network runs; it is not a setting of the vectors, so configs never record it."""
+    device = resolve_device(options.pop("device", None))
+    enc = _load_encoder(name_or_path, **options)
+    if device != "cpu":
+        enc.to(device)
+    return enc
+
+
+def _load_encoder(name_or_path: str, **options: Any) -> Encoder:
     if not isinstance(name_or_path, str) or not name_or_path:
         raise LsrError("model name or path must be a non-empty string")
     path = resolve_model_path(name_or_path)
@@ -110,9 +160,24 @@ def load_encoder(name_or_path: str, **options: Any) -> Encoder:
     if not local and (os.path.sep in name_or_path and not _looks_like_hub_id(name_or_path)):
         raise LsrError(f"model {name_or_path!r}: no such directory")
     saved = read_encoder_config(path) if local else {}
+    if local and not saved:
+        from lsr.encoders.layouts import detect_layout, load_layout
+
+        layout = detect_layout(path)
+        if layout is None:
+            raise LsrError(
+                f"model {name_or_path!r}: unknown checkpoint layout (no {ENCODER_CONFIG_FILE}, sentence-transformers "
+                "modules.json or Hugging Face config.json in the folder)"
+            )
+        if layout in ("sentence-transformers", "opensearch", "naver-split"):
+            return load_layout(path, layout, name_or_path, dict(options))
     kind = options.pop("kind", None) or saved.get("kind", "splade")
     settings = {k: v for k, v in saved.items() if k != "kind"}
     settings.update(options)
+    if kind == "splade" and settings.get("query_encoder"):
+        from lsr.encoders.layouts import load_asymmetric_saved
+
+        return load_asymmetric_saved(path, name_or_path, settings)
     if kind == "splade":
         from lsr.encoders.splade import SpladeEncoder
 

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,10 @@ from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
 
 POOLINGS = ("max", "sum")
-PRECISIONS = ("float32", "bfloat16")
+# "relu": log1p(relu(x)) as in SPLADE; "log1p_relu": log1p(log1p(relu(x))) (OpenSearch v3 models, and
+# sentence-transformers' SpladePooling(activation_function="log1p_relu")).
+ACTIVATIONS = ("relu", "log1p_relu")
+PRECISIONS = ("float32", "bfloat16", "float16")
 BACKENDS = ("torch", "onnx")
 VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
 
@@ -43,6 +47,10 @@ class SpladeEncoder(Encoder):
     does ``backend``: ``"torch"`` (default) or ``"onnx"`` (opt-in, float32 only, needs ``onnxruntime``:
     the network and the pooling run as one ONNX Runtime graph on the CPU, exported on first use; same
     vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``eval/bench_cpu_inference.py``).
+    ``activation`` (``"relu"``, or ``"log1p_relu"``: one more log1p, as OpenSearch's v3 models and
+    sentence-transformers' ``SpladePooling`` option) and ``drop_special`` (special tokens such as [CLS] get
+    weight 0, as OpenSearch's document encoders do) come from the checkpoint layouts
+    (:mod:`lsr.encoders.layouts`); they appear in :meth:`config` only when not the default.
     """
 
     kind = "splade"
@@ -63,9 +71,34 @@ class SpladeEncoder(Encoder):
         precision: str = "float32",
         token_chunk: int = 1024,
         backend: str = "torch",
+        activation: str = "relu",
+        drop_special: bool = False,
+        max_batch_tokens: int | None = None,
+        echo: bool = False,
+        backbone: str | None = None,
+        weights_dtype: str | None = None,
     ) -> None:
         import torch
 
+        # A decoder-only LLM (Mistral, Llama, Qwen2...: AutoModelForCausalLM) works as a SPLADE backbone too:
+        # its LM head is the vocabulary projection. ``echo`` repeats the text and pools over the second copy
+        # only, so every pooled token has attended to the whole text (Echo-Mistral-SPLADE).
+        causal = type(model).__name__.endswith("ForCausalLM")
+        if backbone not in (None, "masked-lm", "causal-lm") or (
+            backbone is not None and (backbone == "causal-lm") != causal
+        ):
+            raise LsrError(f"backbone {backbone!r} does not match the model ({type(model).__name__})")
+        if echo and not causal:
+            raise LsrError("echo=True needs a causal (decoder-only) LM backbone")
+        if causal and backend == "onnx":
+            raise LsrError('backend="onnx" supports masked-LM backbones only')
+        self.causal = causal
+        self.echo = bool(echo)
+        self.weights_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        if activation not in ACTIVATIONS:
+            raise LsrError(f"activation must be one of {ACTIVATIONS}, not {activation!r}")
+        if backend == "onnx" and activation != "relu" and pooling == "sum":
+            raise LsrError('backend="onnx" with sum pooling supports activation="relu" only')
         if pooling not in POOLINGS:
             raise LsrError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         if precision not in PRECISIONS:
@@ -85,12 +118,17 @@ class SpladeEncoder(Encoder):
                 "batch_size": batch_size,
                 "token_chunk": token_chunk,
             },
-            {"doc_top_k": doc_top_k, "query_top_k": query_top_k},
+            {"doc_top_k": doc_top_k, "query_top_k": query_top_k, "max_batch_tokens": max_batch_tokens},
         )
         if not isinstance(threshold, (int, float)) or threshold < 0:
             raise LsrError(f"threshold must be a number >= 0, got {threshold!r}")
         check_max_lengths(model, doc_max_length, query_max_length)
         self.model = model.eval()
+        # The device the weights are on (Encoder.to / load_encoder(device=...) moves them); GPU runs wrap the
+        # network in autocast when precision is bfloat16 or float16.
+        self._device = next(model.parameters()).device
+        if precision == "float16" and self._device.type == "cpu":
+            raise LsrError('precision="float16" runs on a GPU only (use "bfloat16" on a CPU)')
         self.tokenizer = tokenizer
         self.name = name
         self.path = path
@@ -104,6 +142,9 @@ class SpladeEncoder(Encoder):
         self.precision = precision
         self.token_chunk = token_chunk
         self.backend = backend
+        self.max_batch_tokens = max_batch_tokens
+        self.activation = activation
+        self.drop_special = bool(drop_special)
         self._session: Any = None  # the ONNX Runtime session, built on first use (backend="onnx")
         self._session_lock = threading.Lock()
         self._backbone = model.base_model
@@ -117,17 +158,17 @@ class SpladeEncoder(Encoder):
         bias = getattr(self._decoder, "bias", None)
         if bias is None and predictions is not None:
             bias = getattr(predictions, "bias", None)
-        self._bias = bias.detach() if bias is not None else torch.zeros(self.vocab_size)
+        self._bias = bias.detach() if bias is not None else torch.zeros(self.vocab_size, device=self._device)
         weight = self._decoder.weight.detach()
-        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision, torch.float32)
         # (first term id, tile weights, tile bias). float32 tiles are stored hidden x tile for addmm into a
         # reused buffer; bfloat16 tiles tile x hidden, the layout oneDNN's bf16 linear is fast with.
         self._tiles = [
             (
                 v0,
                 weight[v0 : v0 + VOCAB_TILE].to(dtype).contiguous()
-                if precision == "bfloat16"
-                else weight[v0 : v0 + VOCAB_TILE].t().contiguous(),
+                if precision != "float32"
+                else weight[v0 : v0 + VOCAB_TILE].t().to(torch.float32).contiguous(),
                 self._bias[v0 : v0 + VOCAB_TILE].to(dtype),
             )
             for v0 in range(0, self.vocab_size, VOCAB_TILE)
@@ -135,7 +176,15 @@ class SpladeEncoder(Encoder):
         self._local = threading.local()
         tokens = tokenizer.convert_ids_to_tokens(list(range(min(len(tokenizer), self.vocab_size))))
         tokens += [f"[unused_id_{i}]" for i in range(len(tokens), self.vocab_size)]
+        seen: set[str] = set()
+        for i, t in enumerate(tokens):  # a term id per row of the projection, even where two ids print alike
+            if t in seen:
+                tokens[i] = f"{t}[id_{i}]"
+            seen.add(tokens[i])
         self._vocab = Vocabulary(tokens)
+        self._echo_affixes: tuple[list[int], list[int]] | None = None
+        specials = [i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < self.vocab_size]
+        self._special_ids = torch.as_tensor(sorted(set(specials)), dtype=torch.long, device=self._device)
 
     # -- loading and saving ----------------------------------------------------------------------
     @classmethod
@@ -152,13 +201,19 @@ class SpladeEncoder(Encoder):
             "precision",
             "token_chunk",
             "backend",
+            "activation",
+            "drop_special",
+            "max_batch_tokens",
+            "echo",
+            "backbone",
+            "weights_dtype",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
             raise LsrError(
                 f"unknown SPLADE setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
             )
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         local = os.path.isdir(path)
@@ -173,7 +228,22 @@ class SpladeEncoder(Encoder):
         offline_kw = {"local_files_only": True} if offline else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, **offline_kw)
-            model = AutoModelForMaskedLM.from_pretrained(path, **offline_kw)
+            config = AutoConfig.from_pretrained(path, **offline_kw)
+            causal = settings.get("backbone") == "causal-lm" or (
+                settings.get("backbone") is None
+                and any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or []))
+            )
+            wd = settings.get("weights_dtype")
+            if wd not in (None, "float32", "bfloat16"):
+                raise LsrError(f"weights_dtype must be 'float32' or 'bfloat16', not {wd!r}")
+            load_kw = dict(offline_kw)
+            if wd is not None:  # else the checkpoint's own dtype, as transformers loads it
+                import torch
+
+                load_kw["dtype"] = getattr(torch, wd)
+            model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(
+                path, **load_kw
+            )
         except Exception as e:  # transformers raises OSError, ValueError, HTTP errors...
             if local:
                 raise LsrError(
@@ -202,6 +272,15 @@ class SpladeEncoder(Encoder):
             json.dump(cfg, f, indent=2)
 
     def config(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}  # only when not the default: configs recorded before they existed match
+        if self.causal:
+            extra.update(backbone="causal-lm", echo=self.echo)
+        if self.weights_dtype != "float32":
+            extra["weights_dtype"] = self.weights_dtype
+        if self.activation != "relu":
+            extra["activation"] = self.activation
+        if self.drop_special:
+            extra["drop_special"] = True
         return {
             "kind": self.kind,
             "model": self.name,
@@ -213,6 +292,7 @@ class SpladeEncoder(Encoder):
             "query_top_k": self.query_top_k,
             "threshold": self.threshold,
             "precision": self.precision,
+            **extra,
         }
 
     @property
@@ -241,8 +321,7 @@ class SpladeEncoder(Encoder):
         rows_idx: list[np.ndarray] = [np.zeros(0, np.int32)] * n
         rows_w: list[np.ndarray] = [np.zeros(0, np.float32)] * n
         if n:
-            enc = self.tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)
-            ids = enc["input_ids"]
+            ids, p0, p1 = self._inputs(texts, max_length)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
             order = np.argsort(-lengths, kind="stable")  # longest first: the peak memory shows up at once
             bar = None
@@ -252,8 +331,7 @@ class SpladeEncoder(Encoder):
                 bar = tqdm(total=n, desc=f"encoding {what}", unit="text", leave=False)
             pad = self.tokenizer.pad_token_id or 0
             with torch.inference_mode():
-                for s in range(0, n, self.batch_size):
-                    batch = order[s : s + self.batch_size]
+                for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):
                     lens = lengths[batch]
                     width = int(lens.max())
                     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -261,7 +339,7 @@ class SpladeEncoder(Encoder):
                     for r, d in enumerate(batch):
                         input_ids[r, : lens[r]] = torch.tensor(ids[d])
                         mask[r, : lens[r]] = 1
-                    pooled = self._pool(input_ids, mask, lens)
+                    pooled = self._pool(input_ids, mask, lens, (p0[batch], p1[batch]) if self.echo else None)
                     self._sparsify(pooled, batch, top_k, rows_idx, rows_w)
                     if bar is not None:
                         bar.update(len(batch))
@@ -269,21 +347,68 @@ class SpladeEncoder(Encoder):
                 bar.close()
         return SparseBatch.from_rows(rows_idx, rows_w, self._vocab)
 
-    def _pool(self, input_ids: Any, mask: Any, lens: np.ndarray) -> Any:
-        """(batch, vocab) float32 SPLADE weights of one padded batch."""
+    def _inputs(self, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+        """Token ids of each text, and the [start, end) positions pooled: all of them, except with ``echo``:
+        prefix + text + text + suffix (each copy truncated so the whole fits ``max_length``), pooling over
+        the second copy."""
+        if not self.echo:
+            ids = self.tokenizer(texts, truncation=True, max_length=max_length, add_special_tokens=True)[
+                "input_ids"
+            ]
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            return ids, np.zeros(len(ids), np.int64), lengths
+        prefix, suffix = self._affixes()
+        room = max(1, (max_length - len(prefix) - len(suffix)) // 2)
+        pieces = self.tokenizer(texts, truncation=True, max_length=room, add_special_tokens=False)[
+            "input_ids"
+        ]
+        ids = [prefix + p + p + suffix for p in pieces]
+        starts = np.fromiter((len(prefix) + len(p) for p in pieces), np.int64, count=len(pieces))
+        ends = np.fromiter((len(prefix) + 2 * len(p) for p in pieces), np.int64, count=len(pieces))
+        empty = starts == ends  # an empty text: pool over what there is
+        starts[empty] = 0
+        ends[empty] = [len(ids[i]) for i in np.flatnonzero(empty)]
+        return ids, starts, ends
+
+    def _affixes(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer puts before and after a text (e.g. Llama's <s>; none for Qwen2)."""
+        if self._echo_affixes is None:
+            plain = self.tokenizer("a", add_special_tokens=False)["input_ids"]
+            full = self.tokenizer("a", add_special_tokens=True)["input_ids"]
+            i = next((i for i in range(len(full)) if full[i : i + len(plain)] == plain), 0)
+            self._echo_affixes = (full[:i], full[i + len(plain) :])
+        return self._echo_affixes
+
+    def _pool(
+        self, input_ids: Any, mask: Any, lens: np.ndarray, pool: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> Any:
+        """(batch, vocab) float32 SPLADE weights of one padded batch; ``pool`` = per-text [start, end) of
+        the tokens pooled (echo), else every real token."""
         import torch
 
         if self.backend == "onnx":
             (out,) = self._onnx_session().run(
                 None, {"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()}
             )
-            return torch.from_numpy(out)
-        hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        h = hidden[mask.bool()]  # (real tokens, hidden), document after document
-        if self._transform is not None:
-            h = self._transform(h)
+            out = torch.from_numpy(out)
+            return torch.log1p(out) if self.activation == "log1p_relu" else out
+        dev = self._device
+        input_ids, mask = input_ids.to(dev), mask.to(dev)
+        amp = dev.type != "cpu" and self.precision != "float32"
+        with torch.autocast(device_type=dev.type, dtype=self._tiles[0][1].dtype) if amp else nullcontext():
+            hidden = self._backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            if pool is not None:  # echo: only the second copy of each text
+                pos = torch.arange(mask.shape[1], device=dev)
+                p0 = torch.as_tensor(pool[0], device=dev).unsqueeze(1)
+                p1 = torch.as_tensor(pool[1], device=dev).unsqueeze(1)
+                h = hidden[(pos >= p0) & (pos < p1)]
+                lens = pool[1] - pool[0]
+            else:
+                h = hidden[mask.bool()]  # (real tokens, hidden), document after document
+            if self._transform is not None:
+                h = self._transform(h)
         h = h.to(self._tiles[0][1].dtype)
-        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32)
+        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32, device=dev)
         starts = np.concatenate([[0], np.cumsum(lens)])
         d = 0
         while d < len(lens):  # chunks of whole documents, at most token_chunk tokens (or one document)
@@ -296,7 +421,7 @@ class SpladeEncoder(Encoder):
             # Vocabulary tiles keep each logits block small enough to stay in cache between the
             # matrix product that writes it and the pooling that reads it.
             for v0, w_t, b_t in self._tiles:
-                if self.precision == "bfloat16":
+                if self.precision != "float32":
                     w = w_t.shape[0]
                     logits = torch.nn.functional.linear(hc, w_t, b_t)
                 else:
@@ -306,12 +431,17 @@ class SpladeEncoder(Encoder):
                 for r in range(d, e):
                     seg = logits[starts[r] - starts[d] : starts[r + 1] - starts[d]]
                     if self.pooling == "max":
-                        out[r, v0 : v0 + w] = seg.amax(dim=0)
+                        out[r, v0 : v0 + w] = seg.amax(dim=0).float()
                     else:
-                        out[r, v0 : v0 + w] = torch.log1p(torch.relu(seg.float())).sum(dim=0)
+                        act = torch.log1p(torch.relu(seg.float()))
+                        if self.activation == "log1p_relu":
+                            act = torch.log1p(act)
+                        out[r, v0 : v0 + w] = act.sum(dim=0)
             d = e
         if self.pooling == "max":
             out = torch.log1p(torch.relu(out))  # monotone: the same as activating every token first
+            if self.activation == "log1p_relu":
+                out = torch.log1p(out)
         return out
 
     # -- training (lsr train) ---------------------------------------------------------------------
@@ -331,19 +461,36 @@ class SpladeEncoder(Encoder):
 
         max_length = self.query_max_length if what == "query" else self.doc_max_length
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(
-            list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        )
-        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        tok_ids, p0, p1 = self._inputs(list(texts), max_length)
+        width = max(map(len, tok_ids))
+        ids = torch.full((len(tok_ids), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        for r, t in enumerate(tok_ids):
+            ids[r, : len(t)] = torch.as_tensor(t)
+        pos = torch.arange(width)
+        mask = (pos < torch.as_tensor([len(t) for t in tok_ids]).unsqueeze(1)).long()
+        pool_mask = (pos >= torch.as_tensor(p0).unsqueeze(1)) & (pos < torch.as_tensor(p1).unsqueeze(1))
+        ids, mask, pool_mask = ids.to(device), mask.to(device), pool_mask.to(device)
         hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
         h = self._transform(hidden) if self._transform is not None else hidden
+        mask = pool_mask.long()  # the tokens pooled (all real ones, or the echo copy)
         if self.pooling == "max":
             from lsr.encoders.maxpool import max_pool_projection
 
             pooled = max_pool_projection(h, mask, self._decoder.weight, self._live_bias())
-            return torch.log1p(torch.relu(pooled))
-        logits = torch.nn.functional.linear(h, self._decoder.weight, self._live_bias())
-        return (torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1)).sum(dim=1)
+            out = torch.log1p(torch.relu(pooled))
+            if self.activation == "log1p_relu":
+                out = torch.log1p(out)
+        else:
+            logits = torch.nn.functional.linear(h, self._decoder.weight, self._live_bias())
+            act = torch.log1p(torch.relu(logits))
+            if self.activation == "log1p_relu":
+                act = torch.log1p(act)
+            out = (act * mask.unsqueeze(-1)).sum(dim=1)
+        if self.drop_special and len(self._special_ids):
+            keep = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
+            keep[self._special_ids.to(out.device)] = 0
+            out = out * keep
+        return out
 
     def _live_bias(self) -> Any:
         """The decoder bias as a parameter (trainable), not the detached copy encoding uses."""
@@ -371,6 +518,10 @@ class SpladeEncoder(Encoder):
             precision=self.precision,
             token_chunk=self.token_chunk,
             backend=self.backend,
+            activation=self.activation,
+            drop_special=self.drop_special,
+            max_batch_tokens=self.max_batch_tokens,
+            echo=self.echo,
         )
 
     def _onnx_session(self) -> Any:
@@ -392,8 +543,8 @@ class SpladeEncoder(Encoder):
 
         need = max(n_tokens, self.token_chunk) * VOCAB_TILE
         buf = getattr(self._local, "buf", None)  # one per thread: the service encodes concurrently
-        if buf is None or buf.numel() < need:
-            buf = self._local.buf = torch.empty(need, dtype=torch.float32)
+        if buf is None or buf.numel() < need or buf.device != self._device:
+            buf = self._local.buf = torch.empty(need, dtype=torch.float32, device=self._device)
         return buf
 
     def _sparsify(
@@ -402,6 +553,8 @@ class SpladeEncoder(Encoder):
         """Turn (batch, vocab) weights into sorted sparse rows, applying threshold and top-k."""
         import torch
 
+        if self.drop_special and len(self._special_ids):
+            pooled[:, self._special_ids.to(pooled.device)] = 0
         if self.threshold > 0:
             pooled = torch.where(pooled > self.threshold, pooled, torch.zeros_like(pooled))
         if top_k is not None and top_k < pooled.shape[1]:
@@ -409,11 +562,28 @@ class SpladeEncoder(Encoder):
             kept = torch.zeros_like(pooled)
             kept.scatter_(1, idx, vals)
             pooled = kept
-        w = pooled.numpy()
+        w = pooled.float().cpu().numpy()
         for r, d in enumerate(rows):
             nz = np.flatnonzero(w[r] > 0)
             rows_idx[d] = nz.astype(np.int32)
             rows_w[d] = w[r, nz].astype(np.float32)
+
+
+def _batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: int | None
+) -> list[np.ndarray]:
+    """Texts (``order``: longest first) cut into batches of at most ``batch_size`` texts and, with
+    ``max_tokens``, at most that many padded tokens (texts x the batch's longest length; a text longer than
+    ``max_tokens`` is a batch of its own): long texts go in small batches, short ones in large batches."""
+    if max_tokens is None:
+        return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    out, s, n = [], 0, len(order)
+    while s < n:
+        width = int(lengths[order[s]])  # the longest of the batch: texts are sorted longest first
+        take = max(1, min(batch_size, max_tokens // max(width, 1), n - s))
+        out.append(order[s : s + take])
+        s += take
+    return out
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:

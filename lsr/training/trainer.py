@@ -143,6 +143,7 @@ class Trainer:
         from lsr.encoders.base import load_encoder
 
         opts = dict(self.cfg.encoder_options)
+        opts.setdefault("device", "cpu")  # loaded on the CPU; training moves it to its --device itself
         if self.cfg.kind and path == self.cfg.model:
             opts["kind"] = self.cfg.kind
         enc = load_encoder(path, **opts)
