@@ -18,6 +18,7 @@ COMMANDS = {
     "search": ("lsr.cli.search", "search an index with query vectors or query texts; writes a TREC run"),
     "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
     "info": ("lsr.cli.info", "show what an index holds"),
+    "check": ("lsr.cli.check", "verify an index: checksums and structure (exit 1 when damaged)"),
     "serve": ("lsr.cli.serve", "serve an index over HTTP (FastAPI + uvicorn): search API and a search page"),
     "demo": (
         "lsr.cli.demo",
@@ -162,6 +163,10 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
 def _args_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", metavar="DIR", help="index directory")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
+
+
+def _args_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", metavar="DIR", help="index directory")
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
@@ -339,6 +344,7 @@ _ARGS = {
     "search": _args_search,
     "bench": _args_bench,
     "info": _args_info,
+    "check": _args_check,
     "serve": _args_serve,
     "demo": _args_demo,
     "eval": _args_eval,
