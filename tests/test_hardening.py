@@ -1,0 +1,200 @@
+"""Issue 12's index defects: --overwrite never deletes a user's files, damaged-but-well-sized
+files are refused at open (never a segfault), builds killed mid-way leave nothing behind for long."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from lsr.cli.main import main
+from lsr.errors import LsrError
+from lsr.index import build_index, open_index
+from lsr.index.builder import remove_stale_builds
+from lsr.vectors import SparseBatch, write_vectors
+
+from conftest import REPO, random_collection, vocab_of
+
+ENV = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests")}
+
+
+# -- --overwrite ---------------------------------------------------------------------------------
+def test_overwrite_refuses_a_folder_that_is_not_an_index(tmp_path):
+    docs = random_collection(40, 20, 0)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    with pytest.raises(LsrError, match="not an lsr index"):
+        build_index(docs, folder, vocab=vocab_of(20), overwrite=True)
+    assert (folder / "notes.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no build folder left either
+    # an index with a user's file inside is not replaced either
+    ix = build_index(docs, tmp_path / "ix", vocab=vocab_of(20))
+    open(os.path.join(ix, "notes.txt"), "w").write("mine")
+    with pytest.raises(LsrError, match=r"not part of an lsr index \(notes.txt\)"):
+        build_index(docs, ix, vocab=vocab_of(20), overwrite=True)
+    os.remove(os.path.join(ix, "notes.txt"))
+    # a real index is replaced
+    build_index(docs[:10], ix, vocab=vocab_of(20), overwrite=True)
+    assert open_index(ix).n_docs == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ix", "mine"]
+    # a regular file: refused, kept
+    f = tmp_path / "file"
+    f.write_text("data")
+    with pytest.raises(LsrError, match="is a file"):
+        build_index(docs, f, vocab=vocab_of(20), overwrite=True)
+    assert f.read_text() == "data"
+
+
+def test_cli_overwrite_one_line_errors(tmp_path, capsys):
+    b = SparseBatch.from_scipy(random_collection(30, 12, 1), vocab_of(12), [f"d{i}" for i in range(30)])
+    write_vectors(tmp_path / "v.jsonl", b)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    rc = main(["index", "--input", str(tmp_path / "v.jsonl"), "--output", str(folder), "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("lsr: error: ") and "not an lsr index" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (folder / "notes.txt").read_text() == "precious"
+    f = tmp_path / "file"
+    f.write_text("data")
+    rc = main(["index", "--input", str(tmp_path / "v.jsonl"), "--output", str(f), "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a file" in err and len(err.strip().splitlines()) == 1
+    assert f.read_text() == "data"
+
+
+# -- stale build folders -------------------------------------------------------------------------
+def test_build_killed_by_sigkill_is_cleaned_by_the_next_build(tmp_path):
+    out = tmp_path / "ix"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from conftest import random_collection, vocab_of
+        from lsr.index.builder import IndexBuilder
+        from lsr.vectors import SparseBatch
+        b = SparseBatch.from_scipy(random_collection(50, 20, 0), vocab_of(20), [str(i) for i in range(50)])
+        builder = IndexBuilder({str(out)!r}, run_postings=10)
+        builder.add(b)  # runs written into <out>.tmp-<pid>
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
+    dead = tmp_path / f"ix.tmp-{proc.pid}"
+    assert dead.is_dir() and any(p.name.startswith("run") for p in dead.iterdir())
+    # a build running now (its pid is alive) and a user's folder that merely looks like one stay
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp_path / f"ix.tmp-{sleeper.pid}"
+        alive.mkdir()
+        (alive / "doc_ids.tmp.jsonl").write_text("")
+        users = tmp_path / f"ix.tmp-{proc.pid + 1_000_000}"  # no such pid; not a build folder
+        users.mkdir()
+        (users / "notes.txt").write_text("mine")
+        build_index(random_collection(30, 20, 1), out, vocab=vocab_of(20))
+        assert not dead.exists()
+        assert alive.is_dir() and users.is_dir()
+        assert remove_stale_builds(str(out)) == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert remove_stale_builds(str(out)) == [str(alive)]  # its process is gone now
+
+
+# -- damaged-but-well-sized files ----------------------------------------------------------------
+DAMAGE_SCRIPT = textwrap.dedent(
+    """
+    import json, shutil, sys
+    import numpy as np
+    from lsr.errors import LsrError
+    from lsr.index import open_index
+    from lsr.index.searcher import METHODS
+    pristine, work, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    for name, pos, value in cases:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(pristine, work)
+        path = f"{work}/{name}.npy"
+        arr = np.load(path)
+        size = len(open(path, "rb").read())
+        arr[pos] = value
+        np.save(path, arr)
+        assert len(open(path, "rb").read()) == size  # well-sized: only one value differs
+        try:
+            idx = open_index(work)
+        except LsrError as e:
+            print(json.dumps([name, "refused", str(e)]), flush=True)
+            continue
+        print(json.dumps([name, "opened", ""]), flush=True)
+        rng = np.random.default_rng(0)
+        queries = [{f"t{t}": 1.0 for t in rng.choice(idx.n_terms, 8, replace=False)} for _ in range(30)]
+        for method in METHODS:
+            res = idx.search(queries, k=10, method=method)
+            print(json.dumps([name, method, [r.ids for r in res][:2]]), flush=True)
+    """
+)
+
+
+def test_damaged_arrays_are_refused_at_open_in_a_subprocess(tmp_path):
+    from test_methods import SMALL_PARTS, topical_collection
+
+    docs = topical_collection(900, 120, 4)
+    pristine = build_index(docs, tmp_path / "ix", vocab=vocab_of(120), **SMALL_PARTS)
+    idx = open_index(pristine)
+    assert idx.parts["bmp"]["n_dense"] > 0 and idx.methods == ("exact", "maxscore", "bmp", "seismic")
+    n_docs = idx.n_docs
+    d = idx.postings_docs
+    off = idx.offsets
+    # a posting inside a term (not its first) whose predecessor is > 0: setting it to 0 breaks order
+    t = int(np.argmax(np.diff(off)))
+    inner = int(off[t]) + 3
+    bmp_dense_term = int(np.flatnonzero(idx.bmp[4] >= 0)[0])
+    sparse_entry = int(idx.bmp[0][int(np.flatnonzero(np.diff(idx.bmp[0]) > 1)[0])]) + 1
+    big = 2**31 - 5
+    cases = [
+        ("postings_docs", len(d) // 2, n_docs + 7),  # the issue's case: segfault in exact and bmp
+        ("postings_docs", inner, 0),  # in range, but out of order: MaxScore/BMP windows
+        ("offsets", t + 1, int(off[-1]) + 100),
+        ("offsets", t + 1, int(off[t]) - 1),
+        ("doc_order", 5, n_docs),
+        ("forward_offsets", 10, 10**12),
+        ("forward_terms", 3, 120),
+        ("bmp_offsets", 4, 10**9),
+        ("bmp_blocks", sparse_entry, int(idx.bmp[1][sparse_entry]) + 1),
+        ("bmp_blocks", sparse_entry, big),
+        ("bmp_starts", sparse_entry, big),
+        ("bmp_dense_rows", bmp_dense_term, 10**6),
+        ("bmp_dense_rows", int(np.flatnonzero(idx.bmp[4] < 0)[0]), 0),  # a sparse term read as dense
+        ("bmp_dense_starts", 3, big),
+        ("seismic_term_blocks", t + 1, 10**9),
+        ("seismic_block_docs_offsets", 2, 10**9),
+        ("seismic_block_docs", 4, n_docs + 1),
+        ("seismic_summary_offsets", 2, 10**9),
+        ("seismic_summary_terms", 1, -3),
+        ("seismic_summary_terms", 1, 10**8),
+        ("term_max", 2, np.nan),
+    ]
+    cases = [(n, int(p), float(v) if isinstance(v, float) else int(v)) for n, p, v in cases]
+    proc = subprocess.run(
+        [sys.executable, "-c", DAMAGE_SCRIPT, pristine, str(tmp_path / "work"), json.dumps(cases)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert proc.returncode not in (-11, 139), f"segfault after {lines[-1:]}"
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outcome = [(name, how) for name, how, _ in lines]
+    assert outcome == [(name, "refused") for name, _, _ in cases]
+    for (name, _, _), (_, _, msg) in zip(cases, lines, strict=True):
+        assert "damaged index" in msg and "lsr check" in msg, (name, msg)
+        assert len(msg.splitlines()) == 1
