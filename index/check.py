@@ -238,8 +238,9 @@ def _bmp_problems(
         return [f"bmp_dense_rows.npy holds a row outside -1 .. {nd - 1}"]
     out: list[str] = []
     if len(blk):
-        te = np.repeat(np.arange(n_terms, dtype=np.int64), np.diff(bo))
-        base, end = offsets[te], offsets[te + 1]
+        per_term = np.diff(bo)
+        te = np.repeat(np.arange(n_terms, dtype=np.int64), per_term)
+        base, end = np.repeat(offsets[:-1], per_term), np.repeat(offsets[1:], per_term)
         p0 = base + bst.astype(np.int64)
         p1 = np.empty_like(p0)
         p1[:-1] = base[1:] + bst[1:].astype(np.int64)
@@ -249,8 +250,10 @@ def _bmp_problems(
         if not np.all((p0 >= base) & (p0 < p1) & (p1 <= end)):
             e = int(np.argmax(~((p0 >= base) & (p0 < p1) & (p1 <= end))))
             return [f"bmp_starts.npy[{e}] = {int(bst[e])} is outside the postings of term {int(te[e])}"]
-        if not np.all((docs[p0] // bs == blk) & (docs[p1 - 1] // bs == blk)):
-            e = int(np.argmax(~((docs[p0] // bs == blk) & (docs[p1 - 1] // bs == blk))))
+        ubs = np.uint32(bs)
+        in_block = (docs[p0] // ubs == blk) & (docs[p1 - 1] // ubs == blk)
+        if not np.all(in_block):
+            e = int(np.argmax(~in_block))
             return [
                 f"bmp entry {e} (term {int(te[e])}) names block {int(blk[e])} but its postings lie elsewhere"
             ]
