@@ -71,6 +71,7 @@ class IndexBuilder:
         bmp: dict[str, Any] | None = None,
         seismic: dict[str, Any] | None = None,
         reorder_params: dict[str, Any] | None = None,
+        threads: int | None = None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
@@ -83,6 +84,7 @@ class IndexBuilder:
         # reordering pays off for the block-based methods; exact and MaxScore alone do not need it
         self.reorder = bool(reorder) if reorder is not None else bool({"bmp", "seismic"} & set(self.methods))
         self.part_params = {"bmp": bmp, "seismic": seismic, "reorder_params": reorder_params}
+        self.threads = threads
         for name, given in self.part_params.items():
             if given is not None and not isinstance(given, dict):
                 raise LsrError(f"{name} must be a dict of parameters, got {type(given).__name__}")
@@ -251,6 +253,7 @@ class IndexBuilder:
             self.reorder,
             log=(lambda msg: print(msg, file=sys.stderr, flush=True)) if show_progress else None,
             show_progress=show_progress,
+            threads=self.threads,
             **self.part_params,
         )
         manifest = {
@@ -522,6 +525,7 @@ def build_index(
     bmp: dict[str, Any] | None = None,
     seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -539,7 +543,7 @@ def build_index(
     ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
     built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
     (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
-    ``{"terms", "iterations", "leaf"}``).
+    ``{"terms", "iterations", "leaf"}``). ``threads`` caps the parallel part builds (default: every core).
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -559,6 +563,7 @@ def build_index(
         bmp=bmp,
         seismic=seismic,
         reorder_params=reorder_params,
+        threads=threads,
     )
     bar = None
     try:

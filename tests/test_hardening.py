@@ -198,3 +198,86 @@ def test_damaged_arrays_are_refused_at_open_in_a_subprocess(tmp_path):
     for (name, _, _), (_, _, msg) in zip(cases, lines, strict=True):
         assert "damaged index" in msg and "lsr check" in msg, (name, msg)
         assert len(msg.splitlines()) == 1
+
+
+# -- --threads -----------------------------------------------------------------------------------
+THREADS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import numba, torch, uvicorn
+    import lsr, lsr.index, lsr.eval.harness, lsr.training
+    from lsr.cli.common import auto_threads
+    from lsr.cli.main import main
+    from lsr.index.searcher import Index
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def recorder(name, keys=()):
+        def record(*args, **kwargs):
+            seen[name] = {"torch": torch.get_num_threads(), "numba": numba.get_num_threads(),
+                          **{k: kwargs.get(k) for k in keys}, "env": os.environ.get("LSR_TORCH_THREADS")}
+            raise Stop
+        return record
+
+    lsr.load_encoder = recorder("load_encoder")
+    lsr.index.build_index = recorder("build_index", ["threads"])
+    Index.search = recorder("search", ["threads"])
+    lsr.eval.harness.run_eval = recorder("run_eval", ["threads", "torch_threads"])
+    lsr.training.train = recorder("train")
+    uvicorn.run = recorder("uvicorn")
+    vec, qvec, ix, out, n = sys.argv[1:6]
+    runs = {
+        "encode": ["encode", "--input", vec, "--output", f"{out}/e.jsonl"],
+        "demo": ["demo", "--output", f"{out}/demo", "--limit", "5"],
+        "index": ["index", "--input", vec, "--output", f"{out}/ix2"],
+        "search": ["search", "--index", ix, "--queries", qvec],
+        "eval": ["eval", "--dataset", "scifact", "--output", f"{out}/ev"],
+        "train": ["train", "--data", "scifact", "--output", f"{out}/tr"],
+        "serve": ["serve", "--index", ix],
+    }
+    report = {"auto": auto_threads()}
+    for cmd, argv in runs.items():
+        for threads in (n, None):
+            seen.clear()
+            torch.set_num_threads(1)
+            numba.set_num_threads(1)
+            os.environ.pop("LSR_TORCH_THREADS", None)
+            try:
+                rc = main(argv + (["--threads", threads] if threads else []))
+                report[f"{cmd} {threads}"] = f"rc {rc}"
+            except Stop:
+                report[f"{cmd} {threads}"] = next(iter(seen.values()))
+    print(json.dumps(report))
+    """
+)
+
+
+def test_threads_flag_reaches_torch_and_numba(tmp_path):
+    b = SparseBatch.from_scipy(random_collection(30, 12, 1), vocab_of(12), [f"d{i}" for i in range(30)])
+    write_vectors(tmp_path / "v.jsonl", b)
+    (tmp_path / "q.jsonl").write_text('{"id": "q1", "vector": {"t1": 1.0, "t3": 0.5}}\n')
+    ix = build_index(tmp_path / "v.jsonl", tmp_path / "ix")
+    env = {**ENV, "NUMBA_NUM_THREADS": "3"}
+    args = [str(tmp_path / "v.jsonl"), str(tmp_path / "q.jsonl"), ix, str(tmp_path), "3"]
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(proc.stdout.splitlines()[-1])
+    auto = rep.pop("auto")
+    for key, got in rep.items():
+        cmd, threads = key.split()
+        n = 3 if threads == "3" else auto
+        assert isinstance(got, dict), (key, got)
+        assert got["numba"] == min(n, 3), (key, got)
+        if cmd in ("encode", "demo", "train"):  # encoders load after the threads are set
+            assert got["torch"] == n, (key, got)
+        if cmd in ("index", "search"):
+            assert got["threads"] == n, (key, got)
+        if cmd == "eval":
+            assert got["threads"] == n and got["torch_threads"] == n, (key, got)
+        if cmd == "serve":
+            assert got["env"] == str(n), (key, got)

@@ -33,6 +33,50 @@ def encoder_options(args: Any) -> dict[str, Any]:
     return opts
 
 
+def threads_arg(value: str) -> int | str:
+    """argparse type of ``--threads``: ``auto`` or an integer >= 1."""
+    import argparse
+
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'auto', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or 'auto'), got {n}")
+    return n
+
+
+def auto_threads() -> int:
+    """Threads for ``--threads auto``: the cores this process may use minus the busy ones (the
+    1-minute load average, rounded), at least 1. On an idle 8-core machine 8; with the other core
+    of a 2-core machine busy, 1 (torch's default of every core there ran 3x slower)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        busy = int(round(os.getloadavg()[0]))
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
+def apply_threads(value: int | str | None, torch: bool = True) -> int:
+    """Resolve ``--threads`` (``auto``/None: :func:`auto_threads`) and set numba's threads and, when
+    ``torch`` (the command encodes) or torch is already loaded, torch's intra-op threads. Returns
+    the number, which the caller also uses for its own batch work (batch search, part builds)."""
+    n = auto_threads() if value in (None, "auto") else int(value)
+    if n < 1:
+        raise LsrError(f"--threads must be >= 1, got {n}")
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # numba's pool caps it
+    if torch or "torch" in sys.modules:
+        import torch as _torch
+
+        _torch.set_num_threads(n)
+    return n
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lsr.cli.common import check_input, check_positive, encoder_options, summary
+from lsr.cli.common import apply_threads, check_input, check_positive, encoder_options, summary
 
 
 def _count_records(path: str) -> int:
@@ -30,6 +30,7 @@ def run(args: Any) -> int:
     if args.top_k:
         opts["query_top_k" if args.queries else "doc_top_k"] = args.top_k
     total = _count_records(args.input)
+    apply_threads(args.threads)
     enc = lsr.load_encoder(args.model, **opts)
     encode = enc.encode_queries if args.queries else enc.encode_documents
     from tqdm.auto import tqdm

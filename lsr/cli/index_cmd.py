@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lsr.cli.common import check_input, check_positive, encoder_options, human_bytes, summary
+from lsr.cli.common import (
+    apply_threads,
+    check_input,
+    check_positive,
+    encoder_options,
+    human_bytes,
+    summary,
+)
 
 
 def run(args: Any) -> int:
@@ -15,6 +22,7 @@ def run(args: Any) -> int:
     check_positive("batch-size", args.batch_size)
     check_input(args.input)
     kind = sniff_jsonl(args.input)
+    threads = apply_threads(args.threads, torch=kind == "text")
     encoder = None
     if kind == "text":
         if not args.model:
@@ -49,6 +57,7 @@ def run(args: Any) -> int:
         reorder=args.reorder,
         bmp=bmp,
         seismic=seismic,
+        threads=threads,
     )
     dt = time.perf_counter() - t0
     idx = open_index(out)

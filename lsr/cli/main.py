@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+THREADS_HELP = (
+    "threads for encoding (torch) and the numba kernels: N or auto (default: auto = the cores not busy, "
+    "cores minus the 1-minute load average, at least 1)"
+)
+
+
+def _add_threads(p: argparse.ArgumentParser, extra: str = "") -> None:
+    from lsr.cli.common import threads_arg
+
+    p.add_argument("--threads", type=threads_arg, default="auto", metavar="N|auto", help=THREADS_HELP + extra)
+
+
 def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -72,6 +84,7 @@ def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision"
     )
+    _add_threads(p)
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -107,6 +120,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 32)"
     )
+    _add_threads(p, "; also the parallel part builds (reordering, Seismic)")
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
@@ -129,7 +143,7 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--k", type=int, default=10)
     _add_method_args(p)
-    p.add_argument("--threads", type=int, default=1)
+    _add_threads(p, "; also the threads the batch of queries is spread over")
     p.add_argument("--output", default="-", help="TREC run file to write (default: standard output)")
     p.add_argument("--tag", default="lsr", help="run tag, the last TREC column")
     p.add_argument(
@@ -177,7 +191,7 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, default=None, help="index only the first N documents (a quick look)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
-    p.add_argument("--threads", type=int, default=1)
+    _add_threads(p, "; also the parallel part builds and the batch search")
 
 
 def _args_serve(p: argparse.ArgumentParser) -> None:
@@ -188,6 +202,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="uvicorn worker processes (each maps the same index)"
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _add_threads(p, "; per worker: torch threads for query encoding (LSR_TORCH_THREADS) and numba threads")
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:
@@ -210,7 +225,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
         "--cache-dir", default=None, help="encoding cache (default: $LSR_CACHE_DIR or ~/.cache/lsr/eval)"
     )
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: test)")
-    p.add_argument("--threads", type=int, default=1, help="threads for the batch search (default 1)")
+    _add_threads(p, "; also the batch search (--torch-threads, when given, overrides the torch part)")
     p.add_argument("--batch-size", type=int, default=256, help="documents per encoding chunk (default 256)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
     p.add_argument(
@@ -229,7 +244,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=int, default=50, help="untimed queries before timing each method")
     p.add_argument(
-        "--torch-threads", type=int, default=None, help="torch threads for encoding (default: torch's)"
+        "--torch-threads", type=int, default=None, help="torch threads for encoding (default: --threads)"
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
@@ -280,6 +295,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-resume", action="store_true", help="start over even if --output has checkpoints")
     p.add_argument("--seed", type=int, default=42)
+    _add_threads(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dev-split", default=None, help="qrels split to evaluate on during training")
     p.add_argument(
