@@ -281,3 +281,91 @@ def test_threads_flag_reaches_torch_and_numba(tmp_path):
             assert got["threads"] == n and got["torch_threads"] == n, (key, got)
         if cmd == "serve":
             assert got["env"] == str(n), (key, got)
+
+
+# -- queries with no usable token ----------------------------------------------------------------
+def test_queries_without_usable_tokens_match_nothing(tmp_path):
+    import lsr
+
+    enc = lsr.load_encoder("splade-tiny")  # the bundled model (in the package)
+    texts = ["🙂", "\u200b", "🙂 \u200b 🙃", "vitamin d deficiency"]
+    ids = enc.tokenizer(texts)["input_ids"]
+    assert all(set(row) <= set(enc.tokenizer.all_special_ids) for row in ids[:3])  # [CLS] ([UNK]) [SEP]
+    batch = enc.encode_queries(texts)
+    assert [int(x) for x in np.diff(batch.indptr)][:3] == [0, 0, 0]
+    assert batch.indptr[4] > batch.indptr[3]
+    # the same through an index built with the encoder: no hits, not documents matched by [CLS]/[SEP]
+    corpus = ["vitamin d and bone health", "deficiency of iron", "a smiling face emoji"]
+    b = enc.encode_documents(corpus)
+    b.ids = ["a", "b", "c"]
+    idx = open_index(build_index(b, tmp_path / "ix", encoder=enc))
+    res = idx.search(texts, k=3)
+    assert [len(r) for r in res[:3]] == [0, 0, 0] and len(res[3]) > 0
+
+
+# -- first-use reports and errors of the CLI -----------------------------------------------------
+@pytest.fixture(scope="module")
+def text_setup(tmp_path_factory):
+    """A tiny corpus and queries, a text index (encoder recorded) and a vector index (none)."""
+    import lsr
+
+    d = tmp_path_factory.mktemp("text")
+    docs = ["vitamin d and bone health", "deficiency of iron in diet", "sleep and memory", "bone density"]
+    (d / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    (d / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "vitamin d"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "iron"})
+        + "\n"
+    )
+    enc = lsr.load_encoder("splade-tiny")
+    b = enc.encode_documents(docs)
+    b.ids = [f"d{i}" for i in range(len(docs))]
+    write_vectors(d / "vectors.jsonl", b)
+    build_index(b, d / "text_ix", encoder=enc)
+    build_index(d / "vectors.jsonl", d / "vec_ix")
+    return d
+
+
+def test_search_reports_model_loading_apart_from_encoding(text_setup, capsys):
+    d = text_setup
+    assert main(["search", "--index", str(d / "text_ix"), "--queries", str(d / "queries.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "loading the model" in err and "s, encoding " in err
+
+
+def test_text_queries_on_a_vector_index_name_model(text_setup, capsys):
+    d = text_setup
+    rc = main(["search", "--index", str(d / "vec_ix"), "--queries", str(d / "queries.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--model" in err and len(err.strip().splitlines()) == 1
+    q = str(d / "queries.jsonl")
+    assert main(["search", "--index", str(d / "vec_ix"), "--queries", q, "--model", "splade-tiny"]) == 0
+    # lsr bench takes --model too
+    argv = ["bench", "--index", str(d / "vec_ix"), "--queries", q, "--model", "splade-tiny", "--warmup", "1"]
+    assert main([*argv, "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["query_kind"] == "text" and rec["queries"] == 2
+
+
+def test_duplicate_ids_found_before_encoding(text_setup, tmp_path, capsys, monkeypatch):
+    import lsr
+
+    lines = (text_setup / "corpus.jsonl").read_text().splitlines()
+    lines.append(lines[1])  # d1 again, on line 5
+    corpus = tmp_path / "dup.jsonl"
+    corpus.write_text("\n".join(lines) + "\n")
+    loaded = []
+    real = lsr.load_encoder
+    monkeypatch.setattr(lsr, "load_encoder", lambda *a, **k: loaded.append(a) or real(*a, **k))
+    rc = main(["index", "--input", str(corpus), "--output", str(tmp_path / "ix"), "--model", "splade-tiny"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{corpus}:5: duplicate document id 'd1' (first on line 2)" in err
+    assert loaded == []  # refused before the model was loaded, let alone the corpus encoded
+    assert not os.path.exists(tmp_path / "ix")
+    # lsr encode warns (and writes the vectors)
+    assert main(["encode", "--input", str(corpus), "--output", str(tmp_path / "v.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert f"lsr: warning: {corpus}:5: duplicate id 'd1' (first on line 2)" in err

@@ -24,6 +24,11 @@ def summary(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def warn(line: str) -> None:
+    """A one-line warning on stderr: ``lsr: warning: ...``."""
+    print(f"lsr: warning: {line}", file=sys.stderr)
+
+
 def encoder_options(args: Any) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if getattr(args, "batch_size", None):
@@ -87,8 +92,9 @@ def human_bytes(n: float) -> str:
 
 def load_query_file(
     index: Any, path: str, force: bool = False, model: str | None = None
-) -> tuple[list[str], Any, str, float]:
-    """Read a query file for ``index``: (query ids, queries for Index.search, kind, encode seconds).
+) -> tuple[list[str], Any, str, float, float]:
+    """Read a query file for ``index``: (query ids, queries for Index.search, kind, seconds loading
+    the model, seconds encoding the queries), the two timed apart (loading dominates short runs).
 
     Vector files become a SparseBatch over the file's tokens (unknown ones are skipped by the
     search and counted); text files are encoded with the index's recorded encoder, or with
@@ -106,19 +112,44 @@ def load_query_file(
         empty = [batch.ids[i] for i in range(len(batch)) if batch.indptr[i + 1] == batch.indptr[i]]  # type: ignore[index]
         if empty:
             raise LsrError(f"{path}: query {empty[0]!r} has an empty vector")
-        return list(batch.ids or []), batch, kind, 0.0
+        return list(batch.ids or []), batch, kind, 0.0, 0.0
     recs = list(iter_texts(path))
     for r in recs:
         if not r.text.strip():
             raise LsrError(f"{path}: query {r.id!r} is empty")
-    encoder = None
+    if not model and not index.encoder_config:
+        raise LsrError(
+            f"{path} holds query texts, but {index.path} was built from vectors and records no encoder: "
+            "pass --model (the model that made the document vectors) to encode them, or give query vectors"
+        )
+    t0 = time.perf_counter()
     if model:
         import lsr
 
         encoder = lsr.load_encoder(model)
-    t0 = time.perf_counter()
-    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force)
-    return [r.id for r in recs], batch, kind, time.perf_counter() - t0
+    else:
+        encoder = index.load_encoder()
+    t1 = time.perf_counter()
+    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force or not model)
+    return [r.id for r in recs], batch, kind, t1 - t0, time.perf_counter() - t1
+
+
+def duplicate_ids(path: str, limit: int = 10) -> tuple[list[tuple[str, int, int]], int]:
+    """Duplicate ``_id``s of a BEIR text file, read before any encoding (a pass over the JSON
+    only): (up to ``limit`` of (id, line, line of its first use), total number of duplicates)."""
+    from lsr.vectors import _record_id, iter_jsonl
+
+    first: dict[str, int] = {}
+    found: list[tuple[str, int, int]] = []
+    total = 0
+    for lineno, obj in iter_jsonl(path):
+        rid = _record_id(obj, path, lineno, ("_id", "id"))
+        at = first.setdefault(rid, lineno)
+        if at != lineno:
+            total += 1
+            if len(found) < limit:
+                found.append((rid, lineno, at))
+    return found, total
 
 
 def method_params(pairs: list[str]) -> dict[str, float]:

@@ -172,6 +172,15 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=50, help="queries run before timing (JIT and page cache)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N queries")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="encode text queries with this model instead of the index's recorded one (needed on an "
+        "index built from vectors)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="benchmark even if --model's settings differ from the index's"
+    )
 
 
 def _args_info(p: argparse.ArgumentParser) -> None:

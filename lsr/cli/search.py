@@ -28,7 +28,9 @@ def run(args: Any) -> int:
     check_input(args.queries)
     threads = apply_threads(args.threads, torch=sniff_jsonl(args.queries) == "text")
     params = index.check_params(args.method, method_params(args.param))
-    qids, queries, kind, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
+    qids, queries, kind, load_s, enc_s = load_query_file(
+        index, args.queries, force=args.force, model=args.model
+    )
     t0 = time.perf_counter()
     results = index.search(queries, k=args.k, method=args.method, threads=threads, force=args.force, **params)
     dt = time.perf_counter() - t0
@@ -43,7 +45,7 @@ def run(args: Any) -> int:
             raise LsrError(f"{args.output}: cannot write ({e.strerror})") from None
     unknown = sum(r.unknown_tokens for r in results)
     note = f"; {unknown} query tokens not in the index vocabulary were skipped" if unknown else ""
-    enc = f", encoding {enc_s:.2f} s" if kind == "text" else ""
+    enc = f" (loading the model {load_s:.2f} s, encoding {enc_s:.2f} s)" if kind == "text" else ""
     summary(
         f"searched {len(qids)} queries ({kind}) with {args.method}, k={args.k}, in {dt:.3f} s{enc}"
         f" -> {args.output if args.output != '-' else 'stdout'}{note}"

@@ -245,14 +245,20 @@ class SpladeEncoder(Encoder):
             ids = enc["input_ids"]
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
             order = np.argsort(-lengths, kind="stable")  # longest first: the peak memory shows up at once
+            # A text with no usable token (an emoji or a zero-width space: only [CLS] [UNK] [SEP]) gets
+            # an empty vector: encoding it would score documents by the expansion of [CLS] and [SEP].
+            special = set(self.tokenizer.all_special_ids)
+            usable = np.fromiter((any(t not in special for t in row) for row in ids), bool, count=n)
+            order = order[usable[order]]
             bar = None
             if show_progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=n, desc=f"encoding {what}", unit="text", leave=False)
+                bar.update(n - len(order))  # the texts with no usable token
             pad = self.tokenizer.pad_token_id or 0
             with torch.inference_mode():
-                for s in range(0, n, self.batch_size):
+                for s in range(0, len(order), self.batch_size):
                     batch = order[s : s + self.batch_size]
                     lens = lengths[batch]
                     width = int(lens.max())
