@@ -369,3 +369,55 @@ def test_duplicate_ids_found_before_encoding(text_setup, tmp_path, capsys, monke
     assert main(["encode", "--input", str(corpus), "--output", str(tmp_path / "v.jsonl")]) == 0
     err = capsys.readouterr().err
     assert f"lsr: warning: {corpus}:5: duplicate id 'd1' (first on line 2)" in err
+
+
+# -- first-use JIT -------------------------------------------------------------------------------
+def test_warm_kernels_compiles_every_method_and_impact_type():
+    from lsr.index.kernels import bmp, exact, maxscore, seismic
+    from lsr.index.warmup import warm_kernels
+
+    seconds = warm_kernels()
+    assert set(seconds) == {"float32", "uint16", "uint8"}
+    # (kernel, position of an impacts array in its arguments)
+    kernels = [
+        (exact.search_serial, 2),
+        (exact.search_batch, 2),
+        (maxscore.search_serial, 2),
+        (maxscore.search_batch, 2),
+        (bmp.search_serial, 2),
+        (bmp.search_batch, 2),
+        (bmp.build_blocks, 2),
+        (seismic.search_serial, 9),
+        (seismic.search_batch, 9),
+    ]
+    for kernel, pos in kernels:
+        dtypes = {str(sig[pos].dtype) for sig in kernel.signatures}
+        assert {"float32", "uint16", "uint8"} <= dtypes, (kernel, dtypes)
+
+
+def test_first_build_or_search_warms_once(tmp_path, monkeypatch, capsys):
+    import lsr.index.warmup as warmup
+
+    calls = []
+    monkeypatch.setattr(warmup, "warm_kernels", lambda q, **k: calls.append(k) or {x: 0.0 for x in q})
+    monkeypatch.setenv("LSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LSR_NO_WARMUP")
+    b = SparseBatch.from_scipy(random_collection(30, 12, 1), vocab_of(12), [f"d{i}" for i in range(30)])
+    write_vectors(tmp_path / "v.jsonl", b)
+    argv = ["index", "--input", str(tmp_path / "v.jsonl"), "--output", str(tmp_path / "ix"), "--quantization"]
+    argv += ["uint8", "--methods", "exact"]
+    assert main(argv) == 0
+    assert "first uint8 run here: compiling" in capsys.readouterr().err
+    assert calls == [{"show_progress": True}]
+    assert main([*argv, "--overwrite"]) == 0
+    assert "run here" not in capsys.readouterr().err and len(calls) == 1  # once, not per command
+    # searching that uint8 index needs no more warming; a float32 build warms float32
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"id": "q1", "vector": {"t1": 1.0}}\n')
+    assert main(["search", "--index", str(tmp_path / "ix"), "--queries", str(q)]) == 0 and len(calls) == 1
+    argv[argv.index("uint8")] = "float32"
+    assert main([*argv, "--overwrite"]) == 0 and len(calls) == 2
+    assert "first float32 run here" in capsys.readouterr().err
+    monkeypatch.setenv("LSR_NO_WARMUP", "1")
+    monkeypatch.setenv("LSR_CACHE_DIR", str(tmp_path / "cache2"))
+    assert main([*argv, "--overwrite"]) == 0 and len(calls) == 2  # LSR_NO_WARMUP: never

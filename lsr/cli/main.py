@@ -19,6 +19,10 @@ COMMANDS = {
     "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
     "info": ("lsr.cli.info", "show what an index holds"),
     "check": ("lsr.cli.check", "verify an index: checksums and structure (exit 1 when damaged)"),
+    "warmup": (
+        "lsr.cli.warmup",
+        "compile the numba kernels of every method and impact type once (the first build/search does it too)",
+    ),
     "serve": ("lsr.cli.serve", "serve an index over HTTP (FastAPI + uvicorn): search API and a search page"),
     "demo": (
         "lsr.cli.demo",
@@ -190,6 +194,19 @@ def _args_info(p: argparse.ArgumentParser) -> None:
 
 def _args_check(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", metavar="DIR", help="index directory")
+
+
+def _args_warmup(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quantization",
+        action="append",
+        choices=["float32", "uint16", "uint8"],
+        help="only these impact types, repeatable (default: all three)",
+    )
+
+
+# commands that build or search: the first of them on a machine warms the kernels (lsr warmup)
+WARM_FIRST = {"index", "search", "bench", "serve", "demo", "eval"}
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
@@ -370,6 +387,7 @@ _ARGS = {
     "bench": _args_bench,
     "info": _args_info,
     "check": _args_check,
+    "warmup": _args_warmup,
     "serve": _args_serve,
     "demo": _args_demo,
     "eval": _args_eval,
@@ -386,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     from lsr.errors import LsrError
 
     try:
+        if args.command in WARM_FIRST:
+            from lsr.cli.warmup import first_run
+
+            first_run(args)
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
     except LsrError as e:
