@@ -39,7 +39,7 @@ def _quantization_of(args: Any) -> list[str]:
             return [fmt.read_manifest(args.index)["quantization"]["dtype"]]
         except Exception:  # noqa: BLE001 - the command itself says what is wrong with the index
             return []
-    return ["float32"]  # demo, eval
+    return ["float32"]  # eval
 
 
 def first_run(args: Any) -> None:
