@@ -245,11 +245,13 @@ class SpladeEncoder(Encoder):
             ids = enc["input_ids"]
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
             order = np.argsort(-lengths, kind="stable")  # longest first: the peak memory shows up at once
-            # A text with no usable token (an emoji or a zero-width space: only [CLS] [UNK] [SEP]) gets
-            # an empty vector: encoding it would score documents by the expansion of [CLS] and [SEP].
-            special = set(self.tokenizer.all_special_ids)
-            usable = np.fromiter((any(t not in special for t in row) for row in ids), bool, count=n)
-            order = order[usable[order]]
+            if what == "queries":
+                # A query with no usable token (an emoji, a zero-width space: only [CLS] [UNK] [SEP])
+                # gets an empty vector, so it matches nothing: encoded, it would retrieve documents
+                # by the expansion of [CLS] and [SEP] alone. (Documents keep that expansion.)
+                special = set(self.tokenizer.all_special_ids)
+                usable = np.fromiter((any(t not in special for t in row) for row in ids), bool, count=n)
+                order = order[usable[order]]
             bar = None
             if show_progress:
                 from tqdm.auto import tqdm
