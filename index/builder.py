@@ -316,10 +316,10 @@ class IndexBuilder:
 def check_output(output_dir: str | os.PathLike, overwrite: bool) -> str:
     """Check that an index may be written at ``output_dir``; returns its absolute path.
 
-    An existing path is replaced only with ``overwrite`` and only when it is an lsr index holding
-    nothing but index files: a regular file, a symbolic link, a folder without an lsr manifest or an
-    index with other files in it is refused (:class:`LsrError`), so ``--overwrite`` can never
-    delete a user's files. Called by :class:`IndexBuilder` and early by the CLI (before a model loads).
+    An existing path is replaced only with ``overwrite`` and only when it is an empty folder or an
+    lsr index holding nothing but index files: a regular file, a symbolic link, a folder without an
+    lsr manifest or an index with other files in it is refused (:class:`LsrError`), so
+    ``--overwrite`` can never delete a user's files. Called by :class:`IndexBuilder` and early by the CLI (before a model loads).
     """
     path = os.path.abspath(os.fspath(output_dir))
     if os.path.lexists(path):
@@ -331,7 +331,9 @@ def check_output(output_dir: str | os.PathLike, overwrite: bool) -> str:
             raise LsrError(
                 f"{path} is a file, not an index: --overwrite replaces only an lsr index directory"
             )
-        if not fmt.is_index_dir(path):
+        if not os.listdir(path):
+            pass  # an empty folder (e.g. a fresh temporary directory): nothing in it to lose
+        elif not fmt.is_index_dir(path):
             raise LsrError(
                 f"{path} is not an lsr index (no lsr {fmt.MANIFEST}): --overwrite replaces only an lsr index, "
                 "never other folders; choose another --output or remove it yourself"
@@ -354,8 +356,8 @@ _BUILD_FILE = re.compile(r"run\d+_(docs|weights)\.npy|doc_ids\.tmp\.jsonl")
 
 def remove_stale_builds(output_dir: str) -> list[str]:
     """Remove ``<output_dir>.tmp-<pid>`` build directories left by a killed build (SIGKILL, SIGTERM,
-    power loss) of the same output: those whose process is gone and which hold nothing but build
-    files. A directory whose pid is alive (a build running now) is left alone. Returns the removed."""
+    power loss) of the same output, and ``.old-<pid>`` ones (a replaced index not yet deleted):
+    those whose process is gone and which hold nothing but build or index files. A directory whose pid is alive (a build running now) is left alone. Returns the removed."""
     parent, base = os.path.split(output_dir)
     removed = []
     try:
@@ -363,7 +365,7 @@ def remove_stale_builds(output_dir: str) -> list[str]:
     except OSError:
         return removed
     for name in names:
-        m = re.fullmatch(re.escape(base) + r"\.tmp-(\d+)", name)
+        m = re.fullmatch(re.escape(base) + r"\.(?:tmp|old)-(\d+)", name)
         if not m:
             continue
         pid = int(m.group(1))

@@ -44,6 +44,10 @@ def test_overwrite_refuses_a_folder_that_is_not_an_index(tmp_path):
     build_index(docs[:10], ix, vocab=vocab_of(20), overwrite=True)
     assert open_index(ix).n_docs == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ix", "mine"]
+    # an empty folder holds nothing to lose: replaced
+    (tmp_path / "empty").mkdir()
+    build_index(docs[:10], tmp_path / "empty", vocab=vocab_of(20), overwrite=True)
+    assert open_index(tmp_path / "empty").n_docs == 10
     # a regular file: refused, kept
     f = tmp_path / "file"
     f.write_text("data")
