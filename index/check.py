@@ -419,7 +419,7 @@ def inspect_index(path: str | os.PathLike) -> CheckReport:
     methods = [name for name, on in (("maxscore", parts.get("forward")), ("bmp", parts.get("bmp"))) if on]
     if parts.get("seismic"):
         methods.append("seismic")
-    sums_txt = f"{rep.files_checked + 1} checksums verified" if rep.files_checked else "no checksums"
+    sums_txt = f"{rep.files_checked + 1} checksums checked" if rep.files_checked else "no checksums"
     rep.summary = (
         f"{m['n_docs']} documents, {m['n_postings']} postings, {m['n_terms']} terms; parts for "
         f"{', '.join(['exact', *methods])}; {sums_txt}"

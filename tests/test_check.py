@@ -72,7 +72,7 @@ def test_a_flipped_byte_in_any_file_is_found(index_copy):
 def test_cli_check_exit_codes(index_copy, capsys):
     assert main(["check", index_copy]) == 0
     err = capsys.readouterr().err
-    assert "OK" in err and "900 documents" in err and "checksums verified" in err
+    assert "OK" in err and "900 documents" in err and "checksums checked" in err
     path = os.path.join(index_copy, "doc_lengths.npy")
     arr = np.load(path)
     arr[5] += 1

@@ -422,6 +422,11 @@ def test_first_build_or_search_warms_once(tmp_path, monkeypatch, capsys):
     argv[argv.index("uint8")] = "float32"
     assert main([*argv, "--overwrite"]) == 0 and len(calls) == 2
     assert "first float32 run here" in capsys.readouterr().err
+    # lsr warmup does it ahead, for the types asked (default all three)
+    monkeypatch.setenv("LSR_CACHE_DIR", str(tmp_path / "cache3"))
+    assert main(["warmup", "--quantization", "uint16"]) == 0 and len(calls) == 3
+    assert "kernels ready" in capsys.readouterr().err
+    assert warmup.needs_warmup() == ["float32", "uint8"]
     monkeypatch.setenv("LSR_NO_WARMUP", "1")
     monkeypatch.setenv("LSR_CACHE_DIR", str(tmp_path / "cache2"))
-    assert main([*argv, "--overwrite"]) == 0 and len(calls) == 2  # LSR_NO_WARMUP: never
+    assert main([*argv, "--overwrite"]) == 0 and len(calls) == 3  # LSR_NO_WARMUP: never
