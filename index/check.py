@@ -97,7 +97,8 @@ def _open_arrays(path: str, m: dict[str, Any], problems: list[str]) -> dict[str,
             get(name)
     try:
         if p.get("bmp"):
-            n, nd, bs = (int(p["bmp"][key]) for key in ("n_entries", "n_dense", "block_size"))
+            bp = p["bmp"]
+            n, nd, bs = int(bp["n_entries"]), int(bp.get("n_dense", 0)), int(bp["block_size"])
             if bs <= 0:
                 raise ValueError(f"block_size {bs}")
             nb = (int(m["n_docs"]) + bs - 1) // bs
@@ -229,7 +230,7 @@ def _bmp_problems(
     offsets, docs = A["offsets"], A["postings_docs"]
     bo, blk, bst, bmx = A["bmp_offsets"], A["bmp_blocks"], A["bmp_starts"], A["bmp_max"]
     drow, dstart = A["bmp_dense_rows"], A["bmp_dense_starts"]
-    bs, nd = int(params["block_size"]), int(params["n_dense"])
+    bs, nd = int(params["block_size"]), int(params.get("n_dense", 0))
     nb = (n_docs + bs - 1) // bs
     prob = _csr_problem("bmp_offsets", bo, n_terms, len(blk))
     if prob:
@@ -359,7 +360,10 @@ def validate(path: str, manifest: dict[str, Any]) -> None:
     indexes with is out of range. Cost: one vectorised pass over the postings and parts."""
     problems: list[str] = []
     arrays = _open_arrays(path, manifest, problems)
-    problems += _structure(arrays, manifest, full=False)
+    try:
+        problems += _structure(arrays, manifest, full=False)
+    except (ValueError, IndexError, TypeError, KeyError, OverflowError) as e:  # counts of the wrong type
+        problems.append(f"its structure cannot be read ({e!r})")
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise LsrError(f"{path}: damaged index: {problems[0]}{more}; run `lsr check {path}`")
@@ -413,7 +417,7 @@ def inspect_index(path: str | os.PathLike) -> CheckReport:
         rep.problems.append(f"{fmt.STORE}: missing (the manifest says the index has a document store)")
     try:
         rep.problems += _structure(arrays, m, full=True)
-    except (ValueError, IndexError, TypeError, KeyError) as e:  # a manifest count of the wrong type
+    except (ValueError, IndexError, TypeError, KeyError, OverflowError) as e:  # counts of the wrong type
         rep.problems.append(f"structure could not be checked ({e!r})")
     parts = m.get("parts") or {}
     methods = [name for name, on in (("maxscore", parts.get("forward")), ("bmp", parts.get("bmp"))) if on]

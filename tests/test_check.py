@@ -134,3 +134,20 @@ def test_stray_and_missing_files(index_copy):
     os.remove(os.path.join(index_copy, "notes.txt"))
     os.remove(os.path.join(index_copy, "bmp_max.npy"))
     assert any("bmp_max.npy: listed in the manifest but missing" in x for x in check_index(index_copy))
+
+
+def test_older_v2_index_without_n_dense_opens(index_copy):
+    """Indexes built before BMP's dense rows record no n_dense (and have none): still opened."""
+    mp = os.path.join(index_copy, "manifest.json")
+    m = json.load(open(mp))
+    del m["checksums"], m["manifest_crc32"]
+    m["parts"]["bmp"]["n_dense"] = 0
+    for name in ("bmp_dense_rows", "bmp_dense_max", "bmp_dense_starts"):
+        p = os.path.join(index_copy, f"{name}.npy")
+        arr = np.load(p)
+        np.save(p, np.full_like(arr, -1) if name == "bmp_dense_rows" else arr[:0])
+    del m["parts"]["bmp"]["n_dense"]
+    json.dump(m, open(mp, "w"))
+    from lsr.index.check import validate
+
+    validate(index_copy, m)  # no KeyError, no refusal of the dense-row layout it does not have
