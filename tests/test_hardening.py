@@ -430,3 +430,15 @@ def test_first_build_or_search_warms_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LSR_NO_WARMUP", "1")
     monkeypatch.setenv("LSR_CACHE_DIR", str(tmp_path / "cache2"))
     assert main([*argv, "--overwrite"]) == 0 and len(calls) == 3  # LSR_NO_WARMUP: never
+
+
+def test_readme_documents_the_first_minutes():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "nDCG@10 = 0.6436" in readme and "5 min 29 s" in readme  # the demo's figure and time
+    assert '-e ".[serve,eval]"' in readme  # "install everything" includes the service
+    for text in ("lsr check my_index", "lsr warmup", "--threads N|auto", "LSR_NO_WARMUP", "manifest_crc32"):
+        assert text in readme, text
+    from lsr.cli.main import COMMANDS
+
+    for cmd in COMMANDS:  # the extras table names every command
+        assert f"`{cmd}`" in readme, cmd
