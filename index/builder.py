@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -70,6 +71,7 @@ class IndexBuilder:
         bmp: dict[str, Any] | None = None,
         seismic: dict[str, Any] | None = None,
         reorder_params: dict[str, Any] | None = None,
+        threads: int | None = None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
@@ -77,22 +79,17 @@ class IndexBuilder:
             )
         if run_postings <= 0:
             raise LsrError("run_postings must be > 0")
-        self.output_dir = os.path.abspath(os.fspath(output_dir))
-        if os.path.exists(self.output_dir) and not overwrite:
-            raise LsrError(
-                f"{self.output_dir} already exists (pass overwrite=True / --overwrite to replace it)"
-            )
-        parent = os.path.dirname(self.output_dir)
-        if not os.path.isdir(parent):
-            raise LsrError(f"{parent}: no such directory for the index")
+        self.output_dir = check_output(output_dir, overwrite)
         self.methods = check_methods(methods)
         # reordering pays off for the block-based methods; exact and MaxScore alone do not need it
         self.reorder = bool(reorder) if reorder is not None else bool({"bmp", "seismic"} & set(self.methods))
         self.part_params = {"bmp": bmp, "seismic": seismic, "reorder_params": reorder_params}
+        self.threads = threads
         for name, given in self.part_params.items():
             if given is not None and not isinstance(given, dict):
                 raise LsrError(f"{name} must be a dict of parameters, got {type(given).__name__}")
         self.tmp_dir = f"{self.output_dir}.tmp-{os.getpid()}"
+        remove_stale_builds(self.output_dir)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         os.makedirs(self.tmp_dir)
         self.quantization = quantization
@@ -256,6 +253,7 @@ class IndexBuilder:
             self.reorder,
             log=(lambda msg: print(msg, file=sys.stderr, flush=True)) if show_progress else None,
             show_progress=show_progress,
+            threads=self.threads,
             **self.part_params,
         )
         manifest = {
@@ -274,12 +272,18 @@ class IndexBuilder:
             "parts": parts,
             "vocab": list(self.vocab.tokens),  # type: ignore[union-attr]
         }
+        manifest["checksums"] = fmt.file_checksums(d)
         fmt.write_manifest(d, manifest)
-        if os.path.exists(self.output_dir):
+        old = None
+        if os.path.lexists(self.output_dir):
             if not self.overwrite:
                 raise LsrError(f"{self.output_dir} appeared during the build; not replacing it")
-            shutil.rmtree(self.output_dir)
+            check_output(self.output_dir, True)  # still an lsr index, and nothing but one
+            old = f"{self.output_dir}.old-{os.getpid()}"
+            os.replace(self.output_dir, old)
         os.replace(d, self.output_dir)
+        if old is not None:
+            shutil.rmtree(old)
         return self.output_dir
 
     def _write_store(self) -> bool:
@@ -307,6 +311,86 @@ class IndexBuilder:
             raise LsrError(f"duplicate document id {dup!r}: document ids must be unique")
         del uniq, counts
         np.save(fmt.array_path(self.tmp_dir, "doc_ids"), ids)
+
+
+def check_output(output_dir: str | os.PathLike, overwrite: bool) -> str:
+    """Check that an index may be written at ``output_dir``; returns its absolute path.
+
+    An existing path is replaced only with ``overwrite`` and only when it is an empty folder or an
+    lsr index holding nothing but index files: a regular file, a symbolic link, a folder without an
+    lsr manifest or an index with other files in it is refused (:class:`LsrError`), so
+    ``--overwrite`` can never delete a user's files. Called by :class:`IndexBuilder` and early by the CLI (before a model loads).
+    """
+    path = os.path.abspath(os.fspath(output_dir))
+    if os.path.lexists(path):
+        if not overwrite:
+            raise LsrError(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
+        if os.path.islink(path):
+            raise LsrError(f"{path} is a symbolic link: --overwrite replaces only an lsr index directory")
+        if not os.path.isdir(path):
+            raise LsrError(
+                f"{path} is a file, not an index: --overwrite replaces only an lsr index directory"
+            )
+        if not os.listdir(path):
+            pass  # an empty folder (e.g. a fresh temporary directory): nothing in it to lose
+        elif not fmt.is_index_dir(path):
+            raise LsrError(
+                f"{path} is not an lsr index (no lsr {fmt.MANIFEST}): --overwrite replaces only an lsr index, "
+                "never other folders; choose another --output or remove it yourself"
+            )
+        foreign = sorted(f for f in os.listdir(path) if not fmt.is_index_file(f))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise LsrError(
+                f"{path} holds files that are not part of an lsr index ({shown}): not replacing it"
+            )
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise LsrError(f"{parent}: no such directory for the index")
+    return path
+
+
+# what a build directory holds while it runs: run files, the id spill file and the final files
+_BUILD_FILE = re.compile(r"run\d+_(docs|weights)\.npy|doc_ids\.tmp\.jsonl")
+
+
+def remove_stale_builds(output_dir: str) -> list[str]:
+    """Remove ``<output_dir>.tmp-<pid>`` build directories left by a killed build (SIGKILL, SIGTERM,
+    power loss) of the same output, and ``.old-<pid>`` ones (a replaced index not yet deleted):
+    those whose process is gone and which hold nothing but build or index files. A directory whose pid is alive (a build running now) is left alone. Returns the removed."""
+    parent, base = os.path.split(output_dir)
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        m = re.fullmatch(re.escape(base) + r"\.(?:tmp|old)-(\d+)", name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        path = os.path.join(parent, name)
+        if pid == os.getpid() or _pid_alive(pid) or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        if all(fmt.is_index_file(f) or _BUILD_FILE.fullmatch(f) for f in os.listdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (``os.kill(pid, 0)``: a permission error means it does)."""
+    if pid <= 0:
+        return True  # not a pid we could have written: keep the folder
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return True
+    return True
 
 
 def _lsr_version() -> str:
@@ -443,6 +527,7 @@ def build_index(
     bmp: dict[str, Any] | None = None,
     seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -460,7 +545,7 @@ def build_index(
     ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
     built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
     (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
-    ``{"terms", "iterations", "leaf"}``).
+    ``{"terms", "iterations", "leaf"}``). ``threads`` caps the parallel part builds (default: every core).
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -480,6 +565,7 @@ def build_index(
         bmp=bmp,
         seismic=seismic,
         reorder_params=reorder_params,
+        threads=threads,
     )
     bar = None
     try:

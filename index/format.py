@@ -53,8 +53,20 @@ per entity, hundreds of thousands): term ids are int32 in queries and uint32 in 
 never 16-bit, and every per-term array above is sized by ``n_terms``. The manifest lists every term;
 opening an index of 430,522 terms parses it in about 0.3 s.
 
+Checksums (like Lucene's segment footers): ``manifest["checksums"] = {"algorithm": "crc32",
+"files": {file name: CRC-32 of its bytes}}`` covers every other file of the index, computed at
+build time (streamed, 1 MiB at a time); the manifest's own CRC-32 is its last key,
+``"manifest_crc32"``, computed over the manifest's text up to that key with a closing brace
+(``{... "parts": ..., "vocab": [...]}``, exactly as written). ``lsr check DIR``
+(:func:`lsr.index.check.check_index`) verifies them and every structural invariant; opening an
+index verifies only the cheap invariants that keep the kernels in bounds
+(:func:`lsr.index.check.validate`). Indexes built before checksums existed have neither key and
+are still read (``lsr check`` then checks their structure and says the checksums are absent).
+
 A build writes into ``<output>.tmp-<pid>`` and renames it at the end, so a crashed build never
-leaves a directory that looks complete. ``FORMAT_VERSION`` changes whenever this layout changes;
+leaves a directory that looks complete; the next build of the same output removes such folders
+whose process is gone. ``overwrite`` replaces only a directory that is an lsr index and holds
+nothing but index files. ``FORMAT_VERSION`` changes whenever this layout changes;
 readers refuse other versions with a clear error.
 """
 
@@ -62,6 +74,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from typing import Any
 
 import numpy as np
@@ -111,10 +124,68 @@ def array_path(index_dir: str, name: str) -> str:
     return os.path.join(index_dir, f"{name}.npy")
 
 
+MANIFEST_CRC = "manifest_crc32"
+_CRC_MARK = f', "{MANIFEST_CRC}": '.encode()
+CHUNK = 1 << 20  # bytes read at a time when checksumming
+
+
+def is_index_file(name: str) -> bool:
+    """Whether a file name belongs to the index format (the manifest, the store or a known array)."""
+    return name in (MANIFEST, STORE) or (name.endswith(".npy") and name[:-4] in ARRAYS)
+
+
+def is_index_dir(path: str) -> bool:
+    """Whether ``path`` is (the remains of) an lsr index: a manifest of this format, or an
+    unreadable manifest next to index arrays. Decides whether ``overwrite`` may replace it."""
+    mpath = os.path.join(path, MANIFEST)
+    if not os.path.isfile(mpath):
+        return False
+    try:
+        with open(mpath, encoding="utf-8") as f:
+            m = json.load(f)
+        return isinstance(m, dict) and m.get("format") == FORMAT_NAME
+    except (OSError, ValueError):
+        return any(f.endswith(".npy") and is_index_file(f) for f in os.listdir(path))
+
+
+def file_crc32(path: str) -> int:
+    """CRC-32 of a file's bytes, streamed ``CHUNK`` bytes at a time (never the whole file in RAM)."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def file_checksums(index_dir: str) -> dict[str, Any]:
+    """The manifest's ``checksums`` record: CRC-32 of every file of the directory but the manifest."""
+    names = sorted(f for f in os.listdir(index_dir) if f != MANIFEST)
+    return {"algorithm": "crc32", "files": {f: file_crc32(os.path.join(index_dir, f)) for f in names}}
+
+
 def write_manifest(index_dir: str, manifest: dict[str, Any]) -> None:
-    with open(os.path.join(index_dir, MANIFEST), "w", encoding="utf-8") as f:
-        json.dump(manifest, f, ensure_ascii=False)
-        f.write("\n")
+    """Write ``manifest.json`` with its own CRC-32 as the last key (see the module docs)."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_CRC}
+    text = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    crc = zlib.crc32(text)
+    with open(os.path.join(index_dir, MANIFEST), "wb") as f:
+        f.write(text[:-1] + _CRC_MARK + str(crc).encode() + b"}\n")
+
+
+def manifest_crc_problem(index_dir: str) -> str | None:
+    """None when ``manifest.json`` matches its recorded CRC-32 (or records none: an older index,
+    then the caller says so), else what is wrong."""
+    with open(os.path.join(index_dir, MANIFEST), "rb") as f:
+        raw = f.read()
+    at = raw.rfind(_CRC_MARK)
+    if at < 0:
+        return None
+    tail = raw[at + len(_CRC_MARK) :].rstrip(b"\n")
+    if not tail.endswith(b"}") or not tail[:-1].isdigit():
+        return f"{MANIFEST}: its checksum field is damaged"
+    if zlib.crc32(raw[:at] + b"}") != int(tail[:-1]):
+        return f"{MANIFEST}: checksum mismatch (the manifest was changed or damaged)"
+    return None
 
 
 def read_manifest(index_dir: str) -> dict[str, Any]:

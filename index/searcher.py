@@ -123,6 +123,11 @@ class Index:
             self._store = np.memmap(store_path, dtype=np.uint8, mode="r") if self._store_offsets[-1] else None
         self.parts: dict[str, Any] = m.get("parts") or {}
         self._open_parts()
+        # Refuse a damaged-but-well-sized index here rather than bounds-check every kernel load: one
+        # vectorised pass over the postings and parts at open, nothing per query (lsr.index.check).
+        from lsr.index.check import validate
+
+        validate(self.path, m)
         self._id_order: np.ndarray | None = None
         self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray | None, int]] = {}
         self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()

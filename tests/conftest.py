@@ -11,6 +11,10 @@ import scipy.sparse as sp
 
 from lsr.vectors import Vocabulary
 
+# The first `lsr` command that builds or searches on a machine warms every kernel (lsr.cli.warmup):
+# tests run the CLI under their own timeouts, so they compile lazily; test_hardening tests the warm-up.
+os.environ.setdefault("LSR_NO_WARMUP", "1")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("LSR_SHARED", REPO.parent / "shared"))
 SCIFACT = REPO / "eval" / "data" / "scifact"

@@ -19,7 +19,7 @@ def run(args: Any) -> int:
     check_positive("limit", args.limit)
     index = open_index(args.index)
     params = index.check_params(args.method, method_params(args.param))
-    _, queries, kind, enc_s = load_query_file(index, args.queries)
+    _, queries, kind, load_s, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
     rec = benchmark_search(
@@ -35,6 +35,7 @@ def run(args: Any) -> int:
     rec["query_kind"] = kind
     if kind == "text":
         rec["query_encoding_ms_mean"] = 1e3 * enc_s / max(len(queries), 1)
+        rec["model_load_seconds"] = round(load_s, 3)
     if args.json:
         print(json.dumps(rec))
         return 0

@@ -24,6 +24,11 @@ def summary(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def warn(line: str) -> None:
+    """A one-line warning on stderr: ``lsr: warning: ...``."""
+    print(f"lsr: warning: {line}", file=sys.stderr)
+
+
 def encoder_options(args: Any) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if getattr(args, "batch_size", None):
@@ -37,6 +42,50 @@ def encoder_options(args: Any) -> dict[str, Any]:
     return opts
 
 
+def threads_arg(value: str) -> int | str:
+    """argparse type of ``--threads``: ``auto`` or an integer >= 1."""
+    import argparse
+
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'auto', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or 'auto'), got {n}")
+    return n
+
+
+def auto_threads() -> int:
+    """Threads for ``--threads auto``: the cores this process may use minus the busy ones (the
+    1-minute load average, rounded), at least 1. On an idle 8-core machine 8; with the other core
+    of a 2-core machine busy, 1 (torch's default of every core there ran 3x slower)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        busy = int(round(os.getloadavg()[0]))
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
+def apply_threads(value: int | str | None, torch: bool = True) -> int:
+    """Resolve ``--threads`` (``auto``/None: :func:`auto_threads`) and set numba's threads and, when
+    ``torch`` (the command encodes) or torch is already loaded, torch's intra-op threads. Returns
+    the number, which the caller also uses for its own batch work (batch search, part builds)."""
+    n = auto_threads() if value in (None, "auto") else int(value)
+    if n < 1:
+        raise LsrError(f"--threads must be >= 1, got {n}")
+    import numba
+
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # numba's pool caps it
+    if torch or "torch" in sys.modules:
+        import torch as _torch
+
+        _torch.set_num_threads(n)
+    return n
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -47,8 +96,9 @@ def human_bytes(n: float) -> str:
 
 def load_query_file(
     index: Any, path: str, force: bool = False, model: str | None = None
-) -> tuple[list[str], Any, str, float]:
-    """Read a query file for ``index``: (query ids, queries for Index.search, kind, encode seconds).
+) -> tuple[list[str], Any, str, float, float]:
+    """Read a query file for ``index``: (query ids, queries for Index.search, kind, seconds loading
+    the model, seconds encoding the queries), the two timed apart (loading dominates short runs).
 
     Vector files become a SparseBatch over the file's tokens (unknown ones are skipped by the
     search and counted); text files are encoded with the index's recorded encoder, or with
@@ -66,19 +116,44 @@ def load_query_file(
         empty = [batch.ids[i] for i in range(len(batch)) if batch.indptr[i + 1] == batch.indptr[i]]  # type: ignore[index]
         if empty:
             raise LsrError(f"{path}: query {empty[0]!r} has an empty vector")
-        return list(batch.ids or []), batch, kind, 0.0
+        return list(batch.ids or []), batch, kind, 0.0, 0.0
     recs = list(iter_texts(path))
     for r in recs:
         if not r.text.strip():
             raise LsrError(f"{path}: query {r.id!r} is empty")
-    encoder = None
+    if not model and not index.encoder_config:
+        raise LsrError(
+            f"{path} holds query texts, but {index.path} was built from vectors and records no encoder: "
+            "pass --model (the model that made the document vectors) to encode them, or give query vectors"
+        )
+    t0 = time.perf_counter()
     if model:
         import lsr
 
         encoder = lsr.load_encoder(model)
-    t0 = time.perf_counter()
-    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force)
-    return [r.id for r in recs], batch, kind, time.perf_counter() - t0
+    else:
+        encoder = index.load_encoder()
+    t1 = time.perf_counter()
+    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force or not model)
+    return [r.id for r in recs], batch, kind, t1 - t0, time.perf_counter() - t1
+
+
+def duplicate_ids(path: str, limit: int = 10) -> tuple[list[tuple[str, int, int]], int]:
+    """Duplicate ``_id``s of a BEIR text file, read before any encoding (a pass over the JSON
+    only): (up to ``limit`` of (id, line, line of its first use), total number of duplicates)."""
+    from lsr.vectors import _record_id, iter_jsonl
+
+    first: dict[str, int] = {}
+    found: list[tuple[str, int, int]] = []
+    total = 0
+    for lineno, obj in iter_jsonl(path):
+        rid = _record_id(obj, path, lineno, ("_id", "id"))
+        at = first.setdefault(rid, lineno)
+        if at != lineno:
+            total += 1
+            if len(found) < limit:
+                found.append((rid, lineno, at))
+    return found, total
 
 
 def method_params(pairs: list[str]) -> dict[str, float]:

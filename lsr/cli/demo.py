@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from lsr.cli.common import check_positive, encoder_options, human_bytes, summary
+from lsr.cli.common import apply_threads, check_positive, encoder_options, human_bytes, summary
 
 
 def run(args: Any) -> int:
@@ -19,6 +19,7 @@ def run(args: Any) -> int:
     from lsr.texts import iter_texts, read_qrels
 
     check_positive("limit", args.limit)
+    threads = apply_threads(args.threads)
     folder = beir_folder(args.dataset)
     os.makedirs(args.output, exist_ok=True)
     print(f"[1/4] loading encoder {args.model}")
@@ -38,7 +39,9 @@ def run(args: Any) -> int:
             bar.update(len(c))
             yield c
 
-    index_dir = build_index(counted(), os.path.join(args.output, "index"), encoder=enc, overwrite=True)
+    index_dir = build_index(
+        counted(), os.path.join(args.output, "index"), encoder=enc, overwrite=True, threads=threads
+    )
     bar.close()
     build_s = time.perf_counter() - t0
     index = open_index(index_dir)
@@ -46,7 +49,7 @@ def run(args: Any) -> int:
     queries = [q for q in iter_texts(folder.queries) if q.id in qrels]
     print(f"[3/4] searching {len(queries)} test queries (exact, k=100)")
     t1 = time.perf_counter()
-    results = index.search([q.text for q in queries], k=100, method="exact", threads=args.threads)
+    results = index.search([q.text for q in queries], k=100, method="exact", threads=threads)
     search_s = time.perf_counter() - t1
     run_path = os.path.join(args.output, "run.trec")
     from lsr.cli.search import write_trec

@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lsr.cli.common import check_input, check_positive, encoder_options, summary
+from lsr.cli.common import (
+    apply_threads,
+    check_input,
+    check_positive,
+    duplicate_ids,
+    encoder_options,
+    summary,
+    warn,
+)
 
 
 def _count_records(path: str) -> int:
@@ -30,6 +38,15 @@ def run(args: Any) -> int:
     if args.top_k:
         opts["query_top_k" if args.queries else "doc_top_k"] = args.top_k
     total = _count_records(args.input)
+    dups, n_dup = duplicate_ids(args.input, limit=3)
+    for rid, line, first in dups:
+        warn(f"{args.input}:{line}: duplicate id {rid!r} (first on line {first})")
+    if n_dup:
+        warn(
+            f"{args.input}: {n_dup} duplicate id{'s' if n_dup > 1 else ''}; the vectors are written, "
+            "but `lsr index` refuses duplicate document ids"
+        )
+    apply_threads(args.threads)
     enc = lsr.load_encoder(args.model, **opts)
     encode = enc.encode_queries if args.queries else enc.encode_documents
     from tqdm.auto import tqdm

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from lsr.cli.common import check_positive, encoder_options, summary
+from lsr.cli.common import apply_threads, check_positive, encoder_options, summary
 from lsr.errors import LsrError
 
 
@@ -23,8 +23,9 @@ def run(args: Any) -> int:
         return 0
     if not args.dataset or not args.output:
         raise LsrError("lsr eval needs --dataset and --output (or --compare DIR1 DIR2)")
-    check_positive("threads", args.threads)
     check_positive("batch-size", args.batch_size)
+    check_positive("torch-threads", args.torch_threads)
+    threads = apply_threads(args.threads)
     params: dict[str, dict[str, Any]] = {}
     if args.params:
         try:
@@ -43,12 +44,12 @@ def run(args: Any) -> int:
         k=args.k,
         cache_dir=args.cache_dir,
         split=args.split,
-        threads=args.threads,
+        threads=threads,
         batch_size=args.batch_size,
         method_params=params,
         bm25=args.bm25,
         pyserini_python=args.pyserini_python,
-        torch_threads=args.torch_threads,
+        torch_threads=args.torch_threads or threads,
         warmup=args.warmup,
         encoder_options=opts,
         plots=not args.no_plots,

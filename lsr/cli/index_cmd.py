@@ -5,18 +5,29 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from lsr.cli.common import check_input, check_positive, encoder_options, human_bytes, summary
+from lsr.cli.common import (
+    apply_threads,
+    check_input,
+    check_positive,
+    duplicate_ids,
+    encoder_options,
+    human_bytes,
+    summary,
+)
 
 
 def run(args: Any) -> int:
     from lsr.index import build_index, open_index
+    from lsr.index.builder import check_output
     from lsr.texts import sniff_jsonl
 
     check_positive("batch-size", args.batch_size)
     check_input(args.input)
+    check_output(args.output, args.overwrite)  # at once, not after a model load or an encoding
     if args.input.endswith(".ciff"):
         return _index_ciff(args)
     kind = sniff_jsonl(args.input)
+    threads = apply_threads(args.threads, torch=kind == "text")
     encoder = None
     if kind == "text":
         if not args.model:
@@ -26,8 +37,20 @@ def run(args: Any) -> int:
                 f"{args.input} holds texts (a BEIR corpus): pass --model to encode them, or encode first with `lsr encode`"
             )
         import lsr
+        from lsr.errors import LsrError
 
+        # before the model loads and the corpus is encoded (minutes to hours): a clash found at the
+        # end of the build would waste all of it
+        dups, n_dup = duplicate_ids(args.input, limit=1)
+        if dups:
+            rid, line, first = dups[0]
+            more = f" ({n_dup} duplicates in all)" if n_dup > 1 else ""
+            raise LsrError(
+                f"{args.input}:{line}: duplicate document id {rid!r} (first on line {first}){more}: "
+                "document ids must be unique"
+            )
         encoder = lsr.load_encoder(args.model, **encoder_options(args))
+
     elif args.model:
         from lsr.errors import LsrError
 
@@ -51,6 +74,7 @@ def run(args: Any) -> int:
         reorder=args.reorder,
         bmp=bmp,
         seismic=seismic,
+        threads=threads,
     )
     dt = time.perf_counter() - t0
     idx = open_index(out)

@@ -18,6 +18,11 @@ COMMANDS = {
     "search": ("lsr.cli.search", "search an index with query vectors or query texts; writes a TREC run"),
     "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
     "info": ("lsr.cli.info", "show what an index holds"),
+    "check": ("lsr.cli.check", "verify an index: checksums and structure (exit 1 when damaged)"),
+    "warmup": (
+        "lsr.cli.warmup",
+        "compile the numba kernels of every method and impact type once (the first build/search does it too)",
+    ),
     "serve": ("lsr.cli.serve", "serve an index over HTTP (FastAPI + uvicorn): search API and a search page"),
     "demo": (
         "lsr.cli.demo",
@@ -71,6 +76,18 @@ def _add_device_args(p: argparse.ArgumentParser, max_tokens: bool = False) -> No
         )
 
 
+THREADS_HELP = (
+    "threads for encoding (torch) and the numba kernels: N or auto (default: auto = the cores not busy, "
+    "cores minus the 1-minute load average, at least 1)"
+)
+
+
+def _add_threads(p: argparse.ArgumentParser, extra: str = "") -> None:
+    from lsr.cli.common import threads_arg
+
+    p.add_argument("--threads", type=threads_arg, default="auto", metavar="N|auto", help=THREADS_HELP + extra)
+
+
 def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -89,6 +106,7 @@ def _args_encode(p: argparse.ArgumentParser) -> None:
         "--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision"
     )
     _add_device_args(p, max_tokens=True)
+    _add_threads(p)
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -125,6 +143,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 32)"
     )
+    _add_threads(p, "; also the parallel part builds (reordering, Seismic)")
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
@@ -147,7 +166,7 @@ def _args_search(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--k", type=int, default=10)
     _add_method_args(p)
-    p.add_argument("--threads", type=int, default=1)
+    _add_threads(p, "; also the threads the batch of queries is spread over")
     p.add_argument("--output", default="-", help="TREC run file to write (default: standard output)")
     p.add_argument("--tag", default="lsr", help="run tag, the last TREC column")
     p.add_argument(
@@ -176,11 +195,38 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=50, help="queries run before timing (JIT and page cache)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N queries")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="encode text queries with this model instead of the index's recorded one (needed on an "
+        "index built from vectors)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="benchmark even if --model's settings differ from the index's"
+    )
 
 
 def _args_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", metavar="DIR", help="index directory")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
+
+
+def _args_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index", metavar="DIR", help="index directory")
+
+
+def _args_warmup(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quantization",
+        action="append",
+        choices=["float32", "uint16", "uint8"],
+        help="only these impact types, repeatable (default: all three)",
+    )
+
+
+# commands that build or search: the first of them on a machine warms the kernels (lsr warmup);
+# not the demo, a first look that uses exact search only (its timing in BENCHMARKS.md stays valid)
+WARM_FIRST = {"index", "search", "bench", "serve", "eval"}
 
 
 def _args_demo(p: argparse.ArgumentParser) -> None:
@@ -191,7 +237,7 @@ def _args_demo(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, default=None, help="index only the first N documents (a quick look)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
-    p.add_argument("--threads", type=int, default=1)
+    _add_threads(p, "; also the parallel part builds and the batch search")
 
 
 def _args_serve(p: argparse.ArgumentParser) -> None:
@@ -203,6 +249,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     _add_device_args(p)
+    _add_threads(p, "; per worker: torch threads for query encoding (LSR_TORCH_THREADS) and numba threads")
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:
@@ -225,7 +272,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
         "--cache-dir", default=None, help="encoding cache (default: $LSR_CACHE_DIR or ~/.cache/lsr/eval)"
     )
     p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default: test)")
-    p.add_argument("--threads", type=int, default=1, help="threads for the batch search (default 1)")
+    _add_threads(p, "; also the batch search (--torch-threads, when given, overrides the torch part)")
     p.add_argument("--batch-size", type=int, default=256, help="documents per encoding chunk (default 256)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=None)
     p.add_argument(
@@ -244,7 +291,7 @@ def _args_eval(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=int, default=50, help="untimed queries before timing each method")
     p.add_argument(
-        "--torch-threads", type=int, default=None, help="torch threads for encoding (default: torch's)"
+        "--torch-threads", type=int, default=None, help="torch threads for encoding (default: --threads)"
     )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     _add_device_args(p)
@@ -296,6 +343,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-resume", action="store_true", help="start over even if --output has checkpoints")
     p.add_argument("--seed", type=int, default=42)
+    _add_threads(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--dev-split", default=None, help="qrels split to evaluate on during training")
     p.add_argument(
@@ -380,6 +428,8 @@ _ARGS = {
     "search": _args_search,
     "bench": _args_bench,
     "info": _args_info,
+    "check": _args_check,
+    "warmup": _args_warmup,
     "serve": _args_serve,
     "demo": _args_demo,
     "eval": _args_eval,
@@ -398,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
     from lsr.errors import LsrError
 
     try:
+        if args.command in WARM_FIRST:
+            from lsr.cli.warmup import first_run
+
+            first_run(args)
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
     except LsrError as e:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from lsr.cli.common import check_positive, load_query_file, method_params, summary
+from lsr.cli.common import apply_threads, check_input, load_query_file, method_params, summary
 
 
 def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
@@ -19,18 +19,20 @@ def run(args: Any) -> int:
     from lsr.errors import LsrError
     from lsr.index import open_index
     from lsr.index.searcher import _check_k
+    from lsr.texts import sniff_jsonl
 
     _check_k(args.k)
-    check_positive("threads", args.threads)
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
     index = open_index(args.index)
+    check_input(args.queries)
+    threads = apply_threads(args.threads, torch=sniff_jsonl(args.queries) == "text")
     params = index.check_params(args.method, method_params(args.param))
-    qids, queries, kind, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
-    t0 = time.perf_counter()
-    results = index.search(
-        queries, k=args.k, method=args.method, threads=args.threads, force=args.force, **params
+    qids, queries, kind, load_s, enc_s = load_query_file(
+        index, args.queries, force=args.force, model=args.model
     )
+    t0 = time.perf_counter()
+    results = index.search(queries, k=args.k, method=args.method, threads=threads, force=args.force, **params)
     dt = time.perf_counter() - t0
     if args.output == "-":
         write_trec(sys.stdout, qids, results, args.tag)
@@ -43,7 +45,7 @@ def run(args: Any) -> int:
             raise LsrError(f"{args.output}: cannot write ({e.strerror})") from None
     unknown = sum(r.unknown_tokens for r in results)
     note = f"; {unknown} query tokens not in the index vocabulary were skipped" if unknown else ""
-    enc = f", encoding {enc_s:.2f} s" if kind == "text" else ""
+    enc = f" (loading the model {load_s:.2f} s, encoding {enc_s:.2f} s)" if kind == "text" else ""
     summary(
         f"searched {len(qids)} queries ({kind}) with {args.method}, k={args.k}, in {dt:.3f} s{enc}"
         f" -> {args.output if args.output != '-' else 'stdout'}{note}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lsr.cli.common import check_positive
+from lsr.cli.common import apply_threads, check_positive
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -44,6 +44,9 @@ def run(args: Any) -> int:
     except ImportError:
         raise LsrError("the service needs the 'serve' extra: pip install 'lsr[serve]'") from None
     check_port_free(args.host, args.port)  # before loading the index: a busy port fails at once
+    threads = apply_threads(args.threads, torch=False)
+    if args.threads != "auto" or "LSR_TORCH_THREADS" not in os.environ:
+        os.environ["LSR_TORCH_THREADS"] = str(threads)  # the service sets torch's threads from it
     open_index(args.index)  # fail here, with a clear message, rather than in every worker
     os.environ["LSR_INDEX"] = os.path.abspath(args.index)  # workers read their settings from the environment
     if args.device:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lsr.cli.common import summary
+from lsr.cli.common import apply_threads, summary
 
 
 def run(args: Any) -> int:
     from lsr.training import TrainConfig, train
 
+    apply_threads(args.threads)
     opts: dict[str, Any] = {}
     if args.doc_max_length is not None:
         opts["doc_max_length"] = args.doc_max_length

@@ -324,11 +324,19 @@ class SpladeEncoder(Encoder):
             ids, p0, p1 = self._inputs(texts, max_length)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
             order = np.argsort(-lengths, kind="stable")  # longest first: the peak memory shows up at once
+            if what == "queries":
+                # A query with no usable token (an emoji, a zero-width space: only [CLS] [UNK] [SEP])
+                # gets an empty vector, so it matches nothing: encoded, it would retrieve documents
+                # by the expansion of [CLS] and [SEP] alone. (Documents keep that expansion.)
+                special = set(self.tokenizer.all_special_ids)
+                usable = np.fromiter((any(t not in special for t in row) for row in ids), bool, count=n)
+                order = order[usable[order]]
             bar = None
             if show_progress:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(total=n, desc=f"encoding {what}", unit="text", leave=False)
+                bar.update(n - len(order))  # the texts with no usable token
             pad = self.tokenizer.pad_token_id or 0
             with torch.inference_mode():
                 for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):

@@ -1,0 +1,437 @@
+"""Integrity of an index directory: checksums and structural invariants.
+
+Two levels:
+
+- :func:`validate` runs at every :func:`~lsr.index.open_index` (the searcher calls it once). It
+  checks, with vectorised numpy passes, every value a search kernel uses as an array index:
+  offsets monotone and in range, doc numbers below ``n_docs`` and ascending within each list
+  (MaxScore and BMP rely on that to stay inside their window/block accumulators), forward-index
+  term ids below ``n_terms``, BMP entries inside their term's postings and block, Seismic block
+  and summary ids in range. A file damaged but of the right size is then refused with an
+  :class:`~lsr.errors.LsrError` instead of making a kernel read or write out of bounds (a
+  segfault, or garbage results). This is the choice made over bounds checks inside the kernels:
+  it costs nothing per query; the price is one pass over the postings (about 5 bytes read per
+  posting) and the BMP/Seismic arrays when the index is opened.
+- :func:`check_index` (``lsr check DIR``) adds the CRC-32 checksums recorded in the manifest
+  (every file, the manifest included) and the invariants that do not threaten memory safety but
+  mean a damaged index: impacts > 0, ``doc_order`` a permutation, term maxima, document lengths,
+  unique doc ids, BMP block maxima, every file listed in the manifest and no file left out.
+
+Both work on the memory maps only: RAM use is a few arrays of the size of the largest file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+from lsr.index import format as fmt
+
+CORE = ("offsets", "postings_docs", "postings_impacts", "term_max", "doc_lengths", "doc_ids")
+FORWARD = ("forward_offsets", "forward_terms", "forward_impacts")
+BMP = (
+    "bmp_offsets",
+    "bmp_blocks",
+    "bmp_starts",
+    "bmp_max",
+    "bmp_dense_rows",
+    "bmp_dense_max",
+    "bmp_dense_starts",
+)
+SEISMIC = (
+    "seismic_term_blocks",
+    "seismic_block_docs_offsets",
+    "seismic_block_docs",
+    "seismic_summary_offsets",
+    "seismic_summary_terms",
+    "seismic_summary_values",
+    "seismic_summary_scale",
+)
+
+
+@dataclass
+class CheckReport:
+    """What :func:`inspect_index` found: ``problems`` (empty when the index is sound), ``notes``
+    (facts worth saying, e.g. an old index without checksums) and a one-line ``summary``."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: str = ""
+    files_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _open_arrays(path: str, m: dict[str, Any], problems: list[str]) -> dict[str, np.ndarray]:
+    """Memory-map every array the manifest says exists (lengths checked as the searcher does);
+    each failure becomes a problem and the array is left out."""
+    out: dict[str, np.ndarray] = {}
+
+    def get(name: str, length: int | None = None) -> None:
+        try:
+            out[name] = fmt.open_array(path, name, m, length)
+        except LsrError as e:
+            problems.append(str(e))
+        except (KeyError, TypeError, ValueError) as e:  # a manifest that lacks or garbles a count
+            problems.append(f"{name}.npy: cannot be checked against the manifest ({e!r})")
+
+    for name in CORE:
+        get(name)
+    if m.get("store"):
+        get("store_offsets")
+    p = m.get("parts") or {}
+    if not isinstance(p, dict):
+        problems.append("manifest: 'parts' is not an object")
+        return out
+    if p.get("doc_order"):
+        get("doc_order")
+    if p.get("forward"):
+        for name in FORWARD:
+            get(name)
+    try:
+        if p.get("bmp"):
+            bp = p["bmp"]
+            n, nd, bs = int(bp["n_entries"]), int(bp.get("n_dense", 0)), int(bp["block_size"])
+            if bs <= 0:
+                raise ValueError(f"block_size {bs}")
+            nb = (int(m["n_docs"]) + bs - 1) // bs
+            for name, length in zip(BMP, (None, n, n, n, None, nd * nb, nd * (nb + 1)), strict=True):
+                get(name, length)
+        if p.get("seismic"):
+            nb, ns = int(p["seismic"]["n_blocks"]), int(p["seismic"]["n_summary_entries"])
+            get("seismic_term_blocks")
+            get("seismic_block_docs_offsets", nb + 1)
+            bptr = out.get("seismic_block_docs_offsets")
+            if bptr is not None and len(bptr):
+                get("seismic_block_docs", int(bptr[-1]) if bptr[-1] >= 0 else 0)
+            get("seismic_summary_offsets", nb + 1)
+            get("seismic_summary_terms", ns)
+            get("seismic_summary_values", ns)
+            get("seismic_summary_scale", nb)
+    except (KeyError, TypeError, ValueError) as e:
+        problems.append(f"manifest: part parameters are damaged ({e!r})")
+    return out
+
+
+def _csr_problem(name: str, ptr: np.ndarray, n_rows: int, total: int) -> str | None:
+    """Problems of a CSR offsets array: length n_rows + 1, starts at 0, ends at ``total``, monotone."""
+    if len(ptr) != n_rows + 1:
+        return f"{name}.npy has {len(ptr)} entries, expected {n_rows + 1}"
+    if ptr[0] != 0:
+        return f"{name}.npy starts at {int(ptr[0])}, expected 0"
+    if ptr[-1] != total:
+        return f"{name}.npy ends at {int(ptr[-1])}, expected {total}"
+    if n_rows and np.any(ptr[1:] < ptr[:-1]):
+        row = int(np.argmax(ptr[1:] < ptr[:-1]))
+        return f"{name}.npy decreases at entry {row + 1} ({int(ptr[row])} > {int(ptr[row + 1])})"
+    return None
+
+
+def _ascending_within(cols: np.ndarray, ptr: np.ndarray) -> int:
+    """First position p (> 0) where cols[p] <= cols[p - 1] inside one CSR row, or -1."""
+    n = len(cols)
+    if n < 2:
+        return -1
+    inc = cols[1:] > cols[:-1]
+    starts = ptr[1:-1]
+    inc[starts[(starts > 0) & (starts < n)] - 1] = True  # a new row may start lower
+    if inc.all():
+        return -1
+    return int(np.argmax(~inc)) + 1
+
+
+def _structure(A: dict[str, np.ndarray], m: dict[str, Any], full: bool) -> list[str]:
+    """Structural problems of the arrays ``A`` of an index with manifest ``m``.
+
+    ``full=False`` checks what keeps the kernels in bounds (see the module docs); ``full=True``
+    adds the rest. Later checks that rely on an earlier one's array are skipped when it failed.
+    """
+    out: list[str] = []
+    n_docs, n_terms, n_post = int(m["n_docs"]), int(m["n_terms"]), int(m["n_postings"])
+    p = m.get("parts") or {}
+    offsets, docs = A.get("offsets"), A.get("postings_docs")
+    postings_ok = False
+    if offsets is not None:
+        prob = _csr_problem("offsets", offsets, n_terms, n_post)
+        if prob:
+            out.append(prob)
+        elif docs is not None:
+            if n_post and int(docs.max()) >= n_docs:
+                pos = int(np.argmax(docs >= n_docs))
+                out.append(
+                    f"postings_docs.npy[{pos}] = {int(docs[pos])}, but the index has {n_docs} documents"
+                )
+            else:
+                bad = _ascending_within(docs, offsets)
+                if bad >= 0:
+                    t = int(np.searchsorted(offsets, bad, side="right")) - 1
+                    out.append(f"postings_docs.npy: doc numbers of term {t} not ascending at posting {bad}")
+                else:
+                    postings_ok = True
+    tmax = A.get("term_max")
+    if tmax is not None and len(tmax) and not np.all(np.isfinite(tmax) & (tmax >= 0)):
+        out.append("term_max.npy holds a value that is not finite and >= 0")
+    imps = A.get("postings_impacts")
+    if full and imps is not None and len(imps):
+        bad = ~(imps > 0) if imps.dtype.kind != "f" else ~((imps > 0) & np.isfinite(imps))
+        if bad.any():
+            pos = int(np.argmax(bad))
+            out.append(f"postings_impacts.npy[{pos}] = {imps[pos]!r}: impacts must be finite and > 0")
+    order = A.get("doc_order")
+    if order is not None and len(order):
+        if int(order.max()) >= n_docs:
+            out.append(f"doc_order.npy holds {int(order.max())}, but the index has {n_docs} documents")
+        elif full and np.bincount(order, minlength=n_docs).max() != 1:
+            out.append("doc_order.npy is not a permutation of the documents")
+    so = A.get("store_offsets")
+    if so is not None:
+        size_path = m.get("_store_size")
+        prob = _csr_problem("store_offsets", so, n_docs, int(so[-1]) if size_path is None else size_path)
+        if prob:
+            out.append(prob)
+    fptr, fterms = A.get("forward_offsets"), A.get("forward_terms")
+    if fptr is not None and fterms is not None:
+        prob = _csr_problem("forward_offsets", fptr, n_docs, len(fterms))
+        if prob:
+            out.append(prob)
+        elif len(fterms) and int(fterms.max()) >= n_terms:
+            out.append(f"forward_terms.npy holds term {int(fterms.max())}, but the index has {n_terms} terms")
+        elif full:
+            bad = _ascending_within(fterms, fptr)
+            if bad >= 0:
+                out.append(f"forward_terms.npy: term ids not ascending at entry {bad}")
+            if offsets is not None and len(fterms) == n_post and not out:
+                if not np.array_equal(np.bincount(fterms, minlength=n_terms), np.diff(offsets)):
+                    out.append("forward index and postings disagree on the postings of some term")
+    fimp = A.get("forward_impacts")
+    if full and fimp is not None and len(fimp) and not np.all(fimp > 0):
+        out.append("forward_impacts.npy holds an impact <= 0")
+    if p.get("bmp") and postings_ok and all(name in A for name in BMP):
+        out += _bmp_problems(A, p["bmp"], n_docs, n_terms, full)
+    if p.get("seismic") and all(name in A for name in SEISMIC):
+        out += _seismic_problems(A, p["seismic"], n_docs, n_terms, full)
+    if full:
+        out += _full_extras(A, m, postings_ok)
+    return out
+
+
+def _bmp_problems(
+    A: dict[str, np.ndarray], params: dict[str, Any], n_docs: int, n_terms: int, full: bool
+) -> list[str]:
+    """BMP entries and dense rows: every posting range they name lies inside its term's postings
+    and inside the block it is filed under (so the kernel's block accumulator is never overrun)."""
+    offsets, docs = A["offsets"], A["postings_docs"]
+    bo, blk, bst, bmx = A["bmp_offsets"], A["bmp_blocks"], A["bmp_starts"], A["bmp_max"]
+    drow, dstart = A["bmp_dense_rows"], A["bmp_dense_starts"]
+    bs, nd = int(params["block_size"]), int(params.get("n_dense", 0))
+    nb = (n_docs + bs - 1) // bs
+    prob = _csr_problem("bmp_offsets", bo, n_terms, len(blk))
+    if prob:
+        return [prob]
+    if len(drow) and (int(drow.min()) < -1 or int(drow.max()) >= nd):
+        return [f"bmp_dense_rows.npy holds a row outside -1 .. {nd - 1}"]
+    out: list[str] = []
+    if len(blk):
+        per_term = np.diff(bo)
+        te = np.repeat(np.arange(n_terms, dtype=np.int64), per_term)
+        base, end = np.repeat(offsets[:-1], per_term), np.repeat(offsets[1:], per_term)
+        p0 = base + bst.astype(np.int64)
+        p1 = np.empty_like(p0)
+        p1[:-1] = base[1:] + bst[1:].astype(np.int64)
+        last = np.zeros(len(blk), bool)
+        last[bo[1:][np.diff(bo) > 0] - 1] = True
+        p1[last] = end[last]
+        if not np.all((p0 >= base) & (p0 < p1) & (p1 <= end)):
+            e = int(np.argmax(~((p0 >= base) & (p0 < p1) & (p1 <= end))))
+            return [f"bmp_starts.npy[{e}] = {int(bst[e])} is outside the postings of term {int(te[e])}"]
+        ubs = np.uint32(bs)
+        in_block = (docs[p0] // ubs == blk) & (docs[p1 - 1] // ubs == blk)
+        if not np.all(in_block):
+            e = int(np.argmax(~in_block))
+            return [
+                f"bmp entry {e} (term {int(te[e])}) names block {int(blk[e])} but its postings lie elsewhere"
+            ]
+        if full:
+            first = np.ones(len(blk), bool)
+            first[1:] = te[1:] != te[:-1]
+            if np.any(bst[first] != 0):
+                out.append("bmp_starts.npy: a term's first block entry does not start at its first posting")
+            imps = A["postings_impacts"]
+            bounds = np.empty(2 * len(p0), np.int64)
+            bounds[0::2], bounds[1::2] = p0, p1
+            bounds[bounds >= len(imps)] = len(imps)  # a range that ends the array: reduceat wants < len
+            ext = np.concatenate([imps, imps[:1]])
+            mx = np.maximum.reduceat(ext, bounds)[0::2]
+            if not np.array_equal(mx, bmx):
+                out.append("bmp_max.npy does not match the postings' impacts")
+    dense_terms = np.flatnonzero(drow >= 0)
+    if len(dense_terms):
+        rows = drow[dense_terms].astype(np.int64)
+        ds = dstart.reshape(nd, nb + 1)[rows].astype(np.int64)  # one row per dense term
+        base = offsets[dense_terms][:, None]
+        cnt = (offsets[dense_terms + 1] - offsets[dense_terms])[:, None]
+        if np.any(np.diff(ds, axis=1) < 0) or np.any(ds[:, -1:] > cnt):
+            return out + ["bmp_dense_starts.npy: a dense row decreases or runs past its term's postings"]
+        q0, q1 = base + ds[:, :-1], base + ds[:, 1:]
+        nonempty = q1 > q0
+        b = np.broadcast_to(np.arange(nb, dtype=np.int64), q0.shape)
+        ok0 = docs[q0[nonempty]] // bs == b[nonempty]
+        ok1 = docs[q1[nonempty] - 1] // bs == b[nonempty]
+        if not (ok0.all() and ok1.all()):
+            out.append("bmp_dense_starts.npy: a dense block's postings lie outside the block")
+        elif full and (np.any(ds[:, 0] != 0) or np.any(ds[:, -1:] != cnt)):
+            out.append("bmp_dense_starts.npy: a dense row does not cover all its term's postings")
+    return out
+
+
+def _seismic_problems(
+    A: dict[str, np.ndarray], params: dict[str, Any], n_docs: int, n_terms: int, full: bool
+) -> list[str]:
+    """Seismic: block ranges per term, documents per block and summary entries all in range."""
+    tb, bptr, bdocs = A["seismic_term_blocks"], A["seismic_block_docs_offsets"], A["seismic_block_docs"]
+    sptr, sterms, sscale = (
+        A["seismic_summary_offsets"],
+        A["seismic_summary_terms"],
+        A["seismic_summary_scale"],
+    )
+    nb, ns = int(params["n_blocks"]), int(params["n_summary_entries"])
+    for name, ptr, rows, total in (
+        ("seismic_term_blocks", tb, n_terms, nb),
+        ("seismic_block_docs_offsets", bptr, nb, len(bdocs)),
+        ("seismic_summary_offsets", sptr, nb, ns),
+    ):
+        prob = _csr_problem(name, ptr, rows, total)
+        if prob:
+            return [prob]
+    out = []
+    if len(bdocs) and int(bdocs.max()) >= n_docs:
+        out.append(
+            f"seismic_block_docs.npy holds doc {int(bdocs.max())}, but the index has {n_docs} documents"
+        )
+    if len(sterms) and (int(sterms.min()) < 0 or int(sterms.max()) >= n_terms):
+        out.append(f"seismic_summary_terms.npy holds a term outside 0 .. {n_terms - 1}")
+    if full and len(sscale) and not np.all(np.isfinite(sscale) & (sscale > 0)):
+        out.append("seismic_summary_scale.npy holds a scale that is not finite and > 0")
+    return out
+
+
+def _full_extras(A: dict[str, np.ndarray], m: dict[str, Any], postings_ok: bool) -> list[str]:
+    """Invariants that only ``lsr check`` verifies: term maxima, lengths, ids."""
+    out = []
+    n_docs, scale = int(m["n_docs"]), float(m["quantization"]["scale"])
+    offsets, imps, tmax = A.get("offsets"), A.get("postings_impacts"), A.get("term_max")
+    if postings_ok and imps is not None and tmax is not None and len(imps):
+        used = np.flatnonzero(np.diff(offsets) > 0)
+        want = np.zeros(len(tmax), np.float32)
+        want[used] = np.maximum.reduceat(imps, offsets[used]).astype(np.float32) * np.float32(scale)
+        if not np.allclose(want, tmax, rtol=1e-6, atol=0):
+            t = int(np.argmax(~np.isclose(want, tmax, rtol=1e-6, atol=0)))
+            out.append(
+                f"term_max.npy[{t}] = {float(tmax[t])!r}, but the term's largest impact is {float(want[t])!r}"
+            )
+    lengths, docs = A.get("doc_lengths"), A.get("postings_docs")
+    if postings_ok and lengths is not None and docs is not None:
+        per_doc = np.bincount(docs, minlength=n_docs)  # by internal number
+        order = A.get("doc_order")
+        if order is not None and len(order) and int(order.max()) < n_docs:
+            by_build = np.zeros(n_docs, np.int64)
+            by_build[order] = per_doc
+            per_doc = by_build
+        if not np.array_equal(per_doc, lengths):
+            out.append("doc_lengths.npy does not match the postings")
+    ids = A.get("doc_ids")
+    if ids is not None and len(ids):
+        if len(np.unique(ids)) != len(ids):
+            out.append("doc_ids.npy holds a duplicate document id")
+        elif not np.all(np.char.str_len(ids) > 0):
+            out.append("doc_ids.npy holds an empty document id")
+    return out
+
+
+def validate(path: str, manifest: dict[str, Any]) -> None:
+    """Open-time check (see the module docs): raise :class:`LsrError` when a value a kernel
+    indexes with is out of range. Cost: one vectorised pass over the postings and parts."""
+    problems: list[str] = []
+    arrays = _open_arrays(path, manifest, problems)
+    try:
+        problems += _structure(arrays, manifest, full=False)
+    except (ValueError, IndexError, TypeError, KeyError, OverflowError) as e:  # counts of the wrong type
+        problems.append(f"its structure cannot be read ({e!r})")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise LsrError(f"{path}: damaged index: {problems[0]}{more}; run `lsr check {path}`")
+
+
+def inspect_index(path: str | os.PathLike) -> CheckReport:
+    """Everything :func:`check_index` checks, with notes and a summary line (for ``lsr check``)."""
+    path = os.path.abspath(os.fspath(path))
+    rep = CheckReport(path)
+    try:
+        m = fmt.read_manifest(path)
+    except LsrError as e:
+        rep.problems.append(str(e))
+        rep.summary = "not checked further: the manifest is unusable"
+        return rep
+    try:
+        crc_problem = fmt.manifest_crc_problem(path)
+    except OSError as e:
+        crc_problem = f"{fmt.MANIFEST}: unreadable ({e})"
+    if crc_problem:
+        rep.problems.append(crc_problem)
+    sums = m.get("checksums")
+    has_manifest_crc = fmt.MANIFEST_CRC in m
+    if sums is None and not has_manifest_crc:
+        rep.notes.append("checksums absent (an index built before lsr recorded them): structure checked only")
+    elif sums is None or not isinstance(sums, dict) or not isinstance(sums.get("files"), dict):
+        rep.problems.append(f"{fmt.MANIFEST}: the checksums record is missing or damaged")
+    elif not has_manifest_crc:
+        rep.problems.append(f"{fmt.MANIFEST}: its own checksum is missing or damaged")
+    if isinstance(sums, dict) and isinstance(sums.get("files"), dict):
+        listed: dict[str, Any] = sums["files"]
+        if sums.get("algorithm") != "crc32":
+            rep.problems.append(f"{fmt.MANIFEST}: unknown checksum algorithm {sums.get('algorithm')!r}")
+        else:
+            present = set(os.listdir(path)) - {fmt.MANIFEST}
+            for name in sorted(listed):
+                fpath = os.path.join(path, name)
+                if name not in present or not os.path.isfile(fpath):
+                    rep.problems.append(f"{name}: listed in the manifest but missing")
+                    continue
+                rep.files_checked += 1
+                if fmt.file_crc32(fpath) != listed[name]:
+                    rep.problems.append(f"{name}: checksum mismatch (the file was changed or damaged)")
+            for name in sorted(present - set(listed)):
+                rep.problems.append(f"{name}: not part of this index (not in the manifest's checksums)")
+    arrays = _open_arrays(path, m, rep.problems)
+    store = os.path.join(path, fmt.STORE)
+    if m.get("store") and os.path.isfile(store):
+        m = {**m, "_store_size": os.path.getsize(store)}
+    elif m.get("store"):
+        rep.problems.append(f"{fmt.STORE}: missing (the manifest says the index has a document store)")
+    try:
+        rep.problems += _structure(arrays, m, full=True)
+    except (ValueError, IndexError, TypeError, KeyError, OverflowError) as e:  # counts of the wrong type
+        rep.problems.append(f"structure could not be checked ({e!r})")
+    parts = m.get("parts") or {}
+    methods = [name for name, on in (("maxscore", parts.get("forward")), ("bmp", parts.get("bmp"))) if on]
+    if parts.get("seismic"):
+        methods.append("seismic")
+    sums_txt = f"{rep.files_checked + 1} checksums checked" if rep.files_checked else "no checksums"
+    rep.summary = (
+        f"{m['n_docs']} documents, {m['n_postings']} postings, {m['n_terms']} terms; parts for "
+        f"{', '.join(['exact', *methods])}; {sums_txt}"
+    )
+    return rep
+
+
+def check_index(path: str | os.PathLike) -> list[str]:
+    """Verify an index directory: checksums (when recorded) and every structural invariant.
+    Returns the problems found, one line each; an empty list means the index is sound."""
+    return inspect_index(path).problems
