@@ -332,6 +332,10 @@ def _chunks_from_source(
         if kind == "text":
             if encoder is None:
                 raise LsrError(f"{path} holds texts (BEIR corpus): give a model (--model) to encode them")
+            # compatibility: a text corpus is encoded beside the encoders (lsr.corpus; it imports no
+            # encoder module, it only calls the given encoder's encode_documents)
+            from lsr.corpus import encode_corpus
+
             return encode_corpus(encoder, path, batch_size), f"corpus:{path}", None
         return iter_vector_chunks(path, vocab, chunk_size=chunk_size, unknown="add"), f"vectors:{path}", None
     if isinstance(source, SparseBatch):
@@ -402,29 +406,6 @@ def _split(b: SparseBatch, chunk_size: int) -> Iterator[SparseBatch]:
         yield b.select(np.arange(s, min(len(b), s + chunk_size)))
 
 
-def encode_corpus(
-    encoder: Any, path: str, batch_size: int = 1024, show_progress: bool = False
-) -> Iterator[SparseBatch]:
-    """Encode a BEIR corpus file in chunks of ``batch_size`` documents (title + " " + text)."""
-    from lsr.texts import iter_texts
-
-    recs: list = []
-
-    def encode() -> SparseBatch:
-        b = encoder.encode_documents([r.full_text for r in recs], show_progress=show_progress)
-        b.ids = [r.id for r in recs]
-        b.documents = [(r.title, r.text) for r in recs]
-        recs.clear()
-        return b
-
-    for rec in iter_texts(path):
-        recs.append(rec)
-        if len(recs) >= batch_size:
-            yield encode()
-    if recs:
-        yield encode()
-
-
 def build_index(
     source: Any,
     output_dir: str | os.PathLike,
@@ -443,6 +424,7 @@ def build_index(
     bmp: dict[str, Any] | None = None,
     seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
+    source_name: str | None = None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -451,8 +433,10 @@ def build_index(
     matrix (with ``vocab``: the token of each column), or an iterable of SparseBatch chunks or
     ``{token: weight}`` dicts. ``ids`` names the documents where the source has no ids (default
     "0", "1", ...). ``quantization`` is ``float32``, ``uint16`` or ``uint8`` (linear, scale stored).
-    ``encoder`` (an :class:`~lsr.encoders.Encoder`) is recorded in the manifest so text queries are
-    encoded the same way. Memory stays bounded by ``run_postings`` (see module docs) while reading
+    ``encoder`` (any object with ``config()`` and ``vocab``, as :func:`lsr.load_encoder` returns) is
+    recorded in the manifest so text queries are encoded the same way (by :class:`lsr.Retriever`;
+    :meth:`lsr.Retriever.from_corpus` is the text-to-index path, the corpus file form stays for
+    compatibility). Memory stays bounded by ``run_postings`` (see module docs) while reading
     the source; the optional parts are then built in memory (about 3x the postings' size).
 
     ``methods`` lists the search methods the index must serve (default: all of ``exact``,
@@ -460,7 +444,8 @@ def build_index(
     ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
     built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
     (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
-    ``{"terms", "iterations", "leaf"}``).
+    ``{"terms", "iterations", "leaf"}``). ``source_name`` overrides the source description recorded
+    in the manifest (e.g. ``corpus:<path>`` when the caller encoded the corpus itself).
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -474,7 +459,7 @@ def build_index(
         encoder_config=encoder.config() if encoder is not None else None,
         run_postings=run_postings,
         overwrite=overwrite,
-        source=desc,
+        source=source_name or desc,
         methods=methods,
         reorder=reorder,
         bmp=bmp,

@@ -1,10 +1,13 @@
 """Opening an index (memory maps) and searching it: the :class:`Index` object.
 
 ``open_index(dir)`` maps the arrays described in :mod:`lsr.index.format`; ``Index.search`` accepts
-queries as a :class:`~lsr.vectors.SparseBatch`, a scipy CSR matrix over the index vocabulary, a
-list of ``{token: weight}`` dicts, or a list of strings (encoded with the encoder recorded in the
-manifest), and returns one :class:`SearchResult` per query: external doc ids and float scores in
+queries as a :class:`~lsr.vectors.SparseBatch`, a scipy CSR matrix over the index vocabulary or a
+list of ``{token: weight}`` dicts, and returns one :class:`SearchResult` per query: external doc ids and float scores in
 descending order (ties by build order, whatever the internal numbering).
+
+The index knows only vectors: nothing here imports an encoder. Text is :class:`lsr.Retriever`'s
+job; for compatibility ``Index.search`` (and ``encode_queries``) still take a list of strings and
+hand them to a Retriever made on the spot (the only place this package reaches ``lsr.retriever``).
 
 Methods (``Index.methods`` lists those this index was built for):
 
@@ -123,8 +126,8 @@ class Index:
         self._id_order: np.ndarray | None = None
         self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray | None, int]] = {}
         self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
-        self._encoder = None
-        self._encoder_lock = threading.Lock()
+        self._retrievers: dict[tuple[int, bool], tuple[Any, Any]] = {}
+        self._retriever_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -269,7 +272,7 @@ class Index:
                 if not isinstance(queries, Sequence):
                     queries = list(queries)
                 if len(queries) and all(isinstance(q, str) for q in queries):
-                    batch = self.encode_queries(queries, encoder=encoder, force=force)
+                    batch = self.encode_queries(queries, encoder=encoder, force=force)  # via a Retriever
                 elif all(isinstance(q, Mapping) for q in queries):
                     unknown_per_q = np.zeros(len(queries), np.int64)
                     rows = []
@@ -314,58 +317,45 @@ class Index:
             unknown_per_q,
         )
 
-    # -- encoders --------------------------------------------------------------------------------
-    def load_encoder(self) -> Any:
-        """The encoder recorded in the manifest (loaded once, then cached)."""
-        cfg = self.encoder_config
-        if not cfg:
-            raise LsrError(
-                f"{self.path}: the index records no encoder, so text queries cannot be encoded; pass query vectors"
-            )
-        with self._encoder_lock:
-            if self._encoder is None:
-                from lsr.encoders.base import load_encoder
+    # -- corpus statistics -------------------------------------------------------------------------
+    def document_frequencies(self) -> np.ndarray:
+        """int64[n_terms]: documents holding each index term (the length of its posting list)."""
+        return np.diff(np.asarray(self.offsets, np.int64))
 
-                settings = {k: v for k, v in cfg.items() if k not in ("kind", "model", "model_path")}
-                where = (
-                    cfg.get("model_path")
-                    if cfg.get("model_path") and os.path.isdir(cfg["model_path"])
-                    else cfg.get("model")
-                )
-                self._encoder = load_encoder(where, kind=cfg.get("kind"), **settings)
-                if cfg.get("model"):
-                    self._encoder.name = cfg["model"]  # keep the recorded name for config comparisons
-            return self._encoder
+    # -- text (compatibility: the index knows only vectors; lsr.Retriever encodes) ------------------
+    def _retriever(self, encoder: Any = None, force: bool = False) -> Any:
+        """The :class:`lsr.Retriever` that encodes text queries for this index with ``encoder``
+        (default: the recorded one), kept for reuse so the encoder loads and binds once."""
+        from lsr.retriever import Retriever
+
+        key = (id(encoder), bool(force))
+        with self._retriever_lock:
+            hit = self._retrievers.get(key)
+            if hit is not None and hit[0] is encoder:
+                return hit[1]
+        retriever = Retriever(self, encoder, force=force)
+        with self._retriever_lock:
+            if len(self._retrievers) >= 8:
+                self._retrievers.clear()
+            self._retrievers[key] = (encoder, retriever)
+        return retriever
+
+    def load_encoder(self) -> Any:
+        """The encoder recorded in the manifest (loaded once, then cached). Compatibility: see
+        :attr:`lsr.Retriever.encoder`."""
+        return self._retriever().encoder
 
     def check_encoder(self, encoder: Any, force: bool = False) -> None:
-        """Refuse an encoder whose settings differ from the ones the index was built with."""
-        from lsr.encoders.base import configs_match
+        """Refuse an encoder whose settings differ from the ones the index was built with.
+        Compatibility: see :class:`lsr.Retriever`."""
+        from lsr.retriever import check_encoder
 
-        recorded = self.encoder_config
-        if recorded is None or force:
-            return
-        diff = configs_match(recorded, encoder.config())
-        if diff:
-            detail = ", ".join(
-                f"{k}: index {recorded.get(k)!r} vs encoder {encoder.config().get(k)!r}" for k in diff
-            )
-            raise LsrError(
-                f"encoder differs from the one this index was built with ({detail}); pass force=True / --force to search anyway"
-            )
+        check_encoder(self.encoder_config, encoder, force)
 
     def encode_queries(self, texts: Sequence[str], encoder: Any = None, force: bool = False) -> SparseBatch:
-        """Encode query texts with ``encoder`` (checked against the manifest) or the recorded one."""
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise LsrError(f"query {i} is empty")
-        if encoder is None:
-            encoder = self.load_encoder()
-        else:
-            self.check_encoder(encoder, force)
-        bind = getattr(encoder, "bind_index", None)
-        if bind is not None:  # inference-free models weight queries by this index's IDF
-            bind(self)
-        return encoder.encode_queries(list(texts))
+        """Encode query texts with ``encoder`` (checked against the manifest) or the recorded one.
+        Compatibility: see :meth:`lsr.Retriever.encode_queries`."""
+        return self._retriever(encoder, force).encode_queries(texts)
 
     # -- search ----------------------------------------------------------------------------------
     def search(
@@ -383,8 +373,8 @@ class Index:
         ``method`` picks the algorithm (``"exact"``); ``threads`` > 1 spreads a batch of queries over
         that many threads. ``encoder``/``force`` apply to text queries. Unknown ``params`` are refused.
         """
-        k = _check_k(k)
-        threads = _check_threads(threads)
+        k = check_k(k)
+        threads = check_threads(threads)
         params = self.check_params(method, params)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
         docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
@@ -604,7 +594,8 @@ def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tu
     return indptr, terms, weights
 
 
-def _check_k(k: Any) -> int:
+def check_k(k: Any) -> int:
+    """``k`` as an int in 1 .. MAX_K, or a clear LsrError."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise LsrError(f"k must be an integer, got {k!r}")
     if k <= 0:
@@ -614,10 +605,15 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
-def _check_threads(threads: Any) -> int:
+def check_threads(threads: Any) -> int:
+    """``threads`` as an int >= 1, or a clear LsrError."""
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise LsrError(f"threads must be an integer >= 1, got {threads!r}")
     return int(threads)
+
+
+_check_k = check_k  # the old private names, still imported by callers being split elsewhere
+_check_threads = check_threads
 
 
 def open_index(path: str | os.PathLike) -> Index:

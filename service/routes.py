@@ -38,15 +38,9 @@ def _query_input(q: str | schemas.VectorQuery, state: Any, index: Any) -> Any:
 
 
 def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any) -> list[Any]:
-    texts = [q for q in queries if isinstance(q, str)]
-    if texts and len(texts) != len(queries):
-        # mixed batch: encode texts, then search everything as one SparseBatch-free list of dicts
-        enc = index.encode_queries(texts, encoder=state.encoder)
-        dicts = iter(enc.to_dicts())
-        queries = [next(dicts) if isinstance(q, str) else q for q in queries]
-    elif texts:
-        queries = index.encode_queries(texts, encoder=state.encoder)
-    return index.search(queries, k=k, method=method, **params)
+    """Texts and vectors, mixed or not, through the app's :class:`lsr.Retriever` (which checks the
+    method and its parameters against the method registry before encoding anything)."""
+    return state.retriever.search(queries, k=k, method=method, **params)
 
 
 def _hits(result: Any, index: Any, snippet_chars: int) -> list[dict]:
@@ -127,7 +121,12 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
             raise HTTPException(
                 status_code=422, detail=f"text longer than {state.settings.max_query_chars} characters"
             )
-        fn = state.encoder.encode_queries if req.kind == "query" else state.encoder.encode_documents
+        # queries through the retriever: inference-free models get this index's IDF
+        fn = (
+            state.retriever.query_encoder.encode_queries
+            if req.kind == "query"
+            else state.encoder.encode_documents
+        )
         vec = fn([req.text]).to_dicts()[0]
         top = sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[: req.top]
         return {

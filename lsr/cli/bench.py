@@ -5,21 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lsr.cli.common import check_positive, load_query_file, method_params, summary
+from lsr.cli.common import check_positive, load_query_file, method_params, open_retriever, summary
 
 
 def run(args: Any) -> int:
-    from lsr.index import open_index
     from lsr.index.bench import benchmark_search
-    from lsr.index.searcher import _check_k
+    from lsr.index.searcher import check_k
 
-    _check_k(args.k)
+    check_k(args.k)
     check_positive("threads", args.threads)
     check_positive("repeats", args.repeats)
     check_positive("limit", args.limit)
-    index = open_index(args.index)
+    retriever = open_retriever(args.index)
+    index = retriever.index
     params = index.check_params(args.method, method_params(args.param))
-    _, queries, kind, enc_s = load_query_file(index, args.queries)
+    _, queries, kind, enc_s = load_query_file(retriever, args.queries)
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
     rec = benchmark_search(

@@ -41,14 +41,27 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def load_query_file(
-    index: Any, path: str, force: bool = False, model: str | None = None
-) -> tuple[list[str], Any, str, float]:
-    """Read a query file for ``index``: (query ids, queries for Index.search, kind, encode seconds).
+def open_retriever(index_path: str, model: str | None = None, force: bool = False) -> Any:
+    """A :class:`lsr.Retriever` over the index at ``index_path``: with ``model`` (refused when its
+    settings differ from the index's recorded encoder, unless ``force``), else the recorded encoder."""
+    from lsr.index import open_index
+    from lsr.retriever import Retriever
+
+    index = open_index(index_path)
+    encoder = None
+    if model:
+        import lsr
+
+        encoder = lsr.load_encoder(model)
+    return Retriever(index, encoder, force=force)
+
+
+def load_query_file(retriever: Any, path: str) -> tuple[list[str], Any, str, float]:
+    """Read a query file for ``retriever``'s index: (query ids, queries for search, kind, encode seconds).
 
     Vector files become a SparseBatch over the file's tokens (unknown ones are skipped by the
-    search and counted); text files are encoded with the index's recorded encoder, or with
-    ``model`` when given (refused if its settings differ from the recorded ones, unless ``force``).
+    search and counted); text files are encoded once by the retriever (its encoder, or the index's
+    recorded one).
     """
     import time
 
@@ -67,13 +80,8 @@ def load_query_file(
     for r in recs:
         if not r.text.strip():
             raise LsrError(f"{path}: query {r.id!r} is empty")
-    encoder = None
-    if model:
-        import lsr
-
-        encoder = lsr.load_encoder(model)
     t0 = time.perf_counter()
-    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force)
+    batch = retriever.encode_queries([r.text for r in recs])
     return [r.id for r in recs], batch, kind, time.perf_counter() - t0
 
 

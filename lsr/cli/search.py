@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any
 
-from lsr.cli.common import check_positive, load_query_file, method_params, summary
+from lsr.cli.common import check_positive, load_query_file, method_params, open_retriever, summary
 
 
 def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
@@ -17,20 +17,17 @@ def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
 
 def run(args: Any) -> int:
     from lsr.errors import LsrError
-    from lsr.index import open_index
-    from lsr.index.searcher import _check_k
+    from lsr.index.searcher import check_k
 
-    _check_k(args.k)
+    check_k(args.k)
     check_positive("threads", args.threads)
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
-    index = open_index(args.index)
-    params = index.check_params(args.method, method_params(args.param))
-    qids, queries, kind, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
+    retriever = open_retriever(args.index, model=args.model, force=args.force)
+    params = retriever.index.check_params(args.method, method_params(args.param))
+    qids, queries, kind, enc_s = load_query_file(retriever, args.queries)
     t0 = time.perf_counter()
-    results = index.search(
-        queries, k=args.k, method=args.method, threads=args.threads, force=args.force, **params
-    )
+    results = retriever.search(queries, k=args.k, method=args.method, threads=args.threads, **params)
     dt = time.perf_counter() - t0
     if args.output == "-":
         write_trec(sys.stdout, qids, results, args.tag)
