@@ -27,7 +27,8 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
-from lsr.index.parts import ALL_METHODS, build_parts, check_methods
+from lsr.index.methods import wants_reorder
+from lsr.index.parts import ALL_METHODS, build_parts, check_methods, check_part_params
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
 DEFAULT_RUN_POSTINGS = 16_000_000
@@ -70,6 +71,7 @@ class IndexBuilder:
         bmp: dict[str, Any] | None = None,
         seismic: dict[str, Any] | None = None,
         reorder_params: dict[str, Any] | None = None,
+        **part_params: dict[str, Any] | None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
@@ -87,11 +89,13 @@ class IndexBuilder:
             raise LsrError(f"{parent}: no such directory for the index")
         self.methods = check_methods(methods)
         # reordering pays off for the block-based methods; exact and MaxScore alone do not need it
-        self.reorder = bool(reorder) if reorder is not None else bool({"bmp", "seismic"} & set(self.methods))
-        self.part_params = {"bmp": bmp, "seismic": seismic, "reorder_params": reorder_params}
+        self.reorder = bool(reorder) if reorder is not None else wants_reorder(self.methods)
+        self.part_params = {"bmp": bmp, "seismic": seismic, **part_params, "reorder_params": reorder_params}
         for name, given in self.part_params.items():
             if given is not None and not isinstance(given, dict):
                 raise LsrError(f"{name} must be a dict of parameters, got {type(given).__name__}")
+        # every part's parameters (registry defaults + overrides) checked now, not after the merge
+        check_part_params({k: v for k, v in self.part_params.items() if k != "reorder_params"})
         self.tmp_dir = f"{self.output_dir}.tmp-{os.getpid()}"
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         os.makedirs(self.tmp_dir)
@@ -425,6 +429,7 @@ def build_index(
     seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
     source_name: str | None = None,
+    **part_params: dict[str, Any] | None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -444,7 +449,8 @@ def build_index(
     ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
     built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
     (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
-    ``{"terms", "iterations", "leaf"}``). ``source_name`` overrides the source description recorded
+    ``{"terms", "iterations", "leaf"}``); any other registered part (:mod:`lsr.index.methods`) takes
+    its build parameters the same way, as ``<part name>={...}``. ``source_name`` overrides the source description recorded
     in the manifest (e.g. ``corpus:<path>`` when the caller encoded the corpus itself).
     """
     if isinstance(vocab, list):
@@ -465,6 +471,7 @@ def build_index(
         bmp=bmp,
         seismic=seismic,
         reorder_params=reorder_params,
+        **part_params,
     )
     bar = None
     try:

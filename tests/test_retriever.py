@@ -302,6 +302,7 @@ FRESH = [
     "lsr.training.data",
     "lsr.index.searcher",
     "lsr.index.builder",
+    "lsr.index.methods",
     "lsr.retriever",
     "lsr.corpus",
     "lsr.eval.harness",
