@@ -1,7 +1,8 @@
 """``bmp``: Block-Max Pruning (kernel: :mod:`lsr.index.kernels.bmp`; reference twins:
-``bmp.search_reference`` for beta pruning, the brute-force top-k at alpha = beta = 1, and a numpy
-twin of ``build_blocks`` in the tests). The ``bmp`` part holds per-term block maxima over blocks of
-``block_size`` internal doc numbers (dense rows for terms in >= ``dense_fraction`` of the blocks)."""
+``bmp.search_python`` at any alpha and beta, ``bmp.search_reference`` (numpy, rank-safe setting)
+and a numpy twin of ``build_blocks`` in the tests). The ``bmp`` part holds per-term block maxima
+over blocks of ``block_size`` internal doc numbers (dense rows for terms in >= ``dense_fraction``
+of the blocks)."""
 
 from __future__ import annotations
 

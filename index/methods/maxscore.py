@@ -1,6 +1,6 @@
 """``maxscore``: rank-safe MaxScore in windows of documents (kernel: :mod:`lsr.index.kernels.maxscore`;
-reference twin: the brute-force top-k, since it must equal it, plus ``tests/test_kernel_twins.py``'s
-plain-Python MaxScore)."""
+reference twin: ``maxscore.search_reference``, plain Python, compared with the kernel on random
+inputs in ``tests/test_kernel_twins.py``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """``seismic``: approximate search the way Seismic does (kernel: :mod:`lsr.index.kernels.seismic`;
-reference twins in the tests: a plain-Python build of the blocks and summaries, and a plain-Python
-search over them). The ``seismic`` part: each term's posting list statically pruned to its
-``n_postings`` heaviest entries, clustered into blocks of about ``block_size`` documents, each
-block with a quantized summary vector (the terms holding ``summary_energy`` of its mass, at most
-``summary_terms``)."""
+reference twins: ``seismic.search_python`` for the search, ``kept_reference`` and
+``summary_reference`` for the build, compared in ``tests/test_kernel_twins.py``). The ``seismic``
+part: each term's posting list statically pruned to its ``n_postings`` heaviest entries, clustered
+into blocks of about ``block_size`` documents, each block with a quantized summary vector (the
+terms holding ``summary_energy`` of its mass, at most ``summary_terms``)."""
 
 from __future__ import annotations
 
