@@ -276,7 +276,7 @@ def encode_corpus_cached(
     Returns (batch, info) with ``cached``, ``seconds`` (of the encoding that made the cache entry),
     ``docs_per_second`` and ``path``.
     """
-    from lsr.index.builder import encode_corpus
+    from lsr.corpus import encode_corpus
     from lsr.vectors import SparseBatch, concat_batches
 
     enc_fp = encoder_fp or encoder_fingerprint(encoder)
@@ -824,19 +824,17 @@ def run_eval(
     build_index(docs, index_dir, encoder=enc, overwrite=True)
     build_s = time.perf_counter() - t0
     index = open_index(index_dir)
-    bind = getattr(enc, "bind_index", None)
-    if bind is not None:  # inference-free models weight queries by the indexed corpus's IDF
-        bind(index)
+    qenc = lsr.Retriever(index, enc).query_encoder  # inference-free: this index's IDF, enc unchanged
 
     say(f"[4/6] encoding {len(qids)} queries one at a time")
     texts = [by_id[q].text for q in qids]
-    enc.encode_queries(texts[:1])  # warm-up
+    qenc.encode_queries(texts[:1])  # warm-up
     singles, q_times = [], []
     from tqdm.auto import tqdm
 
     for t in tqdm(texts, desc="encoding queries", unit="q", leave=False, disable=not show_progress):
         t1 = time.perf_counter()
-        singles.append(enc.encode_queries([t]))
+        singles.append(qenc.encode_queries([t]))
         q_times.append(time.perf_counter() - t1)
     qbatch = concat_batches(singles)
     torch_threads_used = _torch_threads()

@@ -28,7 +28,8 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
-from lsr.index.parts import ALL_METHODS, build_parts, check_methods
+from lsr.index.methods import wants_reorder
+from lsr.index.parts import ALL_METHODS, build_parts, check_methods, check_part_params
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
 DEFAULT_RUN_POSTINGS = 16_000_000
@@ -72,6 +73,7 @@ class IndexBuilder:
         seismic: dict[str, Any] | None = None,
         reorder_params: dict[str, Any] | None = None,
         threads: int | None = None,
+        **part_params: dict[str, Any] | None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
@@ -82,12 +84,14 @@ class IndexBuilder:
         self.output_dir = check_output(output_dir, overwrite)
         self.methods = check_methods(methods)
         # reordering pays off for the block-based methods; exact and MaxScore alone do not need it
-        self.reorder = bool(reorder) if reorder is not None else bool({"bmp", "seismic"} & set(self.methods))
-        self.part_params = {"bmp": bmp, "seismic": seismic, "reorder_params": reorder_params}
+        self.reorder = bool(reorder) if reorder is not None else wants_reorder(self.methods)
+        self.part_params = {"bmp": bmp, "seismic": seismic, **part_params, "reorder_params": reorder_params}
         self.threads = threads
         for name, given in self.part_params.items():
             if given is not None and not isinstance(given, dict):
                 raise LsrError(f"{name} must be a dict of parameters, got {type(given).__name__}")
+        # every part's parameters (registry defaults + overrides) checked now, not after the merge
+        check_part_params({k: v for k, v in self.part_params.items() if k != "reorder_params"})
         self.tmp_dir = f"{self.output_dir}.tmp-{os.getpid()}"
         remove_stale_builds(self.output_dir)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
@@ -416,6 +420,10 @@ def _chunks_from_source(
         if kind == "text":
             if encoder is None:
                 raise LsrError(f"{path} holds texts (BEIR corpus): give a model (--model) to encode them")
+            # compatibility: a text corpus is encoded beside the encoders (lsr.corpus; it imports no
+            # encoder module, it only calls the given encoder's encode_documents)
+            from lsr.corpus import encode_corpus
+
             return encode_corpus(encoder, path, batch_size), f"corpus:{path}", None
         return iter_vector_chunks(path, vocab, chunk_size=chunk_size, unknown="add"), f"vectors:{path}", None
     if isinstance(source, SparseBatch):
@@ -486,29 +494,6 @@ def _split(b: SparseBatch, chunk_size: int) -> Iterator[SparseBatch]:
         yield b.select(np.arange(s, min(len(b), s + chunk_size)))
 
 
-def encode_corpus(
-    encoder: Any, path: str, batch_size: int = 1024, show_progress: bool = False
-) -> Iterator[SparseBatch]:
-    """Encode a BEIR corpus file in chunks of ``batch_size`` documents (title + " " + text)."""
-    from lsr.texts import iter_texts
-
-    recs: list = []
-
-    def encode() -> SparseBatch:
-        b = encoder.encode_documents([r.full_text for r in recs], show_progress=show_progress)
-        b.ids = [r.id for r in recs]
-        b.documents = [(r.title, r.text) for r in recs]
-        recs.clear()
-        return b
-
-    for rec in iter_texts(path):
-        recs.append(rec)
-        if len(recs) >= batch_size:
-            yield encode()
-    if recs:
-        yield encode()
-
-
 def build_index(
     source: Any,
     output_dir: str | os.PathLike,
@@ -528,6 +513,8 @@ def build_index(
     seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
     threads: int | None = None,
+    source_name: str | None = None,
+    **part_params: dict[str, Any] | None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -536,8 +523,10 @@ def build_index(
     matrix (with ``vocab``: the token of each column), or an iterable of SparseBatch chunks or
     ``{token: weight}`` dicts. ``ids`` names the documents where the source has no ids (default
     "0", "1", ...). ``quantization`` is ``float32``, ``uint16`` or ``uint8`` (linear, scale stored).
-    ``encoder`` (an :class:`~lsr.encoders.Encoder`) is recorded in the manifest so text queries are
-    encoded the same way. Memory stays bounded by ``run_postings`` (see module docs) while reading
+    ``encoder`` (any object with ``config()`` and ``vocab``, as :func:`lsr.load_encoder` returns) is
+    recorded in the manifest so text queries are encoded the same way (by :class:`lsr.Retriever`;
+    :meth:`lsr.Retriever.from_corpus` is the text-to-index path, the corpus file form stays for
+    compatibility). Memory stays bounded by ``run_postings`` (see module docs) while reading
     the source; the optional parts are then built in memory (about 3x the postings' size).
 
     ``methods`` lists the search methods the index must serve (default: all of ``exact``,
@@ -545,7 +534,10 @@ def build_index(
     ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
     built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
     (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
-    ``{"terms", "iterations", "leaf"}``). ``threads`` caps the parallel part builds (default: every core).
+    ``{"terms", "iterations", "leaf"}``); any other registered part (:mod:`lsr.index.methods`) takes
+    its build parameters the same way, as ``<part name>={...}``. ``source_name`` overrides the source description recorded
+    in the manifest (e.g. ``corpus:<path>`` when the caller encoded the corpus itself). ``threads`` caps the
+    parallel part builds (default: every core).
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -559,13 +551,14 @@ def build_index(
         encoder_config=encoder.config() if encoder is not None else None,
         run_postings=run_postings,
         overwrite=overwrite,
-        source=desc,
+        source=source_name or desc,
         methods=methods,
         reorder=reorder,
         bmp=bmp,
         seismic=seismic,
         reorder_params=reorder_params,
         threads=threads,
+        **part_params,
     )
     bar = None
     try:

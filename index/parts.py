@@ -8,7 +8,11 @@
 - ``bmp``: per-term block maxima over blocks of ``block_size`` internal doc numbers.
 - ``seismic``: statically pruned posting lists cut into blocks with quantized summaries.
 
-Which method needs what: :data:`METHOD_PARTS`. The file layout is in :mod:`lsr.index.format`.
+Which method needs what, and how each part is built and opened, is in the method registry
+(:mod:`lsr.index.methods`: one module per method and part); this module runs the shared steps
+(forward index, optional reordering) and then each needed part's builder. :data:`METHOD_PARTS`
+and the ``DEFAULT_*`` tables are derived from the registry for older callers. The file layout is
+in :mod:`lsr.index.format`.
 """
 
 from __future__ import annotations
@@ -22,36 +26,31 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
+from lsr.index import methods as registry
+from lsr.index.methods import BuildContext, check_methods
 
-METHOD_PARTS: dict[str, tuple[str, ...]] = {
-    "exact": (),
-    "maxscore": ("forward",),
-    "bmp": ("bmp",),
-    "seismic": ("forward", "seismic"),
-}
-ALL_METHODS = tuple(METHOD_PARTS)
+METHOD_PARTS: dict[str, tuple[str, ...]] = {m.name: m.parts for m in registry.METHODS.values()}
+ALL_METHODS = registry.NAMES
 
-DEFAULT_BMP = {"block_size": 16, "dense_fraction": 0.25}
-DEFAULT_SEISMIC = {
-    "n_postings": 2000,
-    "block_size": 32,
-    "summary_energy": 0.4,
-    "summary_terms": 256,
-    "cluster_doc_terms": 16,
-}
+DEFAULT_BMP = dict(registry.PARTS["bmp"].defaults)
+DEFAULT_SEISMIC = dict(registry.PARTS["seismic"].defaults)
 DEFAULT_REORDER = {"terms": 32, "iterations": 8, "leaf": 16}
 
+__all__ = ["ALL_METHODS", "METHOD_PARTS", "build_parts", "check_methods", "check_part_params"]
 
-def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
-    """Validate a list of method names (``"all"`` means every method)."""
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if "all" in methods:
-        return ALL_METHODS
-    bad = [m for m in methods if m not in METHOD_PARTS]
-    if bad:
-        raise LsrError(f"unknown method(s) {', '.join(bad)} (available: {', '.join(ALL_METHODS)})")
-    out = tuple(dict.fromkeys(["exact", *methods]))  # exact needs nothing and is always there
+
+def check_part_params(given: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """Build parameters of every part (the registry's defaults, overridden by ``given[part]``),
+    checked; an unknown part name is refused."""
+    unknown = sorted(set(given) - set(registry.PARTS))
+    if unknown:
+        raise LsrError(f"unknown index part(s) {', '.join(unknown)} (known: {', '.join(registry.PARTS)})")
+    out = {}
+    for name, part in registry.PARTS.items():
+        params = _merged(dict(part.defaults), given.get(name), name)
+        if part.check is not None:
+            part.check(params)
+        out[name] = params
     return out
 
 
@@ -64,8 +63,6 @@ def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -
     for key, val in out.items():
         if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)) or val <= 0:
             raise LsrError(f"{what} parameter {key} must be a positive number, got {val!r}")
-    if "summary_energy" in out and not 0 < float(out["summary_energy"]) <= 1:
-        raise LsrError(f"{what} summary_energy must be in (0, 1], got {out['summary_energy']!r}")
     return out
 
 
@@ -75,29 +72,26 @@ def build_parts(
     n_terms: int,
     methods: Sequence[str],
     reorder: bool,
-    bmp: dict[str, Any] | None = None,
-    seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
     show_progress: bool = False,
+    **part_params: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Reorder (optional) and build the parts ``methods`` need inside a finished postings directory.
 
-    Rewrites ``postings_docs`` / ``postings_impacts`` when reordering. Returns the manifest's
-    ``parts`` record (sizes, parameters and seconds of each step).
+    ``part_params`` maps a part name (``bmp=``, ``seismic=``, any registered part) to its build
+    parameters. Rewrites ``postings_docs`` / ``postings_impacts`` when reordering. Returns the
+    manifest's ``parts`` record (sizes, parameters and seconds of each step).
     """
     from numba import config as nb_config
 
-    from lsr.index.kernels import bmp as bmp_k
     from lsr.index.kernels import forward as fwd_k
     from lsr.index.kernels import reorder as reorder_k
-    from lsr.index.kernels import seismic as seismic_k
 
     methods = check_methods(methods)
-    needed = {p for m in methods for p in METHOD_PARTS[m]}
-    bmp_p = _merged(DEFAULT_BMP, bmp, "bmp")
-    seismic_p = _merged(DEFAULT_SEISMIC, seismic, "seismic")
+    needed = registry.parts_needed(methods)
+    params_of = check_part_params(part_params)
     reorder_p = _merged(DEFAULT_REORDER, reorder_params, "reorder")
     threads = max(1, min(threads or os.cpu_count() or 1, nb_config.NUMBA_NUM_THREADS))
     say = log or (lambda _msg: None)
@@ -157,59 +151,9 @@ def build_parts(
         record["seconds"]["reorder"] = round(time.perf_counter() - t0, 3)
     else:
         record["doc_order"] = False
-    if "forward" in needed:
-        save("forward_offsets", fptr)
-        save("forward_terms", fterms)
-        save("forward_impacts", fimp)
-        record["forward"] = True
-    if "bmp" in needed:
+    ctx = BuildContext(index_dir, n_docs, n_terms, offsets, docs, imps, fptr, fterms, fimp, threads, say)
+    for name in needed:
         t0 = time.perf_counter()
-        bs = int(bmp_p["block_size"])
-        bo, bb, bst, bmx, drow, dmax, dstart = bmp_k.build_blocks(
-            offsets, docs, imps, bs, n_docs, float(bmp_p["dense_fraction"])
-        )
-        save("bmp_offsets", bo)
-        save("bmp_blocks", bb)
-        save("bmp_starts", bst)
-        save("bmp_max", bmx)
-        save("bmp_dense_rows", drow)
-        save("bmp_dense_max", dmax)
-        save("bmp_dense_starts", dstart)
-        record["bmp"] = {**bmp_p, "n_entries": int(bo[-1]), "n_dense": int((drow >= 0).sum())}
-        record["seconds"]["bmp"] = round(time.perf_counter() - t0, 3)
-    if "seismic" in needed:
-        t0 = time.perf_counter()
-        say("building Seismic blocks and summaries")
-        # summaries from each document's heaviest terms only: they hold the mass a summary keeps,
-        # at a fraction of the build time
-        # clustering compares documents by their heaviest terms only (Seismic's doc_cut)
-        cptr, cterms, cw = reorder_k.top_terms(fptr, fterms, fimp, int(seismic_p["cluster_doc_terms"]))
-        tb, bptr, bdocs, sptr, sterms, svals, sscale = seismic_k.build(
-            offsets,
-            docs,
-            imps,
-            fptr,
-            fterms,
-            fimp,
-            cptr,
-            cterms,
-            cw,
-            int(seismic_p["n_postings"]),
-            int(seismic_p["block_size"]),
-            float(seismic_p["summary_energy"]),
-            int(seismic_p["summary_terms"]),
-            threads,
-        )
-        for name, arr in (
-            ("seismic_term_blocks", tb),
-            ("seismic_block_docs_offsets", bptr),
-            ("seismic_block_docs", bdocs),
-            ("seismic_summary_offsets", sptr),
-            ("seismic_summary_terms", sterms),
-            ("seismic_summary_values", svals),
-            ("seismic_summary_scale", sscale),
-        ):
-            save(name, arr)
-        record["seismic"] = {**seismic_p, "n_blocks": int(tb[-1]), "n_summary_entries": int(sptr[-1])}
-        record["seconds"]["seismic"] = round(time.perf_counter() - t0, 3)
+        record[name] = registry.PARTS[name].build(ctx, params_of[name])
+        record["seconds"].setdefault(name, round(time.perf_counter() - t0, 3))  # forward: its transpose
     return record

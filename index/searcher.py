@@ -1,10 +1,13 @@
 """Opening an index (memory maps) and searching it: the :class:`Index` object.
 
 ``open_index(dir)`` maps the arrays described in :mod:`lsr.index.format`; ``Index.search`` accepts
-queries as a :class:`~lsr.vectors.SparseBatch`, a scipy CSR matrix over the index vocabulary, a
-list of ``{token: weight}`` dicts, or a list of strings (encoded with the encoder recorded in the
-manifest), and returns one :class:`SearchResult` per query: external doc ids and float scores in
+queries as a :class:`~lsr.vectors.SparseBatch`, a scipy CSR matrix over the index vocabulary or a
+list of ``{token: weight}`` dicts, and returns one :class:`SearchResult` per query: external doc ids and float scores in
 descending order (ties by build order, whatever the internal numbering).
+
+The index knows only vectors: nothing here imports an encoder. Text is :class:`lsr.Retriever`'s
+job; for compatibility ``Index.search`` (and ``encode_queries``) still take a list of strings and
+hand them to a Retriever made on the spot (the only place this package reaches ``lsr.retriever``).
 
 Methods (``Index.methods`` lists those this index was built for):
 
@@ -33,19 +36,15 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
-from lsr.index.parts import ALL_METHODS, METHOD_PARTS
+from lsr.index import methods as registry
 from lsr.vectors import SparseBatch, Vocabulary
 
-METHODS = ALL_METHODS
-# method -> {parameter: (default, low, high, integer?)}; bounds inclusive. These are the only search
-# parameters a caller (and an HTTP client) may pass, and check_params holds them to these bounds:
-# alpha, beta and heap_factor are fractions in (0, 1]; query_cut counts query terms (more than a
-# query has means all of them).
+METHODS = registry.NAMES
+# method -> {parameter: (default, low, high, integer?)}; bounds inclusive. Derived from the method
+# registry (lsr.index.methods), kept for callers of the old table.
 METHOD_PARAMS: dict[str, dict[str, tuple[float, float, float, bool]]] = {
-    "exact": {},
-    "maxscore": {},
-    "bmp": {"alpha": (1.0, 1e-6, 1.0, False), "beta": (1.0, 1e-6, 1.0, False)},
-    "seismic": {"query_cut": (10, 1, 1024, True), "heap_factor": (0.9, 1e-6, 1.0, False)},
+    m.name: {p.name: (p.default, p.low, p.high, p.integer) for p in m.params}
+    for m in registry.METHODS.values()
 }
 MAX_K = 1_000_000
 
@@ -72,25 +71,23 @@ class SearchResult:
 
 class _Scratch:
     """Per-call working memory, pooled so searches reuse warm pages instead of page-faulting
-    a fresh n_docs accumulator every time."""
+    a fresh n_docs accumulator every time. Methods ask for named buffers, one row per chunk
+    (:meth:`buffer`); what each holds between calls is the method's own invariant."""
 
     def __init__(self, n_docs: int, n_chunks: int) -> None:
         self.n_docs = n_docs
         self.n_chunks = n_chunks
-        self.accs = np.zeros((n_chunks, n_docs), dtype=np.float32)
-        self.slots: np.ndarray | None = None  # BMP: int64[n_chunks, query terms x blocks]
-        self.stamps: np.ndarray | None = None  # Seismic: int32[n_chunks, n_docs]
-        self.stamp_box = np.ones(n_chunks, np.int64)
+        self._buffers: dict[str, np.ndarray] = {}
 
-    def bmp_slots(self, size: int) -> np.ndarray:
-        if self.slots is None or self.slots.shape[1] < size:
-            self.slots = np.empty((self.n_chunks, max(size, 1)), np.int64)
-        return self.slots
-
-    def seismic_stamps(self) -> np.ndarray:
-        if self.stamps is None:
-            self.stamps = np.zeros((self.n_chunks, self.n_docs), np.int32)
-        return self.stamps
+    def buffer(self, name: str, width: int, dtype: Any, fill: float | None = 0) -> np.ndarray:
+        """The ``[n_chunks, >= width]`` buffer ``name``, made (filled with ``fill``; None: left
+        uninitialised) on first use or when a wider one is needed."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[1] < width:
+            shape = (self.n_chunks, max(int(width), 1))
+            buf = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+            self._buffers[name] = buf
+        return buf
 
 
 class Index:
@@ -131,8 +128,8 @@ class Index:
         self._id_order: np.ndarray | None = None
         self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray | None, int]] = {}
         self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
-        self._encoder = None
-        self._encoder_lock = threading.Lock()
+        self._retrievers: dict[tuple[int, bool], tuple[Any, Any]] = {}
+        self._retriever_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -141,52 +138,24 @@ class Index:
         )
 
     def _open_parts(self) -> None:
+        """Map the optional parts this index has (each part's own ``open``, from the registry) and
+        list the methods whose parts are all here."""
         m, p = self.manifest, self.parts
         self.doc_order = (
             fmt.open_array(self.path, "doc_order", m) if p.get("doc_order") else np.empty(0, np.uint32)
         )
-        self.forward = None
-        if p.get("forward"):
-            self.forward = tuple(
-                fmt.open_array(self.path, name, m)
-                for name in ("forward_offsets", "forward_terms", "forward_impacts")
-            )
-        self.bmp = None
-        if p.get("bmp"):
-            n = int(p["bmp"]["n_entries"])
-            nd = int(p["bmp"].get("n_dense", 0))
-            bs = int(p["bmp"]["block_size"])
-            nb = (self.n_docs + bs - 1) // bs
-            self.bmp = (
-                fmt.open_array(self.path, "bmp_offsets", m),
-                fmt.open_array(self.path, "bmp_blocks", m, n),
-                fmt.open_array(self.path, "bmp_starts", m, n),
-                fmt.open_array(self.path, "bmp_max", m, n),
-                fmt.open_array(self.path, "bmp_dense_rows", m),
-                fmt.open_array(self.path, "bmp_dense_max", m, nd * nb),
-                fmt.open_array(self.path, "bmp_dense_starts", m, nd * (nb + 1)),
-            )
-            self.bmp_block_size = int(p["bmp"]["block_size"])
-        self.seismic = None
-        if p.get("seismic"):
-            nb = int(p["seismic"]["n_blocks"])
-            ns = int(p["seismic"]["n_summary_entries"])
-            tb = fmt.open_array(self.path, "seismic_term_blocks", m)
-            bptr = fmt.open_array(self.path, "seismic_block_docs_offsets", m, nb + 1)
-            self.seismic = (
-                tb,
-                bptr,
-                fmt.open_array(self.path, "seismic_block_docs", m, int(bptr[-1])),
-                fmt.open_array(self.path, "seismic_summary_offsets", m, nb + 1),
-                fmt.open_array(self.path, "seismic_summary_terms", m, ns),
-                fmt.open_array(self.path, "seismic_summary_values", m, ns),
-                fmt.open_array(self.path, "seismic_summary_scale", m, nb),
-            )
+        for name, part in registry.PARTS.items():
+            setattr(self, name, part.open(self, p[name]) if p.get(name) else None)
         self.methods: tuple[str, ...] = tuple(
             name
-            for name, needs in METHOD_PARTS.items()
-            if all(getattr(self, part) is not None for part in needs)
+            for name, method in registry.METHODS.items()
+            if all(getattr(self, part) is not None for part in method.parts)
         )
+
+    @property
+    def postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
+        """(offsets, postings_docs, postings_impacts, scale): what every search kernel reads first."""
+        return (self.offsets, self.postings_docs, self.postings_impacts, self.scale)
 
     @property
     def encoder_config(self) -> dict[str, Any] | None:
@@ -277,7 +246,7 @@ class Index:
                 if not isinstance(queries, Sequence):
                     queries = list(queries)
                 if len(queries) and all(isinstance(q, str) for q in queries):
-                    batch = self.encode_queries(queries, encoder=encoder, force=force)
+                    batch = self.encode_queries(queries, encoder=encoder, force=force)  # via a Retriever
                 elif all(isinstance(q, Mapping) for q in queries):
                     unknown_per_q = np.zeros(len(queries), np.int64)
                     rows = []
@@ -322,58 +291,45 @@ class Index:
             unknown_per_q,
         )
 
-    # -- encoders --------------------------------------------------------------------------------
-    def load_encoder(self) -> Any:
-        """The encoder recorded in the manifest (loaded once, then cached)."""
-        cfg = self.encoder_config
-        if not cfg:
-            raise LsrError(
-                f"{self.path}: the index records no encoder, so text queries cannot be encoded; pass query vectors"
-            )
-        with self._encoder_lock:
-            if self._encoder is None:
-                from lsr.encoders.base import load_encoder
+    # -- corpus statistics -------------------------------------------------------------------------
+    def document_frequencies(self) -> np.ndarray:
+        """int64[n_terms]: documents holding each index term (the length of its posting list)."""
+        return np.diff(np.asarray(self.offsets, np.int64))
 
-                settings = {k: v for k, v in cfg.items() if k not in ("kind", "model", "model_path")}
-                where = (
-                    cfg.get("model_path")
-                    if cfg.get("model_path") and os.path.isdir(cfg["model_path"])
-                    else cfg.get("model")
-                )
-                self._encoder = load_encoder(where, kind=cfg.get("kind"), **settings)
-                if cfg.get("model"):
-                    self._encoder.name = cfg["model"]  # keep the recorded name for config comparisons
-            return self._encoder
+    # -- text (compatibility: the index knows only vectors; lsr.Retriever encodes) ------------------
+    def _retriever(self, encoder: Any = None, force: bool = False) -> Any:
+        """The :class:`lsr.Retriever` that encodes text queries for this index with ``encoder``
+        (default: the recorded one), kept for reuse so the encoder loads and binds once."""
+        from lsr.retriever import Retriever
+
+        key = (id(encoder), bool(force))
+        with self._retriever_lock:
+            hit = self._retrievers.get(key)
+            if hit is not None and hit[0] is encoder:
+                return hit[1]
+        retriever = Retriever(self, encoder, force=force)
+        with self._retriever_lock:
+            if len(self._retrievers) >= 8:
+                self._retrievers.clear()
+            self._retrievers[key] = (encoder, retriever)
+        return retriever
+
+    def load_encoder(self) -> Any:
+        """The encoder recorded in the manifest (loaded once, then cached). Compatibility: see
+        :attr:`lsr.Retriever.encoder`."""
+        return self._retriever().encoder
 
     def check_encoder(self, encoder: Any, force: bool = False) -> None:
-        """Refuse an encoder whose settings differ from the ones the index was built with."""
-        from lsr.encoders.base import configs_match
+        """Refuse an encoder whose settings differ from the ones the index was built with.
+        Compatibility: see :class:`lsr.Retriever`."""
+        from lsr.retriever import check_encoder
 
-        recorded = self.encoder_config
-        if recorded is None or force:
-            return
-        diff = configs_match(recorded, encoder.config())
-        if diff:
-            detail = ", ".join(
-                f"{k}: index {recorded.get(k)!r} vs encoder {encoder.config().get(k)!r}" for k in diff
-            )
-            raise LsrError(
-                f"encoder differs from the one this index was built with ({detail}); pass force=True / --force to search anyway"
-            )
+        check_encoder(self.encoder_config, encoder, force)
 
     def encode_queries(self, texts: Sequence[str], encoder: Any = None, force: bool = False) -> SparseBatch:
-        """Encode query texts with ``encoder`` (checked against the manifest) or the recorded one."""
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise LsrError(f"query {i} is empty")
-        if encoder is None:
-            encoder = self.load_encoder()
-        else:
-            self.check_encoder(encoder, force)
-        bind = getattr(encoder, "bind_index", None)
-        if bind is not None:  # inference-free models weight queries by this index's IDF
-            bind(self)
-        return encoder.encode_queries(list(texts))
+        """Encode query texts with ``encoder`` (checked against the manifest) or the recorded one.
+        Compatibility: see :meth:`lsr.Retriever.encode_queries`."""
+        return self._retriever(encoder, force).encode_queries(texts)
 
     # -- search ----------------------------------------------------------------------------------
     def search(
@@ -391,43 +347,26 @@ class Index:
         ``method`` picks the algorithm (``"exact"``); ``threads`` > 1 spreads a batch of queries over
         that many threads. ``encoder``/``force`` apply to text queries. Unknown ``params`` are refused.
         """
-        k = _check_k(k)
-        threads = _check_threads(threads)
+        k = check_k(k)
+        threads = check_threads(threads)
         params = self.check_params(method, params)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
         docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
         return self._results(docs, scores, unknown)
 
     def check_params(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate ``method`` for this index and fill in its parameters' defaults."""
-        if method not in METHOD_PARAMS:
+        """Validate ``method`` for this index and fill in its parameters' defaults (bounds and
+        types from the method's registry record)."""
+        if method not in registry.METHODS:
             raise LsrError(f"unknown method {method!r} (available: {', '.join(self.methods)})")
         if method not in self.methods:
-            missing = [p for p in METHOD_PARTS[method] if getattr(self, p) is None]
+            missing = [p for p in registry.METHODS[method].parts if getattr(self, p) is None]
             raise LsrError(
                 f"this index was built without the {' and '.join(missing)} part{'s' if len(missing) > 1 else ''} "
                 f"that method {method!r} needs (available: {', '.join(self.methods)}); rebuild it with "
                 f"methods including {method!r} (lsr index --methods {method})"
             )
-        spec = METHOD_PARAMS[method]
-        unknown = sorted(set(params) - set(spec))
-        if unknown:
-            known = ", ".join(spec) if spec else "none"
-            raise LsrError(
-                f"method {method!r} takes no parameter {', '.join(unknown)} (its parameters: {known})"
-            )
-        out: dict[str, Any] = {}
-        for name, (default, lo, hi, integer) in spec.items():
-            val = params.get(name, default)
-            if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
-                raise LsrError(f"{method} parameter {name} must be a number, got {val!r}")
-            finite = isinstance(val, (int, np.integer)) or bool(np.isfinite(val))  # (no float(10**400))
-            if not finite or not (lo <= val <= hi):  # before int(val), which raises on inf or nan
-                raise LsrError(f"{method} parameter {name} must be in [{lo:g}, {hi:g}], got {val!r}")
-            if integer and int(val) != val:
-                raise LsrError(f"{method} parameter {name} must be an integer, got {val!r}")
-            out[name] = int(val) if integer else float(val)
-        return out
+        return registry.METHODS[method].check_params(params)
 
     def search_arrays(
         self,
@@ -475,78 +414,9 @@ class Index:
         scratch: _Scratch,
         n_chunks: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Call the method's kernel: serial for one chunk, parallel otherwise."""
-        postings = (self.offsets, self.postings_docs, self.postings_impacts, self.scale)
-        if method == "exact":
-            from lsr.index.kernels import exact
-
-            args = (*postings, self.doc_order, indptr, terms, weights, k)
-            if n_chunks == 1:
-                return exact.search_serial(*args, scratch.accs[0])
-            return exact.search_batch(*args, scratch.accs[:n_chunks], n_chunks)
-        if method == "maxscore":
-            from lsr.index.kernels import maxscore
-
-            args = (
-                *postings,
-                self.term_max,
-                self.doc_order,
-                *self.forward,
-                self.n_docs,
-                indptr,
-                terms,
-                weights,
-                k,
-            )
-            if n_chunks == 1:
-                return maxscore.search_serial(*args)
-            return maxscore.search_batch(*args, n_chunks)
-        if method == "bmp":
-            from lsr.index.kernels import bmp
-
-            n_blocks = (self.n_docs + self.bmp_block_size - 1) // self.bmp_block_size
-            max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
-            slots = scratch.bmp_slots(max_nq * n_blocks)
-            args = (
-                *postings,
-                self.doc_order,
-                *self.bmp,
-                self.bmp_block_size,
-                self.n_docs,
-                indptr,
-                terms,
-                weights,
-                k,
-                params["alpha"],
-                params["beta"],
-            )
-            if n_chunks == 1:
-                return bmp.search_serial(*args, slots[0])
-            return bmp.search_batch(*args, slots, n_chunks)
-        if method == "seismic":
-            from lsr.index.kernels import seismic
-
-            args = (
-                *self.seismic,
-                *self.forward,
-                self.scale,
-                self.doc_order,
-                self.n_terms,
-                indptr,
-                terms,
-                weights,
-                k,
-                params["query_cut"],
-                params["heap_factor"],
-            )
-            stamps = scratch.seismic_stamps()
-            if n_chunks == 1:
-                box = scratch.stamp_box[:1].copy()
-                out = seismic.search_serial(*args, stamps[0], box)
-                scratch.stamp_box[0] = box[0]
-                return out
-            return seismic.search_batch(*args, stamps, scratch.stamp_box, n_chunks)
-        raise LsrError(f"unknown method {method!r}")  # pragma: no cover (check_params refuses it)
+        """Call the method's kernel through its registry record: serial for one chunk, parallel
+        otherwise."""
+        return registry.METHODS[method].search(self, params, indptr, terms, weights, k, scratch, n_chunks)
 
     def _take_scratch(self, n_chunks: int) -> _Scratch:
         while True:
@@ -613,7 +483,8 @@ def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tu
     return indptr, terms, weights
 
 
-def _check_k(k: Any) -> int:
+def check_k(k: Any) -> int:
+    """``k`` as an int in 1 .. MAX_K, or a clear LsrError."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise LsrError(f"k must be an integer, got {k!r}")
     if k <= 0:
@@ -623,10 +494,15 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
-def _check_threads(threads: Any) -> int:
+def check_threads(threads: Any) -> int:
+    """``threads`` as an int >= 1, or a clear LsrError."""
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise LsrError(f"threads must be an integer >= 1, got {threads!r}")
     return int(threads)
+
+
+_check_k = check_k  # the old private names, still imported by callers being split elsewhere
+_check_threads = check_threads
 
 
 def open_index(path: str | os.PathLike) -> Index:

@@ -1,8 +1,9 @@
 """lsr: learned sparse retrieval.
 
 Text -> learned sparse encoder (:func:`load_encoder`) -> :class:`SparseBatch` -> inverted index
-(:mod:`lsr.index`) -> exact or pruned search. Heavy dependencies (torch, transformers, numba) are
-imported lazily, so ``import lsr`` and ``lsr --help`` stay fast.
+(:mod:`lsr.index`) -> exact or pruned search; :class:`Retriever` is where text meets the index.
+Heavy dependencies (torch, transformers, numba) are imported lazily, so ``import lsr`` and
+``lsr --help`` stay fast.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lsr.errors import LsrError
+from lsr.retriever import Retriever
 from lsr.vectors import SparseBatch, Vocabulary, read_vectors, write_vectors
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LsrError",
+    "Retriever",
     "SparseBatch",
     "Vocabulary",
     "load_encoder",

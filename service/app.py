@@ -4,7 +4,7 @@ The lifespan hook opens the memory-mapped index once, loads the encoder the inde
 the Numba kernels and the encoder, so /ready only turns 200 when the first real query will be fast.
 Every search and encoding endpoint is a plain ``def``: FastAPI runs it on a bounded thread pool
 (``LSR_SEARCH_THREADS``), so a slow query never stalls the event loop. The endpoints call the same
-:class:`lsr.index.Index` API that users call.
+:class:`lsr.Retriever` API that users call.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class _State:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.index: Any = None
+        self.retriever: Any = None  # lsr.Retriever: where text meets the index
         self.encoder: Any = None
         self.ready = False
         self.metrics = Metrics()
@@ -195,19 +196,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import anyio.to_thread
 
         from lsr.index import open_index
+        from lsr.retriever import Retriever
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.search_threads
         state.index = open_index(settings.index)
+        state.retriever = Retriever(state.index)
         if state.index.encoder_config:
             import torch
 
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             torch.set_num_threads(settings.torch_threads or max(1, cores // settings.search_threads))
-            state.encoder = state.index.load_encoder()
+            state.encoder = state.retriever.encoder
         if settings.warmup:
-            state.index.warmup()
-            if state.encoder is not None:
-                state.encoder.encode_queries(["warm up the encoder"])
+            state.retriever.warmup()
         state.ready = True
         yield
         state.ready = False

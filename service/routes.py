@@ -47,18 +47,11 @@ def _query_input(q: str | schemas.VectorQuery, state: Any, index: Any) -> Any:
 
 
 def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any) -> list[Any]:
-    # Only the method's own parameters, bounded (Index.check_params: LsrError -> 400 naming the
+    """Texts and vectors, mixed or not, through the app's :class:`lsr.Retriever`."""
+    # Only the method's own parameters, bounded (the method registry: LsrError -> 400 naming the
     # allowed ones), may come from a client; k, method, threads, encoder, force never do.
     params = index.check_params(method, params)
-    texts = [q for q in queries if isinstance(q, str)]
-    if texts and len(texts) != len(queries):
-        # mixed batch: encode texts, then search everything as one SparseBatch-free list of dicts
-        enc = index.encode_queries(texts, encoder=state.encoder)
-        dicts = iter(enc.to_dicts())
-        queries = [next(dicts) if isinstance(q, str) else q for q in queries]
-    elif texts:
-        queries = index.encode_queries(texts, encoder=state.encoder)
-    results = index.search(queries, k=k, method=method, **params)
+    results = state.retriever.search(queries, k=k, method=method, **params)
     for r in results:
         if not all(math.isfinite(x) for x in r.scores):  # a last guard: an index with huge impacts
             raise HTTPException(
@@ -145,7 +138,12 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
             raise HTTPException(
                 status_code=422, detail=f"text longer than {state.settings.max_query_chars} characters"
             )
-        fn = state.encoder.encode_queries if req.kind == "query" else state.encoder.encode_documents
+        # queries through the retriever: inference-free models get this index's IDF
+        fn = (
+            state.retriever.query_encoder.encode_queries
+            if req.kind == "query"
+            else state.encoder.encode_documents
+        )
         vec = fn([req.text]).to_dicts()[0]
         top = sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[: req.top]
         return {

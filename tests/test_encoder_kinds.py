@@ -99,9 +99,12 @@ def test_inference_free_idf_from_the_index(tmp_path) -> None:
     ix = open_index(path)
     res = ix.search(["vitamin d fracture"], k=4, encoder=enc)
     assert ix.search(["vitamin d fracture"], k=4)[0].ids == res[0].ids  # the recorded encoder, too
+    # searching did not rewrite the shared encoder: the index's IDF lives in the retriever's view
+    with pytest.raises(LsrError, match="IDF of the indexed corpus"):
+        enc.encode_queries(["vitamin"])
     # the weights are BM25's IDF of each term's posting list
     df = np.bincount(docs.indices, minlength=len(enc.vocab))
-    q = enc.encode_queries(["vitamin d fracture"])
+    q = lsr.Retriever(ix, enc).encode_queries(["vitamin d fracture"])
     for t, w in zip(q.indices, q.data, strict=True):
         assert w == pytest.approx(np.log1p((len(DOCS) - df[t] + 0.5) / (df[t] + 0.5)), rel=1e-6)
     # and search scores are the dot products with the documents

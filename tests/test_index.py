@@ -19,13 +19,25 @@ from lsr.vectors import SparseBatch, read_vectors, write_vectors
 from conftest import random_collection, vocab_of
 
 
+def own_quantize(weights: np.ndarray, dtype: str) -> tuple[list[int], float]:
+    """The documented quantizer, written here independently of the engine's ``quantize``: the step
+    maps the largest weight to the dtype's top value, each weight becomes ``round(w / step)``
+    (Python's round: half to even) and never less than 1."""
+    top = {"uint8": 255, "uint16": 65535}[dtype]
+    step = float(max(float(w) for w in weights)) / top
+    return [min(top, max(1, round(float(w) / step))) for w in weights], step
+
+
 def dequantized(index, docs_matrix):
-    """The document matrix the index actually scores with (impacts x scale), as float64."""
+    """The document matrix the index actually scores with (impacts x scale), as float64, from the
+    oracle's own quantizer (so a rounding bug in the engine cannot hide in the oracle)."""
     q = index.quantization
     if q == "float32":
         return docs_matrix.astype(np.float64)
     m = docs_matrix.copy().astype(np.float64)
-    m.data = quantize(docs_matrix.data, q, index.manifest["quantization"]["scale"]).astype(np.float64)
+    values, step = own_quantize(docs_matrix.data, q)
+    m.data = np.array(values, np.float64)
+    assert index.manifest["quantization"]["scale"] == pytest.approx(step, rel=1e-12)
     return m, index.manifest["quantization"]["scale"]
 
 

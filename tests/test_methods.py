@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from lsr.errors import LsrError
 from lsr.index import build_index, open_index
+from lsr.index import methods as registry
 from lsr.index.kernels import bmp as bmp_k
 from lsr.index.kernels import forward as forward_k
 from lsr.index.kernels import reorder as reorder_k
@@ -16,9 +17,22 @@ from lsr.index.kernels import reorder as reorder_k
 from conftest import random_collection, vocab_of
 from test_index import oracle, random_queries
 
-SAFE = [("exact", {}), ("maxscore", {}), ("bmp", {}), ("bmp", {"alpha": 1.0, "beta": 1.0})]
+# every registered method that is rank-safe at its defaults, and bmp at its explicit safe setting
+SAFE = [(m.name, {}) for m in registry.METHODS.values() if m.rank_safe(m.defaults())] + [
+    ("bmp", {"alpha": 1.0, "beta": 1.0})
+]
 # recall@k floors at default settings, and for the documented speed knobs
 APPROX = [("seismic", {}, 0.9), ("bmp", {"alpha": 0.9}, 0.8), ("bmp", {"beta": 0.8}, 0.6)]
+
+
+def test_every_registered_method_is_tested():
+    """A new method cannot slip past the oracle tests: safe ones run in SAFE (from the registry),
+    approximate ones need a recall floor in APPROX."""
+    assert SAFE[:3] == [("exact", {}), ("maxscore", {}), ("bmp", {})]
+    approx_defaults = {m for m, p, _ in APPROX if not p}
+    for m in registry.METHODS.values():
+        assert m.rank_safe(m.defaults()) or m.name in approx_defaults, m.name
+        assert set(m.parts) <= set(registry.PARTS)
 
 
 def topical_collection(n_docs: int, n_terms: int, seed: int, n_topics: int = 12) -> sp.csr_matrix:
@@ -162,8 +176,26 @@ def test_method_parameters_are_checked(tmp_path):
     ]:
         with pytest.raises(LsrError, match=msg):
             idx.search(q, method=method, **params)
+    # every registered parameter: its bounds and type, from the registry record
+    for m in registry.METHODS.values():
+        assert idx.check_params(m.name, {}) == m.defaults()
+        for p in m.params:
+            span = p.high - p.low
+            for bad in (p.low - max(1e-7, span * 1e-3), p.high + max(1e-7, span * 1e-3), float("nan"), True):
+                with pytest.raises(LsrError, match=f"{p.name} must be"):
+                    idx.search(q, method=m.name, **{p.name: bad})
+            for ok in (p.low, p.high):
+                assert idx.check_params(m.name, {p.name: ok})[p.name] == ok
+            if p.integer:
+                with pytest.raises(LsrError, match="must be an integer"):
+                    idx.search(q, method=m.name, **{p.name: p.low + 0.5})
     with pytest.raises(LsrError, match="unknown method"):
         build_index(docs, tmp_path / "bad", vocab=vocab_of(60), methods=["bmp", "wand"])
+    with pytest.raises(LsrError, match="unknown index part"):
+        build_index(docs, tmp_path / "bad", vocab=vocab_of(60), bmq={"block_size": 8})
+    with pytest.raises(LsrError, match="summary_energy must be in"):
+        build_index(docs, tmp_path / "bad", vocab=vocab_of(60), seismic={"summary_energy": 1.5})
+    assert not (tmp_path / "bad").exists()
     with pytest.raises(LsrError, match="unknown seismic parameter"):
         build_index(docs, tmp_path / "bad", vocab=vocab_of(60), seismic={"n_posting": 3})
 

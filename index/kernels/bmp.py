@@ -325,3 +325,74 @@ def search_reference(offsets, docs, impacts, scale, q_terms, q_weights, k, n_doc
         np.add.at(acc, docs[s:e].astype(np.int64), x * impacts[s:e].astype(np.float64))
     d, s = topk_reference(acc, k)
     return d, s * scale
+
+
+def search_python(
+    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
+    dense_max, dense_start, block_size, n_docs, q_terms, q_weights, k, alpha=1.0, beta=1.0,
+):  # fmt: skip
+    """Plain-Python twin of :func:`search_one` for any ``alpha`` and ``beta``: the same block bounds,
+    buckets, visiting order, stopping rule and float32 block scoring, written without the
+    scratch-array tricks (a dict of each term's entries, a sorted list for the top-k). Returns
+    (keys int64[k], scores float32[k]), -1 / 0 padded, equal to the kernel bit for bit."""
+    from lsr.index.kernels.topk import TopKReference
+
+    f32 = np.float32
+    n_blocks = (n_docs + block_size - 1) // block_size
+    w = [f32(x) for x in q_weights]
+    keep = [True] * len(w)
+    if beta < 1.0 and len(w):  # the heaviest terms holding a beta share of the weight (ties kept)
+        total = sum(float(x) for x in w)
+        running, cut = 0.0, min(w)
+        for x in sorted(w, key=lambda v: -float(v)):
+            running += float(x)
+            if running >= beta * total:
+                cut = x
+                break
+        keep = [x >= cut for x in w]
+    terms = [(int(t), x) for t, x, kp in zip(q_terms, w, keep, strict=True) if kp]
+    ub = np.zeros(n_blocks, np.float32)
+    entry: dict[tuple[int, int], int] = {}
+    for t, x in terms:
+        r = int(dense_row[t])
+        if r >= 0:
+            ub += x * dense_max[r * n_blocks : (r + 1) * n_blocks].astype(np.float32)
+            continue
+        for j in range(int(bm_offsets[t]), int(bm_offsets[t + 1])):
+            b = int(bm_block[j])
+            ub[b] = f32(ub[b] + f32(x * f32(bm_max[j])))
+            entry[(t, b)] = j
+    heap = TopKReference(k)
+    top = ub.max() if n_blocks else f32(0)
+    if top > 0:
+        inv = f32(N_BUCKETS) / top
+        rank = {
+            b: N_BUCKETS - 1 - min(N_BUCKETS - 1, int(f32(ub[b] * inv))) for b in range(n_blocks) if ub[b] > 0
+        }
+        a = f32(f32(alpha) * SLACK)
+        for r in range(N_BUCKETS):
+            edge = f32(f32(N_BUCKETS - r) / inv)
+            if heap.size == k and f32(edge * a) < heap.threshold:
+                break
+            for b in sorted(b for b, rb in rank.items() if rb == r):
+                if heap.size == k and f32(ub[b] * a) < heap.threshold:
+                    continue
+                lo, hi = b * block_size, min(n_docs, (b + 1) * block_size)
+                acc = np.zeros(hi - lo, np.float32)
+                for t, x in terms:
+                    r_t = int(dense_row[t])
+                    if r_t >= 0:
+                        so = r_t * (n_blocks + 1) + b
+                        p0, p1 = offsets[t] + dense_start[so], offsets[t] + dense_start[so + 1]
+                    elif (t, b) in entry:
+                        j = entry[(t, b)]
+                        p0 = offsets[t] + bm_start[j]
+                        p1 = offsets[t] + bm_start[j + 1] if j + 1 < bm_offsets[t + 1] else offsets[t + 1]
+                    else:
+                        continue
+                    for p in range(int(p0), int(p1)):
+                        acc[docs[p] - lo] = f32(acc[docs[p] - lo] + f32(x * f32(impacts[p])))
+                for i in range(hi - lo):
+                    if acc[i] > 0:
+                        heap.push(acc[i], int(doc_order[lo + i]) if len(doc_order) else lo + i)
+    return heap.finish(scale)

@@ -232,3 +232,23 @@ def search_batch(
             q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s,
         )  # fmt: skip
     return out_d, out_s
+
+
+def search_reference(fptr, fterms, fimp, scale, doc_order, q_terms, q_weights, k, n_docs):
+    """Plain-Python twin of :func:`search_one`: every document scored from the forward index in
+    float32, its terms ascending (the additions MaxScore gives its survivors and exact search gives
+    every document), the k best by (score desc, key asc) with keys ``doc_order[d]`` when reordered.
+    Returns (keys int64[k], scores float32[k]), -1 / 0 padded: equal to the kernel, bit for bit."""
+    from lsr.index.kernels.topk import TopKReference
+
+    qw = {int(t): np.float32(w) for t, w in zip(q_terms, q_weights, strict=True)}
+    heap = TopKReference(k)
+    for d in range(n_docs):
+        s = np.float32(0)
+        for p in range(int(fptr[d]), int(fptr[d + 1])):
+            w = qw.get(int(fterms[p]), np.float32(0))
+            if w > 0:
+                s = np.float32(s + np.float32(w * np.float32(fimp[p])))
+        if s > 0:
+            heap.push(s, int(doc_order[d]) if len(doc_order) else d)
+    return heap.finish(scale)

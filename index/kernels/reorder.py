@@ -142,3 +142,73 @@ def graph_bisection(
         if progress is not None:
             progress(level + 1, n_levels)
     return perm.astype(np.uint32)
+
+
+# -- plain-Python twins (tests compare the kernels with them on random inputs) -------------------
+def top_terms_reference(indptr, terms, weights, m):
+    """Twin of :func:`top_terms`: each document's ``m`` heaviest terms (ties: earlier position),
+    kept in their original (ascending term) order."""
+    out_ptr, out_t, out_w = [0], [], []
+    for d in range(len(indptr) - 1):
+        a, b = int(indptr[d]), int(indptr[d + 1])
+        pos = sorted(sorted(range(a, b), key=lambda p: (-float(weights[p]), p))[:m])
+        out_t += [int(terms[p]) for p in pos]
+        out_w += [weights[p] for p in pos]
+        out_ptr.append(len(out_t))
+    return np.array(out_ptr, np.int64), np.array(out_t, np.int32), np.array(out_w, weights.dtype)
+
+
+def graph_bisection_reference(fptr, fterms, leaf=16, iterations=8):
+    """Twin of :func:`graph_bisection` in plain Python, one segment at a time: per split, the
+    degrees of every term in each half, each document's move gain (float64, its terms in order),
+    both halves sorted by gain (stable), pairs with a positive summed gain swapped; segments
+    split until under ``2 * leaf`` documents."""
+    n = len(fptr) - 1
+    perm = list(range(n))
+    lg = [0.0] + [float(x) for x in np.log2(np.arange(1, n + 2, dtype=np.float64))]
+
+    def cost(a, b, lnl, lnr):
+        return a * (lnl - lg[a + 1]) + b * (lnr - lg[b + 1])
+
+    def bisect(s, e):
+        mid = s + (e - s) // 2
+        n_l, n_r = mid - s, e - mid
+        lnl, lnr = lg[n_l], lg[n_r]
+        for _ in range(iterations):
+            deg_l: dict[int, int] = {}
+            deg_r: dict[int, int] = {}
+            for i in range(s, e):
+                side = deg_l if i < mid else deg_r
+                for p in range(int(fptr[perm[i]]), int(fptr[perm[i] + 1])):
+                    side[int(fterms[p])] = side.get(int(fterms[p]), 0) + 1
+            gains = []
+            for i in range(s, e):
+                g = 0.0
+                for p in range(int(fptr[perm[i]]), int(fptr[perm[i] + 1])):
+                    t = int(fterms[p])
+                    a, b = deg_l.get(t, 0), deg_r.get(t, 0)
+                    moved = (a - 1, b + 1) if i < mid else (a + 1, b - 1)
+                    g += cost(a, b, lnl, lnr) - cost(*moved, lnl, lnr)
+                gains.append(g)
+            ol = sorted(range(n_l), key=lambda j: -gains[j])
+            orr = sorted(range(n_r), key=lambda j: -gains[n_l + j])
+            left, right = perm[s:mid], perm[mid:e]
+            swaps = 0
+            for j in range(min(n_l, n_r)):
+                if gains[ol[j]] + gains[n_l + orr[j]] <= 0:
+                    break
+                perm[s + ol[j]], perm[mid + orr[j]] = right[orr[j]], left[ol[j]]
+                swaps += 1
+            if swaps == 0:
+                break
+
+    n_levels = max(0, int(np.ceil(np.log2(max(1, n) / max(1, leaf)))))
+    bounds = [0, n]
+    for _level_no in range(n_levels):
+        segs = [(s, e) for s, e in zip(bounds[:-1], bounds[1:], strict=True) if e - s >= 2 * leaf]
+        if not segs:
+            break
+        for s, e in segs:
+            bisect(s, e)
+        bounds = sorted(set(bounds) | {s + (e - s) // 2 for s, e in segs})
+    return np.array(perm, np.uint32)

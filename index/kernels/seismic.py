@@ -390,3 +390,89 @@ def search_batch(
             stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s,
         )  # fmt: skip
     return out_d, out_s
+
+
+# -- plain-Python twins (tests compare the kernels with them on random inputs) -------------------
+def kept_reference(offsets, docs, impacts, t, n_postings):
+    """Twin of :func:`_kept`: term t's ``n_postings`` heaviest postings (ties: earlier posting,
+    i.e. smaller doc), as ascending doc numbers."""
+    a, b = int(offsets[t]), int(offsets[t + 1])
+    pairs = sorted(range(a, b), key=lambda p: (-float(impacts[p]), p))[:n_postings]
+    return np.array(sorted(int(docs[p]) for p in pairs), np.int64)
+
+
+def summary_reference(block_docs, fptr, fterms, fimp, energy, max_terms):
+    """Twin of :func:`_summary` plus the build's uint8 quantization: (terms int32[], uint8
+    values, float32 scale). Per-term maxima over the block's documents (terms in order of first
+    appearance), a 256-bucket histogram of the values, whole buckets kept from the top until they
+    hold ``energy`` of the mass or ``max_terms`` terms."""
+    f32 = np.float32
+    mx: dict[int, np.float32] = {}
+    for d in block_docs:
+        for p in range(int(fptr[d]), int(fptr[d + 1])):
+            t, v = int(fterms[p]), f32(fimp[p])
+            if t not in mx or v > mx[t]:
+                mx[t] = v
+    seen = list(mx)
+    top = max(mx.values()) if mx else f32(0)
+    total = 0.0
+    for t in seen:
+        total += float(mx[t])
+    inv = f32(255.5) / top if top > 0 else f32(0)
+    bucket = {t: min(255, int(f32(mx[t] * inv))) for t in seen}
+    cnt, mass = [0] * 256, [0.0] * 256
+    for t in seen:
+        cnt[bucket[t]] += 1
+        mass[bucket[t]] += float(mx[t])
+    cut, acc, kept = 0, 0.0, 0
+    for b in range(255, -1, -1):
+        if kept >= max_terms or (kept > 0 and acc >= energy * total):
+            cut = b + 1
+            break
+        acc += mass[b]
+        kept += cnt[b]
+    size = min(kept, max_terms)
+    chosen = ([t for t in seen if bucket[t] > cut] + [t for t in seen if bucket[t] == cut])[:size]
+    vals = [mx[t] for t in chosen]
+    top_v = max(vals) if vals else f32(0)
+    sc = f32(top_v / f32(255)) if top_v > 0 else f32(1)
+    q = [np.uint8(min(255.0, max(1.0, np.floor(np.float64(f32(v / sc)) + 0.5)))) for v in vals]
+    return np.array(chosen, np.int32), np.array(q, np.uint8), sc
+
+
+def search_python(
+    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
+    q_terms, q_weights, k, query_cut, heap_factor,
+):  # fmt: skip
+    """Plain-Python twin of :func:`search_one`: the ``query_cut`` heaviest query terms (stable
+    order) walk their blocks; once k documents are held a block whose float32 summary score is
+    under ``heap_factor`` x the k-th score is skipped; each unseen document of the others is scored
+    from the forward index (float32, terms ascending). Returns (keys int64[k], scores float32[k])."""
+    from lsr.index.kernels.topk import TopKReference
+
+    f32 = np.float32
+    qw = {int(t): f32(w) for t, w in zip(q_terms, q_weights, strict=True)}
+    order = sorted(range(len(q_terms)), key=lambda i: -float(q_weights[i]))
+    heap, seen, hf = TopKReference(k), set(), f32(heap_factor)
+    for i in order[: min(query_cut, len(q_terms))]:
+        t = int(q_terms[i])
+        for b in range(int(term_blocks[t]), int(term_blocks[t + 1])):
+            if heap.size == k:
+                sd = f32(0)
+                for p in range(int(sptr[b]), int(sptr[b + 1])):
+                    sd = f32(sd + f32(qw.get(int(sterms[p]), f32(0)) * f32(svals[p])))
+                if f32(sd * sscale[b]) < f32(hf * heap.threshold):
+                    continue
+            for p in range(int(bptr[b]), int(bptr[b + 1])):
+                d = int(bdocs[p])
+                if d in seen:
+                    continue
+                seen.add(d)
+                s = f32(0)
+                for j in range(int(fptr[d]), int(fptr[d + 1])):
+                    w = qw.get(int(fterms[j]), f32(0))
+                    if w > 0:
+                        s = f32(s + f32(w * f32(fimp[j])))
+                if s > 0:
+                    heap.push(s, int(doc_order[d]) if len(doc_order) else d)
+    return heap.finish(scale)

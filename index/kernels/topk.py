@@ -87,3 +87,37 @@ def topk_reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     cand = np.flatnonzero(scores > 0)
     order = np.lexsort((cand, -scores[cand]))[:k]
     return cand[order], scores[cand[order]]
+
+
+class TopKReference:
+    """Plain-Python twin of the heap (:func:`heap_push` / :func:`heap_finish`): keeps the ``k`` best
+    (score, key) pairs by score descending, then key ascending. For the kernels' reference twins."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.items: list[tuple[np.float32, int]] = []
+
+    @property
+    def size(self) -> int:
+        return len(self.items)
+
+    @property
+    def threshold(self) -> np.float32:
+        """The k-th best score once k items are kept, else 0 (what the kernels call ``thr``)."""
+        return min(s for s, _ in self.items) if len(self.items) == self.k else np.float32(0)
+
+    def push(self, score: np.float32, key: int) -> None:
+        self.items.append((np.float32(score), int(key)))
+        if len(self.items) > self.k:
+            self.items.sort(key=lambda it: (-float(it[0]), it[1]))
+            self.items.pop()
+
+    def finish(self, scale: np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """(keys int64[k], scores float32[k] x scale) best first, padded with -1 / 0."""
+        best = sorted(self.items, key=lambda it: (-float(it[0]), it[1]))
+        keys = np.full(self.k, -1, np.int64)
+        scores = np.zeros(self.k, np.float32)
+        for i, (s, d) in enumerate(best):
+            keys[i] = d
+            scores[i] = np.float32(s) * np.float32(scale)
+        return keys, scores

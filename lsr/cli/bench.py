@@ -11,15 +11,17 @@ from lsr.cli.common import check_positive, load_query_file, method_params, summa
 def run(args: Any) -> int:
     from lsr.index import open_index
     from lsr.index.bench import benchmark_search
-    from lsr.index.searcher import _check_k
+    from lsr.index.searcher import check_k
 
-    _check_k(args.k)
+    check_k(args.k)
     check_positive("threads", args.threads)
     check_positive("repeats", args.repeats)
     check_positive("limit", args.limit)
     index = open_index(args.index)
     params = index.check_params(args.method, method_params(args.param))
-    _, queries, kind, load_s, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
+    _, _, queries, kind, load_s, enc_s = load_query_file(
+        index, args.queries, model=args.model, force=args.force
+    )
     if args.limit:
         queries = queries.select(range(min(args.limit, len(queries))))
     rec = benchmark_search(

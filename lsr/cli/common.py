@@ -95,17 +95,20 @@ def human_bytes(n: float) -> str:
 
 
 def load_query_file(
-    index: Any, path: str, force: bool = False, model: str | None = None
-) -> tuple[list[str], Any, str, float, float]:
-    """Read a query file for ``index``: (query ids, queries for Index.search, kind, seconds loading
-    the model, seconds encoding the queries), the two timed apart (loading dominates short runs).
+    index: Any, path: str, model: str | None = None, force: bool = False
+) -> tuple[Any, list[str], Any, str, float, float]:
+    """Read a query file for ``index``: (a :class:`lsr.Retriever` over it, query ids, queries for
+    ``Retriever.search``, kind, seconds loading the model, seconds encoding the queries), the two
+    timed apart (loading dominates short runs). Text queries are encoded with ``model`` (refused when
+    its settings differ from the index's recorded encoder, unless ``force``), else with the recorded one.
 
     Vector files become a SparseBatch over the file's tokens (unknown ones are skipped by the
-    search and counted); text files are encoded with the index's recorded encoder, or with
-    ``model`` when given (refused if its settings differ from the recorded ones, unless ``force``).
+    search and counted); text files are encoded once by the retriever (its encoder, or the index's
+    recorded one).
     """
     import time
 
+    from lsr.retriever import Retriever
     from lsr.texts import iter_texts, sniff_jsonl
     from lsr.vectors import read_vectors
 
@@ -116,7 +119,7 @@ def load_query_file(
         empty = [batch.ids[i] for i in range(len(batch)) if batch.indptr[i + 1] == batch.indptr[i]]  # type: ignore[index]
         if empty:
             raise LsrError(f"{path}: query {empty[0]!r} has an empty vector")
-        return list(batch.ids or []), batch, kind, 0.0, 0.0
+        return Retriever(index, force=force), list(batch.ids or []), batch, kind, 0.0, 0.0
     recs = list(iter_texts(path))
     for r in recs:
         if not r.text.strip():
@@ -127,15 +130,11 @@ def load_query_file(
             "pass --model (the model that made the document vectors) to encode them, or give query vectors"
         )
     t0 = time.perf_counter()
-    if model:
-        import lsr
-
-        encoder = lsr.load_encoder(model)
-    else:
-        encoder = index.load_encoder()
+    retriever = Retriever(index, model, force=force)  # a model name is loaded (and checked) here
+    retriever.query_encoder  # noqa: B018 (the recorded encoder loads on first use: now, timed as loading)
     t1 = time.perf_counter()
-    batch = index.encode_queries([r.text for r in recs], encoder=encoder, force=force or not model)
-    return [r.id for r in recs], batch, kind, t1 - t0, time.perf_counter() - t1
+    batch = retriever.encode_queries([r.text for r in recs])
+    return retriever, [r.id for r in recs], batch, kind, t1 - t0, time.perf_counter() - t1
 
 
 def duplicate_ids(path: str, limit: int = 10) -> tuple[list[tuple[str, int, int]], int]:

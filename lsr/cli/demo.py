@@ -14,8 +14,7 @@ def run(args: Any) -> int:
     import lsr
     from lsr.eval.datasets import beir_folder
     from lsr.eval.metrics import ndcg_at_k
-    from lsr.index import build_index, open_index
-    from lsr.index.builder import encode_corpus
+    from lsr.retriever import Retriever
     from lsr.texts import iter_texts, read_qrels
 
     check_positive("limit", args.limit)
@@ -27,29 +26,23 @@ def run(args: Any) -> int:
     n_docs = args.limit or sum(1 for _ in iter_texts(folder.corpus))
     print(f"[2/4] encoding and indexing {n_docs} documents of {folder.corpus}")
     t0 = time.perf_counter()
-    chunks = encode_corpus(enc, folder.corpus, batch_size=256)
-    if args.limit:
-        chunks = _limit_chunks(chunks, args.limit)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n_docs, desc="encoding", unit="doc")
-
-    def counted():
-        for c in chunks:
-            bar.update(len(c))
-            yield c
-
-    index_dir = build_index(
-        counted(), os.path.join(args.output, "index"), encoder=enc, overwrite=True, threads=threads
+    retriever = Retriever.from_corpus(
+        folder.corpus,
+        os.path.join(args.output, "index"),
+        enc,
+        batch_size=256,
+        limit=args.limit,
+        overwrite=True,
+        show_progress=True,
+        threads=threads,
     )
-    bar.close()
     build_s = time.perf_counter() - t0
-    index = open_index(index_dir)
+    index = retriever.index
     qrels = read_qrels(folder.qrels)
     queries = [q for q in iter_texts(folder.queries) if q.id in qrels]
     print(f"[3/4] searching {len(queries)} test queries (exact, k=100)")
     t1 = time.perf_counter()
-    results = index.search([q.text for q in queries], k=100, method="exact", threads=threads)
+    results = retriever.search([q.text for q in queries], k=100, method="exact", threads=threads)
     search_s = time.perf_counter() - t1
     run_path = os.path.join(args.output, "run.trec")
     from lsr.cli.search import write_trec
@@ -80,16 +73,3 @@ def run(args: Any) -> int:
         f"({human_bytes(index.size_bytes())}); run in {run_path}"
     )
     return 0
-
-
-def _limit_chunks(chunks: Any, limit: int) -> Any:
-    left = limit
-    for c in chunks:
-        if len(c) > left:
-            ids = c.ids[:left]
-            c = c.select(range(left))
-            c.ids = ids
-        left -= len(c)
-        yield c
-        if left <= 0:
-            return

@@ -61,14 +61,9 @@ def run(args: Any) -> int:
         for k, v in (("n_postings", args.seismic_n_postings), ("block_size", args.seismic_block_size))
         if v is not None
     } or None
-    t0 = time.perf_counter()
-    out = build_index(
-        args.input,
-        args.output,
+    options = dict(
         quantization=args.quantization,
-        encoder=encoder,
         overwrite=args.overwrite,
-        batch_size=256,
         show_progress=True,
         methods=args.methods,
         reorder=args.reorder,
@@ -76,6 +71,13 @@ def run(args: Any) -> int:
         seismic=seismic,
         threads=threads,
     )
+    t0 = time.perf_counter()
+    if encoder is not None:  # text: encode and build through the one text-to-index path
+        from lsr.retriever import Retriever
+
+        out = Retriever.from_corpus(args.input, args.output, encoder, batch_size=256, **options).index.path
+    else:
+        out = build_index(args.input, args.output, **options)
     dt = time.perf_counter() - t0
     idx = open_index(out)
     summary(

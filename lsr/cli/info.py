@@ -64,8 +64,10 @@ def run(args: Any) -> int:
     parts = info["parts"]
     if parts.get("doc_order"):
         print(f"reordered   graph bisection {parts.get('reorder')}")
-    for name in ("bmp", "seismic"):
-        if parts.get(name):
+    from lsr.index.methods import PARTS
+
+    for name in PARTS:  # every registered part with build parameters
+        if isinstance(parts.get(name), dict):
             print(f"{name:<11} " + ", ".join(f"{k}={v}" for k, v in parts[name].items()))
     if parts.get("seconds"):
         print("part build  " + ", ".join(f"{k} {v:.1f} s" for k, v in parts["seconds"].items()))

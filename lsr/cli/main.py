@@ -125,7 +125,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--methods",
         default="all",
-        help="search methods the index must serve, comma-separated: exact, maxscore, bmp, seismic, or all "
+        help=f"search methods the index must serve, comma-separated: {', '.join(_method_names())}, or all "
         "(default: all; each adds the parts it needs, see `lsr info`)",
     )
     p.add_argument(
@@ -146,14 +146,23 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     _add_threads(p, "; also the parallel part builds (reordering, Seismic)")
 
 
+def _method_names() -> tuple[str, ...]:
+    """The registered search methods (lsr.index.methods: numpy only, no numba, so --help stays light)."""
+    from lsr.index.methods import NAMES
+
+    return NAMES
+
+
 def _add_method_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="exact", help="exact, maxscore, bmp or seismic (default: exact)")
+    from lsr.index.methods import param_help
+
+    p.add_argument("--method", default="exact", help=f"{', '.join(_method_names())} (default: exact)")
     p.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a method parameter, repeatable: bmp alpha, beta; seismic query_cut, heap_factor",
+        help=f"a method parameter, repeatable: {param_help()} (default, bounds)",
     )
 
 

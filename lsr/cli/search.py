@@ -18,21 +18,21 @@ def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
 def run(args: Any) -> int:
     from lsr.errors import LsrError
     from lsr.index import open_index
-    from lsr.index.searcher import _check_k
+    from lsr.index.searcher import check_k
     from lsr.texts import sniff_jsonl
 
-    _check_k(args.k)
+    check_k(args.k)
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
     index = open_index(args.index)
     check_input(args.queries)
     threads = apply_threads(args.threads, torch=sniff_jsonl(args.queries) == "text")
     params = index.check_params(args.method, method_params(args.param))
-    qids, queries, kind, load_s, enc_s = load_query_file(
-        index, args.queries, force=args.force, model=args.model
+    retriever, qids, queries, kind, load_s, enc_s = load_query_file(
+        index, args.queries, model=args.model, force=args.force
     )
     t0 = time.perf_counter()
-    results = index.search(queries, k=args.k, method=args.method, threads=threads, force=args.force, **params)
+    results = retriever.search(queries, k=args.k, method=args.method, threads=threads, **params)
     dt = time.perf_counter() - t0
     if args.output == "-":
         write_trec(sys.stdout, qids, results, args.tag)

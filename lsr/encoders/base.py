@@ -17,8 +17,11 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
@@ -57,6 +60,15 @@ class Encoder(ABC):
     @abstractmethod
     def save(self, path: str | os.PathLike) -> None:
         """Write the encoder (weights, tokenizer, ``lsr_encoder.json``) to a directory."""
+
+    def with_corpus_stats(self, stats: CorpusStats) -> Encoder:
+        """The encoder to encode queries with against a corpus of statistics ``stats``.
+
+        Most kinds ignore corpus statistics and return ``self``. Kinds whose query weights depend on
+        the indexed corpus (inference-free with IDF weights) return a new query-side view that owns
+        its weights, so one shared encoder serves many indexes (or shards) without being mutated.
+        """
+        return self
 
     def to(self, device: str) -> Encoder:
         """Move the network to ``device`` (``"cpu"``, ``"cuda[:N]"``, ``"mps"`` or ``"auto"``) and rebuild
@@ -208,3 +220,43 @@ def configs_match(recorded: dict[str, Any], current: dict[str, Any]) -> list[str
     """The keys on which two encoder configs differ in a way that changes the vectors."""
     keys = (set(recorded) | set(current)) - _NON_SEMANTIC_KEYS
     return sorted(k for k in keys if recorded.get(k) != current.get(k))
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """Statistics of an indexed corpus that some query encoders need (never the index itself).
+
+    ``vocab``: the corpus's term vocabulary; ``df``: int64 document frequency of each of its terms
+    (documents whose vector holds the term); ``n_docs``: documents in the corpus. Computed by the
+    index from its posting lists (:meth:`lsr.index.Index.document_frequencies`) and handed in by
+    :class:`lsr.Retriever`; for several shards, the sums of theirs (global statistics).
+    """
+
+    vocab: Vocabulary
+    df: np.ndarray
+    n_docs: int
+
+    def df_over(self, vocab: Vocabulary) -> np.ndarray:
+        """Document frequencies re-indexed by the term ids of ``vocab`` (0 for terms the corpus lacks)."""
+        if vocab is self.vocab or vocab.tokens is self.vocab.tokens:
+            return np.asarray(self.df, np.int64)
+        get = self.vocab.get
+        rows = np.fromiter((get(t) for t in vocab.tokens), np.int64, count=len(vocab))
+        df = np.asarray(self.df, np.int64)
+        return np.where(rows >= 0, df[np.maximum(rows, 0)], 0)
+
+
+def load_recorded_encoder(cfg: dict[str, Any]) -> Encoder:
+    """Load the encoder an index manifest records (``manifest["encoder"]``): from its recorded local
+    directory when it still exists, else by its recorded name; the recorded settings override the
+    saved ones, and the recorded name is kept so configs compare equal."""
+    settings = {k: v for k, v in cfg.items() if k not in ("kind", "model", "model_path")}
+    where = (
+        cfg.get("model_path")
+        if cfg.get("model_path") and os.path.isdir(cfg["model_path"])
+        else cfg.get("model")
+    )
+    encoder = load_encoder(where, kind=cfg.get("kind"), **settings)
+    if cfg.get("model"):
+        encoder.name = cfg["model"]  # type: ignore[attr-defined]  # keep the recorded name for comparisons
+    return encoder

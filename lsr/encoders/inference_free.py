@@ -5,7 +5,8 @@ is tokenized and each distinct word piece gets the weight ``table[piece]``:
 
 * ``query_weights="idf"`` (default for a model without a table): the BM25 IDF,
   ``log(1 + (N - df + 0.5) / (df + 0.5))``, of each term in the *indexed* corpus, taken from the posting
-  lists of the index being searched (:meth:`bind_index`, called by :meth:`lsr.index.Index.encode_queries`);
+  lists of the index being searched, handed in as corpus statistics by :class:`lsr.Retriever`
+  (:meth:`InferenceFreeEncoder.with_corpus_stats`: a per-index view; the encoder itself is not changed);
 * ``query_weights="table"``: a per-term table saved with the model (``query_weights.npy``, float32 over
   the vocabulary), e.g. the corpus IDF or a table learned by ``lsr train``.
 
@@ -17,6 +18,7 @@ such as ``[SEP]``, non-BERT tokenizers) take the tokenizer; tests check both giv
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -75,7 +77,6 @@ class InferenceFreeEncoder(Encoder):
             if table.shape != (n,) or not np.all(np.isfinite(table)) or table.min() < 0:
                 raise LsrError(f"query weight table must be {n} finite weights >= 0, got shape {table.shape}")
         self.table = table
-        self._index_key: Any = None
         self._special = np.zeros(n, bool)
         self._special_ids = frozenset(i for i in getattr(self.tokenizer, "all_special_ids", []) if i < n)
         self._special[list(self._special_ids)] = True
@@ -154,18 +155,31 @@ class InferenceFreeEncoder(Encoder):
         """Use ``table`` (float32 per vocabulary term) as the query weights from now on."""
         self.__init__(self.doc_encoder, "table", table, self.query_max_length)  # type: ignore[misc]
 
+    def with_corpus_stats(self, stats: Any) -> InferenceFreeEncoder:
+        """With IDF query weights: a query-side view whose table is the BM25 IDF of ``stats``
+        (:class:`~lsr.encoders.base.CorpusStats` of the indexed corpus). The view shares the
+        tokenizer, word cache and document model, owns its table, and leaves ``self`` unchanged, so
+        one encoder serves any number of indexes at once. With a saved table: ``self``."""
+        if self.query_weights != "idf":
+            return self
+        view = copy.copy(self)
+        view.table = bm25_idf(stats.df_over(self.vocab), int(stats.n_docs))
+        view._trainable_table = None
+        view._set_skip()
+        return view
+
     def bind_index(self, index: Any) -> None:
-        """Take IDF query weights from ``index``'s posting lists (no-op for a saved table, or when the
-        same index is already bound)."""
-        if self.query_weights != "idf" or self._index_key == (index.path, index.n_postings):
+        """Explicitly fix this encoder's IDF query weights to ``index``'s corpus (no-op for a saved
+        table). Searching never calls this: :class:`lsr.Retriever` uses :meth:`with_corpus_stats`,
+        which leaves the encoder as it is."""
+        if self.query_weights != "idf":
             return
-        df_index = np.diff(np.asarray(index.offsets, np.int64))
-        get = index.vocab.get
-        rows = np.fromiter((get(t) for t in self.vocab.tokens), np.int64, count=len(self.vocab))
-        df = np.where(rows >= 0, df_index[np.maximum(rows, 0)], 0)
-        self.table = bm25_idf(df, index.n_docs)
+        from lsr.encoders.base import CorpusStats
+
+        stats = CorpusStats(index.vocab, index.document_frequencies(), index.n_docs)
+        view = self.with_corpus_stats(stats)
+        self.table = view.table
         self._set_skip()
-        self._index_key = (index.path, index.n_postings)
 
     @property
     def idf(self) -> np.ndarray | None:
@@ -240,7 +254,8 @@ class InferenceFreeEncoder(Encoder):
         if table is None:
             raise LsrError(
                 "this inference-free model weights queries by the IDF of the indexed corpus: search through an "
-                "index (Index.search / lsr search) or give it a table (set_table, or bind_index(index))"
+                "index (lsr.Retriever(index, encoder), Index.search, lsr search) or give it a table "
+                "(set_table, or bind_index(index))"
             )
         skip, vocab = self._skip, self.vocab
         if len(texts) == 1 and isinstance(texts[0], str):  # the service's and the benchmark's case
@@ -263,7 +278,7 @@ class InferenceFreeEncoder(Encoder):
         (saved with the model, so search uses the weights training used); ``learn_table`` makes it a
         trainable parameter (softplus of a free vector, initialised at the table)."""
         if self.table is None or self.query_weights == "idf":
-            from lsr.training.data import bm25_vectors
+            from lsr.encoders.bm25 import bm25_vectors
 
             docs, _ = bm25_vectors(self.tokenizer, corpus_texts)
             df = np.bincount(docs.indices, minlength=len(self.vocab))

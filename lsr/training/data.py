@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from lsr.encoders.bm25 import bm25_vectors
 from lsr.errors import LsrError
 from lsr.texts import iter_texts, read_qrels
 from lsr.vectors import SparseBatch, Vocabulary
@@ -100,39 +101,6 @@ def load_train_data(
 
 
 # -- negatives ------------------------------------------------------------------------------------
-def bm25_vectors(
-    tokenizer: Any, texts: Sequence[str], k1: float = 0.9, b: float = 0.4
-) -> tuple[SparseBatch, Vocabulary]:
-    """BM25 impact vectors of ``texts`` over the tokenizer's word pieces (special tokens dropped)."""
-    vocab = Vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
-    special = set(getattr(tokenizer, "all_special_ids", []))
-    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
-    counts = [Counter(t for t in row if t not in special) for row in ids]
-    n = len(counts)
-    lengths = np.array([sum(c.values()) for c in counts], np.float64)
-    avg = lengths.mean() if n and lengths.mean() > 0 else 1.0
-    df = Counter(t for c in counts for t in c)
-    indptr = np.zeros(n + 1, np.int64)
-    indices, data = [], []
-    for i, c in enumerate(counts):
-        terms = np.array(sorted(c), np.int32)
-        tf = np.array([c[t] for t in terms], np.float64)
-        dfs = np.array([df[t] for t in terms], np.float64)
-        idf = np.log1p((n - dfs + 0.5) / (dfs + 0.5))
-        w = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[i] / avg))
-        keep = w > 0
-        indices.append(terms[keep])
-        data.append(w[keep].astype(np.float32))
-        indptr[i + 1] = indptr[i] + int(keep.sum())
-    batch = SparseBatch(
-        indptr,
-        np.concatenate(indices) if indices else np.zeros(0, np.int32),
-        np.concatenate(data) if data else np.zeros(0, np.float32),
-        vocab,
-    )
-    return batch, vocab
-
-
 def _query_bags(tokenizer: Any, texts: Sequence[str], vocab: Vocabulary) -> SparseBatch:
     special = set(getattr(tokenizer, "all_special_ids", []))
     rows = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
@@ -230,9 +198,11 @@ def search_corpus(
     encoder: Any, corpus: dict[str, str], query_texts: list[str], k: int, show_progress: bool = False
 ) -> tuple[list[Any], SparseBatch, SparseBatch]:
     """Encode ``corpus`` with the current weights, index it (exact) in a temporary folder and search
-    it with the encoded ``query_texts``, as users do: (results, document vectors, query vectors)."""
+    it with the encoded ``query_texts``, as users do (through :class:`lsr.Retriever`, which hands
+    inference-free models this index's IDF without changing the encoder): (results, document
+    vectors, query vectors)."""
     from lsr.index.builder import build_index
-    from lsr.index.searcher import Index
+    from lsr.retriever import Retriever
 
     if hasattr(encoder, "refresh"):
         encoder.refresh()
@@ -240,12 +210,10 @@ def search_corpus(
     docs = encoder.encode_documents([corpus[d] for d in doc_ids], show_progress=show_progress)
     with tempfile.TemporaryDirectory(prefix="lsr-train-search-") as tmp:
         build_index(docs, tmp, ids=doc_ids, methods=("exact",), encoder=encoder, overwrite=True)
-        index = Index(tmp)
-        bind = getattr(encoder, "bind_index", None)
-        if bind is not None:  # inference-free models with IDF query weights take them from this index
-            bind(index)
-        qv = encoder.encode_queries(query_texts)
-        results = index.search(qv, k=k)
+        # force: the encoder is the one that built this index a line above (no settings to compare)
+        retriever = Retriever(tmp, encoder, force=True)
+        qv = retriever.query_encoder.encode_queries(query_texts)  # as before: empty texts allowed
+        results = retriever.search(qv, k=k)
     return results, docs, qv
 
 

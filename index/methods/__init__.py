@@ -1,0 +1,235 @@
+"""The search-method registry: one record per method, one module per method.
+
+A :class:`Method` says what a method needs and how to run it: the index parts it reads (each a
+:class:`Part`: its arrays, build parameters with defaults, how to build and open it), its query
+parameters with defaults and bounds (:class:`Param`), how to call its kernel, and whether it is
+rank-safe (same top-k and scores as exact search) for given parameters. Everything that used to
+list methods by hand loops over this registry: the parts builder (:mod:`lsr.index.parts`), the
+searcher (parameter checks, scratch buffers, dispatch), ``build_index``'s part options, the CLI's
+``--methods`` / ``--param``, the service's parameter validation and the tests.
+
+Modules of this package are discovered at import: a module defining ``PARTS`` (a tuple of
+:class:`Part`) and/or ``METHOD`` (a :class:`Method`) registers them. **Adding a method = one module
+here + its kernel in** :mod:`lsr.index.kernels` **+ its reference twin in the tests**; nothing else.
+Methods and parts are ordered by their ``order`` field (``exact`` first).
+
+Serial and batched search share one kernel driver (each kernel's ``search_range``, which runs a
+range of queries); the kernels keep two thin entry points, ``search_serial`` and ``search_batch``,
+because Numba compiles ``parallel=True`` as a separate function: calling it pays the thread pool's
+launch on every call (tens of microseconds, more than a small query's search), and Numba's
+threading layers do not promise that a parallel region may be entered from several Python threads
+at once, which is exactly how the service runs single queries (``nogil`` serial kernels on a
+thread pool). So the serial entry has no ``prange`` and the batch entry holds the only one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lsr.errors import LsrError
+from lsr.index import format as fmt
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query-time parameter of a method: ``default`` and inclusive bounds ``[low, high]``;
+    ``integer`` parameters must be whole numbers."""
+
+    name: str
+    default: float
+    low: float
+    high: float
+    integer: bool = False
+    doc: str = ""
+
+    def check(self, method: str, value: Any) -> int | float:
+        """``value`` as an int or float within the bounds, or a one-line :class:`LsrError`."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise LsrError(f"{method} parameter {self.name} must be a number, got {value!r}")
+        if not (self.low <= value <= self.high) or not np.isfinite(value):  # NaN fails the bounds
+            raise LsrError(
+                f"{method} parameter {self.name} must be in [{self.low:g}, {self.high:g}], got {value!r}"
+            )
+        if self.integer and int(value) != value:
+            raise LsrError(f"{method} parameter {self.name} must be an integer, got {value!r}")
+        return int(value) if self.integer else float(value)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able description (for the service's /methods-style listings and docs)."""
+        return {
+            "default": self.default,
+            "min": self.low,
+            "max": self.high,
+            "type": "integer" if self.integer else "number",
+            "doc": self.doc,
+        }
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a part's builder gets: the index directory being built, the (possibly reordered)
+    postings, the forward index over internal doc numbers, and helpers.
+
+    ``offsets`` int64[n_terms + 1], ``docs`` uint32 postings, ``impacts`` (quantized) postings;
+    ``fptr`` / ``fterms`` / ``fimp`` the forward index; ``threads`` for parallel builders."""
+
+    index_dir: str
+    n_docs: int
+    n_terms: int
+    offsets: np.ndarray
+    docs: np.ndarray
+    impacts: np.ndarray
+    fptr: np.ndarray
+    fterms: np.ndarray
+    fimp: np.ndarray
+    threads: int
+    say: Callable[[str], None]
+
+    def save(self, name: str, arr: np.ndarray) -> None:
+        """Write one array of the index (``<name>.npy``)."""
+        np.save(fmt.array_path(self.index_dir, name), arr)
+
+
+@dataclass(frozen=True)
+class Part:
+    """An optional part of an index (arrays beside the postings) that some methods read.
+
+    ``arrays``: file name -> (dtype, or ``"impacts"`` for the impacts' dtype, or None for any;
+    length key in the manifest counts, or None for "checked by :attr:`open`"), registered into
+    :data:`lsr.index.format.ARRAYS`. ``defaults``: build parameters (all positive numbers; the
+    ``build_index(<part name>={...})`` option overrides them). ``build(ctx, params)`` writes the
+    arrays and returns the manifest record (``manifest["parts"][name]``: True or a dict).
+    ``open(index, record)`` maps the arrays and returns what the methods' kernels take. ``reorder``:
+    the default ``build_index(reorder=None)`` reorders documents when a needed part says so
+    (block-based parts: similar documents in the same blocks)."""
+
+    name: str
+    arrays: Mapping[str, tuple[str | None, str | None]]
+    build: Callable[[BuildContext, dict[str, Any]], Any]
+    open: Callable[[Any, Any], Any]
+    defaults: Mapping[str, float] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], None] | None = None
+    order: int = 100
+    reorder: bool = False  # whether it pays to renumber documents by graph bisection first
+
+
+def always(params: Mapping[str, Any]) -> bool:
+    """Rank-safe whatever the parameters."""
+    return True
+
+
+def never(params: Mapping[str, Any]) -> bool:
+    """Approximate whatever the parameters."""
+    return False
+
+
+@dataclass(frozen=True)
+class Method:
+    """A search method. ``search(index, params, indptr, terms, weights, k, scratch, n_chunks)``
+    calls its kernel (serial for one chunk, parallel otherwise) on canonical CSR queries and
+    returns (internal-or-build-order doc numbers int64[nq, k] with -1 padding, scores
+    float32[nq, k]); ``rank_safe(params)`` says whether it then equals exact search."""
+
+    name: str
+    parts: tuple[str, ...]
+    params: tuple[Param, ...]
+    search: Callable[..., tuple[np.ndarray, np.ndarray]]
+    rank_safe: Callable[[Mapping[str, Any]], bool] = always
+    doc: str = ""
+    order: int = 100
+
+    def defaults(self) -> dict[str, Any]:
+        """The parameters at their defaults."""
+        return {p.name: p.default for p in self.params}
+
+    def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Refuse unknown or out-of-bounds parameters; fill in the defaults."""
+        names = [p.name for p in self.params]
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            known = ", ".join(names) if names else "none"
+            raise LsrError(
+                f"method {self.name!r} takes no parameter {', '.join(unknown)} (its parameters: {known})"
+            )
+        return {p.name: p.check(self.name, params.get(p.name, p.default)) for p in self.params}
+
+
+def _discover() -> tuple[dict[str, Method], dict[str, Part]]:
+    methods: list[Method] = []
+    parts: list[Part] = []
+    for info in pkgutil.iter_modules(__path__):  # type: ignore[name-defined]
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        parts.extend(getattr(module, "PARTS", ()))
+        if getattr(module, "METHOD", None) is not None:
+            methods.append(module.METHOD)
+    methods.sort(key=lambda m: (m.order, m.name))
+    parts.sort(key=lambda p: (p.order, p.name))
+    part_map = {p.name: p for p in parts}
+    for m in methods:
+        missing = [p for p in m.parts if p not in part_map]
+        if missing:
+            raise ImportError(f"method {m.name!r} needs unknown part(s) {missing}")
+    impact_arrays = list(fmt.IMPACT_ARRAYS)
+    for p in parts:  # the parts' files join the format's table of arrays
+        for name, (dtype, length) in p.arrays.items():
+            spec = (None if dtype == "impacts" else dtype, length)
+            if fmt.ARRAYS.setdefault(name, spec) != spec:
+                raise ImportError(f"part {p.name!r}: array {name!r} disagrees with lsr.index.format.ARRAYS")
+            if dtype == "impacts" and name not in impact_arrays:
+                impact_arrays.append(name)
+    fmt.IMPACT_ARRAYS = tuple(impact_arrays)
+    return {m.name: m for m in methods}, part_map
+
+
+METHODS, PARTS = _discover()
+NAMES: tuple[str, ...] = tuple(METHODS)
+
+
+def get(name: str) -> Method:
+    """The record of method ``name`` (a clear error listing the known ones otherwise)."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise LsrError(f"unknown method {name!r} (known: {', '.join(NAMES)})") from None
+
+
+def check_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
+    """Validate a list of method names (a comma-separated string works; ``"all"`` means every
+    method); ``exact`` is always included (it needs no part)."""
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if "all" in methods:
+        return NAMES
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise LsrError(f"unknown method(s) {', '.join(bad)} (available: {', '.join(NAMES)})")
+    return tuple(dict.fromkeys(["exact", *methods]))
+
+
+def parts_needed(methods: Sequence[str]) -> list[str]:
+    """The parts ``methods`` read, in build order."""
+    need = {p for m in methods for p in METHODS[m].parts}
+    return [p for p in PARTS if p in need]
+
+
+def wants_reorder(methods: Sequence[str]) -> bool:
+    """Whether the parts ``methods`` need gain from graph-bisection reordering (the default)."""
+    return any(PARTS[p].reorder for p in parts_needed(methods))
+
+
+def param_help() -> str:
+    """One line naming every method's parameters with their defaults and bounds (CLI help)."""
+    out = []
+    for m in METHODS.values():
+        if m.params:
+            ps = ", ".join(f"{p.name} ({p.default:g}, {p.low:g}..{p.high:g})" for p in m.params)
+            out.append(f"{m.name} {ps}")
+    return "; ".join(out)

@@ -1,0 +1,41 @@
+"""``exact``: term-at-a-time over every posting of every query term (kernel:
+:mod:`lsr.index.kernels.exact`; reference twin: ``exact.search_reference``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lsr.index.methods import Method
+
+
+def search(
+    index: Any,
+    params: dict[str, Any],
+    indptr: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+    scratch: Any,
+    n_chunks: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k; ``scratch.buffer("acc")`` holds one zeroed float32 accumulator per chunk (the
+    kernel leaves it zeroed)."""
+    from lsr.index.kernels import exact
+
+    accs = scratch.buffer("acc", index.n_docs, np.float32)
+    args = (*index.postings, index.doc_order, indptr, terms, weights, k)
+    if n_chunks == 1:
+        return exact.search_serial(*args, accs[0])
+    return exact.search_batch(*args, accs[:n_chunks], n_chunks)
+
+
+METHOD = Method(
+    name="exact",
+    parts=(),
+    params=(),
+    search=search,
+    doc="term-at-a-time over every posting of every query term",
+    order=0,
+)

@@ -1,0 +1,50 @@
+"""``maxscore``: rank-safe MaxScore in windows of documents (kernel: :mod:`lsr.index.kernels.maxscore`;
+reference twin: ``maxscore.search_reference``, plain Python, compared with the kernel on random
+inputs in ``tests/test_kernel_twins.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lsr.index.methods import Method
+
+
+def search(
+    index: Any,
+    params: dict[str, Any],
+    indptr: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+    scratch: Any,
+    n_chunks: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MaxScore top-k (the kernel allocates its own small window accumulators)."""
+    from lsr.index.kernels import maxscore
+
+    args = (
+        *index.postings,
+        index.term_max,
+        index.doc_order,
+        *index.forward,
+        index.n_docs,
+        indptr,
+        terms,
+        weights,
+        k,
+    )
+    if n_chunks == 1:
+        return maxscore.search_serial(*args)
+    return maxscore.search_batch(*args, n_chunks)
+
+
+METHOD = Method(
+    name="maxscore",
+    parts=("forward",),
+    params=(),
+    search=search,
+    doc="rank-safe MaxScore: lists that cannot lift a document into the top-k are only looked up",
+    order=10,
+)

@@ -1,0 +1,203 @@
+"""Every search and build kernel against its plain-Python / numpy twin on random inputs, called
+directly (no Index in between), float32 and uint8 impacts, with and without a document reordering.
+
+The twins live beside the kernels (``*_reference`` / ``search_python``): exact, BMP-beta,
+transpose and the top-k heap are checked in test_index.py / test_methods.py; here MaxScore, BMP at
+any alpha and beta, Seismic (search, kept lists, block summaries), and the reordering kernels
+(top terms, graph bisection). The search twins mirror the kernels' float32 arithmetic, so results
+must agree to the bit: documents, order and scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lsr.index.kernels import bmp as bmp_k
+from lsr.index.kernels import forward as forward_k
+from lsr.index.kernels import maxscore as maxscore_k
+from lsr.index.kernels import reorder as reorder_k
+from lsr.index.kernels import seismic as seismic_k
+
+from conftest import random_collection
+
+# (seed, impacts dtype, reordered): every dtype and reordering once, on two collections
+CASES = [(0, "float32", False), (0, "uint8", True), (1, "float32", True), (1, "uint8", False)]
+
+
+def random_arrays(seed: int, dtype: str, reordered: bool, n_docs: int = 200, n_terms: int = 50):
+    """An inverted index of arbitrary float weights (quantized to uint8 by a plain round, scale =
+    max / 255), its forward index, per-term maxima and an optional doc_order permutation."""
+    m = random_collection(n_docs, n_terms, seed, density=0.12, exact_weights=False)
+    scale = np.float32(1.0)
+    data = m.data.astype(np.float32)
+    if dtype == "uint8":
+        scale = np.float32(float(data.max()) / 255.0)
+        data = np.clip(np.rint(data.astype(np.float64) / float(scale)), 1, 255).astype(np.uint8)
+    inv = m.copy()
+    inv.data = data
+    inv = inv.T.tocsr()
+    inv.sort_indices()
+    offsets = inv.indptr.astype(np.int64)
+    docs = inv.indices.astype(np.uint32)
+    imps = inv.data
+    fptr, fterms, fimp = forward_k.transpose(offsets, docs, imps, n_docs, np.empty(0, np.int64))
+    term_max = np.zeros(n_terms, np.float32)
+    for t in range(n_terms):
+        if offsets[t + 1] > offsets[t]:
+            term_max[t] = np.float32(imps[offsets[t] : offsets[t + 1]].max()) * scale
+    rng = np.random.default_rng(seed + 77)
+    doc_order = rng.permutation(n_docs).astype(np.uint32) if reordered else np.empty(0, np.uint32)
+    return dict(
+        offsets=offsets, docs=docs, imps=imps, scale=scale, fptr=fptr, fterms=fterms, fimp=fimp,
+        term_max=term_max, doc_order=doc_order, n_docs=n_docs, n_terms=n_terms,
+    )  # fmt: skip
+
+
+def random_queries(seed: int, n_terms: int, fptr, fterms, n: int = 10):
+    """CSR queries (terms ascending, unique, float32 weights > 0): random term sets of 1..12 terms,
+    and a few made of a document's terms (many shared matches)."""
+    rng = np.random.default_rng(seed + 5)
+    rows = []
+    for i in range(n):
+        if i % 4 == 3:
+            d = int(rng.integers(len(fptr) - 1))
+            terms = np.unique(np.asarray(fterms[fptr[d] : fptr[d + 1]], np.int32))
+        else:
+            terms = np.unique(rng.choice(n_terms, size=int(rng.integers(1, 13)), replace=False)).astype(
+                np.int32
+            )
+        if len(terms) == 0:
+            terms = np.array([0], np.int32)
+        rows.append((terms, rng.lognormal(0, 0.7, len(terms)).astype(np.float32)))
+    rows.append((np.array([1, 2], np.int32), np.array([1.0, 1.0], np.float32)))  # equal weights
+    indptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum([len(t) for t, _ in rows], out=indptr[1:])
+    return indptr, np.concatenate([t for t, _ in rows]), np.concatenate([w for _, w in rows])
+
+
+def _rows(indptr, terms, weights):
+    for q in range(len(indptr) - 1):
+        yield q, terms[indptr[q] : indptr[q + 1]], weights[indptr[q] : indptr[q + 1]]
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES)
+def test_maxscore_equals_its_twin(seed, dtype, reordered):
+    a = random_arrays(seed, dtype, reordered)
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    for k in (1, 7, 300):
+        got_d, got_s = maxscore_k.search_serial(
+            a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
+            a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k,
+        )  # fmt: skip
+        for q, qt, qw in _rows(indptr, terms, weights):
+            want_d, want_s = maxscore_k.search_reference(
+                a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], qt, qw, k, a["n_docs"]
+            )
+            assert got_d[q].tolist() == want_d.tolist(), (k, q)
+            assert got_s[q].tobytes() == want_s.tobytes(), (k, q)
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES)
+@pytest.mark.parametrize("dense_fraction", [0.3, 2.0])
+def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense_fraction):
+    a = random_arrays(seed, dtype, reordered)
+    block_size = 8
+    parts = bmp_k.build_blocks(a["offsets"], a["docs"], a["imps"], block_size, a["n_docs"], dense_fraction)
+    n_blocks = (a["n_docs"] + block_size - 1) // block_size
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    for alpha, beta in ((1.0, 1.0), (0.9, 1.0), (0.5, 1.0), (1.0, 0.7), (0.8, 0.5)):
+        for k in (1, 10):
+            got_d, got_s = bmp_k.search_serial(
+                a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
+                a["n_docs"], indptr, terms, weights, k, alpha, beta, slots,
+            )  # fmt: skip
+            for q, qt, qw in _rows(indptr, terms, weights):
+                want_d, want_s = bmp_k.search_python(
+                    a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
+                    a["n_docs"], qt, qw, k, alpha, beta,
+                )  # fmt: skip
+                assert got_d[q].tolist() == want_d.tolist(), (alpha, beta, k, q)
+                assert got_s[q].tobytes() == want_s.tobytes(), (alpha, beta, k, q)
+
+
+def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, threads=1):
+    cptr, cterms, cw = reorder_k.top_terms(a["fptr"], a["fterms"], a["fimp"], 6)
+    return seismic_k.build(
+        a["offsets"], a["docs"], a["imps"], a["fptr"], a["fterms"], a["fimp"], cptr, cterms, cw,
+        n_postings, block_size, energy, max_terms, threads,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES)
+def test_seismic_blocks_and_summaries_equal_their_twins(seed, dtype, reordered):
+    """Each term's blocks hold exactly its kept postings (the n_postings heaviest), each block's
+    documents ascending, and each block's summary equals the twin's over the same documents. (Which
+    documents share a block is the clustering's choice: checked as a partition, not as a twin.)"""
+    a = random_arrays(seed, dtype, reordered)
+    n_postings, block_size, energy, max_terms = 24, 6, 0.5, 12
+    tb, bptr, bdocs, sptr, sterms, svals, sscale = _seismic(a, n_postings, block_size, energy, max_terms)
+    for t in range(a["n_terms"]):
+        kept = seismic_k.kept_reference(a["offsets"], a["docs"], a["imps"], t, n_postings)
+        assert tb[t + 1] - tb[t] == (len(kept) + block_size - 1) // block_size
+        held = []
+        for b in range(tb[t], tb[t + 1]):
+            block = bdocs[bptr[b] : bptr[b + 1]].astype(np.int64)
+            assert np.all(np.diff(block) > 0)
+            held += block.tolist()
+            if len(block) == 0:
+                assert sscale[b] == 1 and sptr[b + 1] == sptr[b]
+                continue
+            want_t, want_v, want_sc = seismic_k.summary_reference(
+                block, a["fptr"], a["fterms"], a["fimp"], energy, max_terms
+            )
+            assert sterms[sptr[b] : sptr[b + 1]].tolist() == want_t.tolist(), (t, b)
+            assert svals[sptr[b] : sptr[b + 1]].tolist() == want_v.tolist(), (t, b)
+            assert sscale[b] == want_sc
+        assert sorted(held) == kept.tolist()
+    # the parallel build makes the same structures
+    for x, y in zip(_seismic(a, threads=3), (tb, bptr, bdocs, sptr, sterms, svals, sscale), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES)
+def test_seismic_search_equals_its_twin(seed, dtype, reordered):
+    a = random_arrays(seed, dtype, reordered)
+    structures = _seismic(a)
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    stamps = np.zeros(a["n_docs"], np.int32)
+    box = np.ones(1, np.int64)
+    for query_cut, heap_factor in ((1, 0.9), (3, 0.5), (10, 0.9), (50, 2.0)):
+        for k in (1, 10):
+            got_d, got_s = seismic_k.search_serial(
+                *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
+                indptr, terms, weights, k, query_cut, heap_factor, stamps, box,
+            )  # fmt: skip
+            for q, qt, qw in _rows(indptr, terms, weights):
+                want_d, want_s = seismic_k.search_python(
+                    *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
+                    qt, qw, k, query_cut, heap_factor,
+                )  # fmt: skip
+                assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, k, q)
+                assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, k, q)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_top_terms_equals_its_twin(seed):
+    a = random_arrays(seed, "float32", False)
+    for m in (1, 3, 8, 100):
+        got = reorder_k.top_terms(a["fptr"], a["fterms"], a["fimp"], m)
+        want = reorder_k.top_terms_reference(a["fptr"], a["fterms"], a["fimp"], m)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_graph_bisection_equals_its_twin(seed):
+    a = random_arrays(seed, "float32", False, n_docs=200, n_terms=40)
+    fptr, fterms, _ = reorder_k.top_terms(a["fptr"], a["fterms"], a["fimp"], 8)
+    want = reorder_k.graph_bisection_reference(fptr, fterms, leaf=8, iterations=4)
+    assert sorted(want.tolist()) == list(range(200))
+    for threads in (1, 3):
+        got = reorder_k.graph_bisection(fptr, fterms, 40, leaf=8, iterations=4, threads=threads)
+        np.testing.assert_array_equal(got, want)
