@@ -136,7 +136,7 @@ def _query_nnz(index_path: str, model: str, dataset: str, split: str) -> float:
     """Mean non-zeros of the encoded test queries (re-encoded: the harness keeps only the runs)."""
     import numpy as np
 
-    from lsr.eval.harness import load_dataset
+    from lsr.eval.datasets import load_dataset
     from lsr.index import open_index
 
     ds = load_dataset(dataset, split=split)

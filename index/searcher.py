@@ -383,8 +383,8 @@ class Index:
         ``method`` picks the algorithm (``"exact"``); ``threads`` > 1 spreads a batch of queries over
         that many threads. ``encoder``/``force`` apply to text queries. Unknown ``params`` are refused.
         """
-        k = _check_k(k)
-        threads = _check_threads(threads)
+        k = check_k(k)
+        threads = check_threads(threads)
         params = self.check_params(method, params)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
         docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
@@ -604,7 +604,8 @@ def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tu
     return indptr, terms, weights
 
 
-def _check_k(k: Any) -> int:
+def check_k(k: Any) -> int:
+    """``k`` as an int, or a one-line error unless it is an integer in 1..MAX_K."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise LsrError(f"k must be an integer, got {k!r}")
     if k <= 0:
@@ -614,10 +615,14 @@ def _check_k(k: Any) -> int:
     return int(k)
 
 
-def _check_threads(threads: Any) -> int:
+def check_threads(threads: Any) -> int:
+    """``threads`` as an int, or a one-line error unless it is an integer >= 1."""
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise LsrError(f"threads must be an integer >= 1, got {threads!r}")
     return int(threads)
+
+
+_check_k, _check_threads = check_k, check_threads  # the old private names, for callers not yet updated
 
 
 def open_index(path: str | os.PathLike) -> Index:

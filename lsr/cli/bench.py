@@ -11,9 +11,9 @@ from lsr.cli.common import check_positive, load_query_file, method_params, summa
 def run(args: Any) -> int:
     from lsr.index import open_index
     from lsr.index.bench import benchmark_search
-    from lsr.index.searcher import _check_k
+    from lsr.index.searcher import check_k
 
-    _check_k(args.k)
+    check_k(args.k)
     check_positive("threads", args.threads)
     check_positive("repeats", args.repeats)
     check_positive("limit", args.limit)
