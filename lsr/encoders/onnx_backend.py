@@ -11,7 +11,7 @@ SPLADE weights, so no batch x length x vocab tensor ever leaves ONNX Runtime:
 * ``log1p(relu(.))`` runs after the max (monotone), as in the torch fast path.
 
 float32 only: the vectors equal the torch path's to float32 rounding (max |diff| ~1e-5,
-``eval/bench_cpu_inference.py``). Needs ``onnxruntime`` (``pip install onnxruntime``); imported lazily.
+``benchmarks/bench_cpu_inference.py``). Needs ``onnxruntime`` (``pip install onnxruntime``); imported lazily.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class SpladeEncoder(Encoder):
     forward pass) and ``token_chunk`` (tokens per projection chunk) only change speed and memory, and so
     does ``backend``: ``"torch"`` (default) or ``"onnx"`` (opt-in, float32 only, needs ``onnxruntime``:
     the network and the pooling run as one ONNX Runtime graph on the CPU, exported on first use; same
-    vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``eval/bench_cpu_inference.py``).
+    vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``benchmarks/bench_cpu_inference.py``).
     """
 
     kind = "splade"

@@ -14,8 +14,8 @@
    evaluate with ranx (nDCG@10, Recall@100, MRR@10), and measure the entity terms' share of each
    vector (of its non-zeros and of its weight mass; documents and queries).
 
-    python eval/bench_dyvo.py --output eval/results/dyvo_scifact        # .json and .md
-    python eval/bench_dyvo.py --limit 300 --output /tmp/dyvo_quick       # a quick look (300 documents)
+    python benchmarks/bench_dyvo.py --output benchmarks/results/dyvo_scifact        # .json and .md
+    python benchmarks/bench_dyvo.py --limit 300 --output /tmp/dyvo_quick       # a quick look (300 documents)
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from lsr.eval.bench_common import cpu_name, git_commit
+from lsr.eval.environment import cpu_name, git_commit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="scifact", help="BEIR folder or bundled name (default scifact)")
     p.add_argument("--model", default="splade-tiny")
-    p.add_argument("--output", default="eval/results/dyvo_scifact", help="writes OUTPUT.json and OUTPUT.md")
+    p.add_argument("--output", default="benchmarks/results/dyvo_scifact", help="writes OUTPUT.json and OUTPUT.md")
     p.add_argument("--max-entities", type=int, default=20_000)
     p.add_argument("--min-df", type=int, default=3)
     p.add_argument("--top-n", type=int, default=32, help="candidate entities per text")
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu": cpu_name(),
                 "torch_threads": torch_threads,
                 "git_commit": git_commit(),
-                "command": "python eval/bench_dyvo.py "
+                "command": "python benchmarks/bench_dyvo.py "
                 + " ".join(argv if argv is not None else sys.argv[1:]),
                 "seconds": time.time() - started,
             },
