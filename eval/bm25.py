@@ -183,11 +183,12 @@ def fuse_runs(runs: Sequence[Run], method: str, norm: str | None = None) -> Run:
     """Fuse runs with ranx.fuse (``rrf``, or ``sum`` with ``norm="min-max"``)."""
     from ranx import fuse
 
-    from lsr.eval.metrics import ranx_run
+    from lsr.eval.metrics import quiet_ranx, ranx_run
 
     qids = sorted(set().union(*[set(r) for r in runs]))
     ranx_runs = [ranx_run(r, f"r{i}") for i, r in enumerate(runs)]
-    fused = fuse(runs=ranx_runs, method=method, norm=norm)  # norm=None: RRF uses ranks only
+    with quiet_ranx():
+        fused = fuse(runs=ranx_runs, method=method, norm=norm)  # norm=None: RRF uses ranks only
     out: Run = {}
     for q in qids:
         docs = fused.run.get(q)

@@ -43,7 +43,7 @@ def compare_dirs(
     """
     from ranx import compare
 
-    from lsr.eval.metrics import ranx_qrels, ranx_run
+    from lsr.eval.metrics import quiet_ranx, ranx_qrels, ranx_run
 
     q1, runs1 = load_eval_dir(dir1)
     q2, runs2 = load_eval_dir(dir2)
@@ -57,9 +57,15 @@ def compare_dirs(
     for name in common:
         a = ranx_run({q: v for q, v in runs1[name].items() if q in q1}, "A", by_rank=True)
         b = ranx_run({q: v for q, v in runs2[name].items() if q in q1}, "B", by_rank=True)
-        rep = compare(
-            qrels, runs=[a, b], metrics=list(metrics), max_p=max_p, stat_test=stat_test, make_comparable=True
-        )
+        with quiet_ranx():
+            rep = compare(
+                qrels,
+                runs=[a, b],
+                metrics=list(metrics),
+                max_p=max_p,
+                stat_test=stat_test,
+                make_comparable=True,
+            )
         d = rep.to_dict()
         for m in metrics:
             va, vb = float(d["A"]["scores"][m]), float(d["B"]["scores"][m])

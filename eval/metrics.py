@@ -9,8 +9,10 @@ trec_eval and :func:`ndcg_at_k` by doc id descending.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from lsr.errors import LsrError
@@ -45,6 +47,21 @@ def ndcg_at_k(
         if v is not None:
             vals.append(v)
     return sum(vals) / len(vals) if vals else 0.0
+
+
+@contextlib.contextmanager
+def quiet_ranx() -> Iterator[None]:
+    """Silence the ``NumbaTypeSafetyWarning`` ranx's own kernels raise when numba compiles them (e.g.
+    "unsafe cast from uint64 to int64" in its RRF fusion): ranx's code, not ours, and noise on every
+    ``lsr eval`` with a cold numba cache. Other warnings pass."""
+    try:
+        from numba.core.errors import NumbaTypeSafetyWarning
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+        yield
 
 
 def ranx_qrels(qrels: Mapping[str, Mapping[str, int]]) -> Any:
@@ -89,7 +106,8 @@ def evaluate_run(
     rr = ranx_run({q: v for q, v in run.items() if q in qrels}, "run", by_rank=True)
     if len(rr) == 0:
         return {m: 0.0 for m in metrics}, {m: {q: 0.0 for q in qrels} for m in metrics}
-    means = evaluate(rq, rr, list(metrics), make_comparable=True)
+    with quiet_ranx():
+        means = evaluate(rq, rr, list(metrics), make_comparable=True)
     if len(metrics) == 1:
         means = {metrics[0]: means}
     per_query = {m: {q: float(v) for q, v in rr.scores[m].items()} for m in metrics}
