@@ -15,7 +15,18 @@ import pytest
 from lsr.eval.metrics import evaluate_run, ndcg_at_k
 from lsr.eval.runs import ranked, read_run, results_to_run, write_run
 
-from test_eval import make_beir
+
+def make_beir(root, docs, queries, qrels):
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."""
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs)
+    )
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": x}) + "\n" for i, x in queries))
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q, d, g in qrels)
+    )
+    return root
 
 
 def _result(ids, scores):
