@@ -345,21 +345,16 @@ class DyVoEncoder(Encoder):
         bias = (
             self._bias_param if self._bias_param is not None else torch.zeros(self.vocab_size, device=device)
         )
-        weight_t = None
-        if not grad:
-            weight_t, bias = self._inference_weight(), bias.detach()
-        wp_rows = []
-        ents = []
-        wp_train = None
-        if grad and word_pieces:  # training: tiled projection with a sparse backward (lsr.encoders.maxpool)
+        wp = None
+        if word_pieces and grad:  # training: tiled projection with a sparse backward (lsr.encoders.maxpool)
             from lsr.encoders.maxpool import max_pool_projection
 
-            wp_train = torch.log1p(torch.relu(max_pool_projection(h, mask, weight, bias)))
+            wp = torch.log1p(torch.relu(max_pool_projection(h, mask, weight, bias)))
+        elif word_pieces:  # encoding: SPLADE's own head (tiled projection, reused buffers), on the CPU
+            wp = self._splade_head().project_pool(h[real].float().cpu(), np.asarray(lens)).to(device)
+        ents = []
         for b, text in enumerate(texts):
             hb = h[b][real[b]]
-            if word_pieces and wp_train is None:
-                logits = torch.addmm(bias, hb, weight.t() if weight_t is None else weight_t)  # (tokens, V)
-                wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
             cut = int(offsets[b][real[b].cpu()][:, 1].max()) if lens[b] else 0
             cands = self.matcher.match(text[:cut])
             if cands:
@@ -369,20 +364,32 @@ class DyVoEncoder(Encoder):
                 rows = torch.zeros(0, dtype=torch.long, device=device)
                 ew = torch.zeros(0, device=device)
             ents.append((rows, ew))
-        if not word_pieces:
-            return None, ents
-        if wp_train is not None:
-            return wp_train, ents
-        return torch.stack(wp_rows) if wp_rows else torch.zeros(0, self.vocab_size), ents
+        return wp, ents
 
-    def _inference_weight(self) -> Any:
-        """The decoder weight transposed to (hidden, V) and contiguous, the layout ``addmm`` is fastest
-        with; rebuilt whenever the weight changed (an optimiser step bumps its version counter)."""
-        w = self._decoder.weight
-        key = (w.data_ptr(), w._version, w.device)
-        cached = getattr(self, "_wt_cache", None)
+    def _splade_head(self) -> Any:
+        """A :class:`~lsr.encoders.splade.SpladeEncoder` over the same masked LM, whose head
+        (:meth:`~lsr.encoders.splade.SpladeEncoder.project_pool`: vocabulary tiles, max pooling,
+        ``log1p(relu)``) computes the word-piece weights, so they are SPLADE's by construction. Its
+        tiles copy the decoder weights: rebuilt whenever the decoder weight or bias changed (an
+        optimiser step bumps their version counters).
+
+        SPLADE's ONNX backend is not used here: its graph returns only the pooled weights, and the
+        entity head needs the token states too (a second graph output would be the way to add it).
+        """
+        w, b = self._decoder.weight, self._bias_param
+        key = (w.data_ptr(), w._version, w.device, None if b is None else (b.data_ptr(), b._version))
+        cached = getattr(self, "_splade_cache", None)
         if cached is None or cached[0] != key:
-            cached = self._wt_cache = (key, w.detach().t().contiguous())
+            from lsr.encoders.splade import SpladeEncoder
+
+            training = self.model.training  # SpladeEncoder() puts the model in eval mode: keep the caller's
+            head = SpladeEncoder(
+                self.model, self.tokenizer, self.name, self.path,
+                doc_max_length=self.doc_max_length, query_max_length=self.query_max_length,
+                pooling="max", batch_size=self.batch_size, precision="float32",
+            )  # fmt: skip
+            self.model.train(training)
+            cached = self._splade_cache = (key, head)
         return cached[1]
 
     # -- training interface (lsr train) ----------------------------------------------------------

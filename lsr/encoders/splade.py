@@ -282,6 +282,17 @@ class SpladeEncoder(Encoder):
         h = hidden[mask.bool()]  # (real tokens, hidden), document after document
         if self._transform is not None:
             h = self._transform(h)
+        return self.project_pool(h, lens)
+
+    def project_pool(self, h: Any, lens: np.ndarray) -> Any:
+        """SPLADE's head on token states: (len(lens), vocab) float32 weights, before top-k and threshold.
+
+        ``h`` is (tokens, hidden): the real tokens' states after the MLM transform, document after
+        document, ``lens[i]`` tokens for document ``i``. The vocabulary projection runs in tiles on
+        chunks of whole documents (see the module docs); DyVo's word-piece part calls this too.
+        """
+        import torch
+
         h = h.to(self._tiles[0][1].dtype)
         out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32)
         starts = np.concatenate([[0], np.cumsum(lens)])
