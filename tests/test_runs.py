@@ -91,6 +91,7 @@ def test_evaluation_without_ranx_is_the_same(monkeypatch):
         evaluate_run(run, qrels, ("map",))
 
 
+@pytest.mark.system  # an lsr demo run
 def test_demo_evaluates_like_lsr_eval(tmp_path, capsys):
     """Two identical documents tie; only the later id is relevant. ``lsr demo`` ranks the tie as the run
     files do (doc id ascending) and reports the nDCG@10 of its own run file."""
