@@ -1,9 +1,9 @@
 """Measuring search: per-query latency after a warm-up, batch QPS, recall@k against exact search.
 
-The one timing code path: ``lsr bench`` (:func:`benchmark_search`), ``lsr eval``
-(``lsr.eval.timing``, which imports this module; this module imports nothing from ``lsr.eval``)
-and the benchmark scripts all time queries with :func:`time_queries` and :func:`time_batch`,
-summarize with :func:`latency_stats` and measure recall with :func:`mean_recall`.
+The one timing code path: ``lsr bench`` (:func:`benchmark_search`), ``lsr eval`` (its timing
+module imports this one; the index layer imports nothing from the evaluation package) and the
+benchmark scripts all time queries with :func:`time_queries` and :func:`time_batch`, summarize with
+:func:`latency_stats` and measure recall with :func:`mean_recall`.
 """
 
 from __future__ import annotations

@@ -117,3 +117,23 @@ def test_demo_evaluates_like_lsr_eval(tmp_path, capsys):
     assert run["q2"][0][0] == "d2"
     assert rep["ndcg@10"] == round(want, 4)
     capsys.readouterr()
+
+
+def test_benchmarks_live_outside_the_package():
+    """The benchmark scripts are a top-level folder the package never imports; the index layer does
+    not import the evaluation package (its timing code is the low-level one ``lsr.eval`` builds on)."""
+    import pkgutil
+    import re
+    from pathlib import Path
+
+    import lsr.eval
+
+    repo = Path(__file__).resolve().parent.parent
+    assert not [m.name for m in pkgutil.iter_modules(lsr.eval.__path__) if m.name.startswith("bench")]
+    assert sorted(p.name for p in (repo / "benchmarks").glob("bench_*.py"))
+    imports = re.compile(r"^\s*(from|import)\s+(benchmarks|bench_\w+|peers)\b", re.M)
+    for folder in ("lsr", "index", "eval", "service"):
+        for py in (repo / folder).rglob("*.py"):
+            assert not imports.search(py.read_text(encoding="utf-8")), py
+    for py in (repo / "index").rglob("*.py"):
+        assert "lsr.eval" not in py.read_text(encoding="utf-8"), py
