@@ -1,6 +1,6 @@
 """Measuring search: per-query latency after a warm-up, batch QPS, recall@k against exact search.
 
-The one timing code path: ``lsr bench`` (:func:`benchmark_search`), ``lsr eval`` (its timing
+The one timing code path: ``lsr bench`` (:func:`benchmark_search`), the evaluation harness (its timing
 module imports this one; the index layer imports nothing from the evaluation package) and the
 benchmark scripts all time queries with :func:`time_queries` and :func:`time_batch`, summarize with
 :func:`latency_stats` and measure recall with :func:`mean_recall`.
