@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="scifact", help="BEIR folder or bundled name (default scifact)")
     p.add_argument("--model", default="splade-tiny")
-    p.add_argument("--output", default="benchmarks/results/dyvo_scifact", help="writes OUTPUT.json and OUTPUT.md")
+    p.add_argument(
+        "--output", default="benchmarks/results/dyvo_scifact", help="writes OUTPUT.json and OUTPUT.md"
+    )
     p.add_argument("--max-entities", type=int, default=20_000)
     p.add_argument("--min-df", type=int, default=3)
     p.add_argument("--top-n", type=int, default=32, help="candidate entities per text")

@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         times["sparse_backward"].append(step(sparse))
         times["plain_autograd"].append(step(plain))
     rec = {
-        "command": "python benchmarks/bench_train_step.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/bench_train_step.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "cpu": cpu_name(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
