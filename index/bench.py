@@ -1,11 +1,15 @@
 """Measuring search: per-query latency after a warm-up, batch QPS, recall@k against exact search.
 
-Used by ``lsr bench`` and the benchmark scripts, so every figure they print comes from one code path.
+The one timing code path: ``lsr bench`` (:func:`benchmark_search`), the evaluation harness (its timing
+module imports this one; the index layer imports nothing from the evaluation package) and the
+benchmark scripts all time queries with :func:`time_queries` and :func:`time_batch`, summarize with
+:func:`latency_stats` and measure recall with :func:`mean_recall`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,13 +18,19 @@ from lsr.errors import LsrError
 from lsr.vectors import SparseBatch
 
 
-def recall_at_k(found: list[Any], truth: list[Any]) -> float:
-    """Mean over queries of |found ∩ truth| / |truth| (queries whose exact top-k is empty are skipped)."""
-    vals = []
-    for f, t in zip(found, truth, strict=True):
-        if len(t.docs):
-            vals.append(len(set(f.docs.tolist()) & set(t.docs.tolist())) / len(t.docs))
+def mean_recall(pairs: Iterable[tuple[Collection[Any], Collection[Any]]]) -> float:
+    """Mean over ``(found, truth)`` pairs of |found ∩ truth| / |truth|.
+
+    Pairs whose truth is empty are skipped; with none left the recall is 1.0 (nothing to find).
+    """
+    vals = [len(set(f) & set(t)) / len(set(t)) for f, t in pairs if len(t)]
     return float(np.mean(vals)) if vals else 1.0
+
+
+def recall_at_k(found: list[Any], truth: list[Any]) -> float:
+    """Mean over queries of |found ∩ truth| / |truth| for search results (queries whose exact top-k
+    is empty are skipped)."""
+    return mean_recall((f.docs.tolist(), t.docs.tolist()) for f, t in zip(found, truth, strict=True))
 
 
 def single_queries(
@@ -39,8 +49,11 @@ def single_queries(
     ]
 
 
-def latency_stats(seconds: np.ndarray) -> dict[str, float]:
+def latency_stats(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean, p50, p90, p99 and max in milliseconds of per-query ``seconds`` (all 0.0 when empty)."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    if ms.size == 0:
+        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0}
     return {
         "mean": float(ms.mean()),
         "p50": float(np.percentile(ms, 50)),
@@ -48,6 +61,65 @@ def latency_stats(seconds: np.ndarray) -> dict[str, float]:
         "p99": float(np.percentile(ms, 99)),
         "max": float(ms.max()),
     }
+
+
+def time_queries(
+    index: Any,
+    singles: Sequence[Any],
+    k: int,
+    method: str,
+    params: dict[str, Any] | None = None,
+    warmup: int = 50,
+    repeats: int = 1,
+    show_progress: bool = False,
+) -> tuple[list[Any], np.ndarray]:
+    """Search each query of ``singles`` alone: ``(results, seconds)``, one result and one time per query.
+
+    ``index.warmup()`` and the first ``warmup`` queries run untimed first, so JIT compilation and
+    cold pages never count; each query's time is the median of ``repeats`` passes (seconds).
+    """
+    from tqdm.auto import tqdm
+
+    params = params or {}
+    if repeats < 1 or warmup < 0:
+        raise LsrError("repeats must be >= 1 and warmup >= 0")
+    index.warmup()
+    for s in singles[:warmup]:
+        index.search(s, k=k, method=method, **params)
+    n = len(singles)
+    times = np.empty((repeats, n))
+    results: list[Any] = [None] * n
+    bar = tqdm(total=repeats * n, desc=f"timing {method}", unit="q", leave=False, disable=not show_progress)
+    for r in range(repeats):
+        for i, s in enumerate(singles):
+            t0 = time.perf_counter()
+            res = index.search(s, k=k, method=method, **params)
+            times[r, i] = time.perf_counter() - t0
+            results[i] = res[0]
+            bar.update(1)
+    bar.close()
+    return results, np.median(times, axis=0)
+
+
+def time_batch(
+    index: Any,
+    batch: Any,
+    k: int,
+    method: str,
+    threads: int = 1,
+    params: dict[str, Any] | None = None,
+    warm: bool = True,
+) -> tuple[list[Any], float]:
+    """Search ``batch`` in one call over ``threads`` threads: ``(results, seconds)``.
+
+    With ``warm`` the batch runs once untimed first (the parallel path has its own compiled code).
+    """
+    params = params or {}
+    if warm:
+        index.search(batch, k=k, method=method, threads=threads, **params)
+    t0 = time.perf_counter()
+    results = index.search(batch, k=k, method=method, threads=threads, **params)
+    return results, time.perf_counter() - t0
 
 
 def benchmark_search(
@@ -74,23 +146,9 @@ def benchmark_search(
     if nq == 0:
         raise LsrError("no queries to benchmark")
     singles = single_queries(index, indptr, terms, weights)
-    index.warmup()
-    for i in range(min(warmup, nq)):
-        index.search(singles[i], k=k, method=method, **params)
-    times = np.empty((repeats, nq))
-    results = [None] * nq
-    for r in range(repeats):
-        for i in range(nq):
-            t0 = time.perf_counter()
-            res = index.search(singles[i], k=k, method=method, **params)
-            times[r, i] = time.perf_counter() - t0
-            results[i] = res[0]
-    per_query = np.median(times, axis=0)
+    results, per_query = time_queries(index, singles, k, method, params, warmup, repeats)
     all_q = SparseBatch(indptr, terms, weights, index.vocab)
-    index.search(all_q, k=k, method=method, threads=threads, **params)  # warm the parallel path
-    t0 = time.perf_counter()
-    index.search(all_q, k=k, method=method, threads=threads, **params)
-    batch_s = time.perf_counter() - t0
+    _, batch_s = time_batch(index, all_q, k, method, threads, params)
     exact = results if method == "exact" else index.search(all_q, k=k, method="exact", threads=threads)
     return {
         "method": method,

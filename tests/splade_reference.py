@@ -2,7 +2,7 @@
 
 It pads every batch to its longest text, runs the full masked LM, applies log(1 + ReLU(x)) to the
 whole batch x length x vocab logits tensor, masks padding and pools over the tokens: simple, slow,
-obviously right. Used by the tests and by ``eval/bench_encoder.py`` (as the speed baseline).
+obviously right. Used by the tests and by ``benchmarks/bench_encoder.py`` (as the speed baseline).
 """
 
 from __future__ import annotations

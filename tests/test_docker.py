@@ -74,6 +74,7 @@ def test_entrypoint_needs_an_index():
     assert res.returncode != 0 and "LSR_INDEX" in res.stderr
 
 
+@pytest.mark.system  # the docker entrypoint serving
 def test_entrypoint_serves(tmp_path):
     ix = build_index(random_collection(100, 20, 3), tmp_path / "ix", vocab=vocab_of(20))
     with socket.socket() as s:

@@ -389,3 +389,27 @@ def test_entity_weights_alone_plus_splade_equal_the_full_vectors(dyvo):
     assert (ents.indices >= V).all()
     full = _dense(dyvo.encode_documents(DOCS))
     np.testing.assert_allclose(_dense(ents)[:, V:], full[:, V:], atol=1e-6)
+
+
+def test_word_pieces_come_from_splades_head(store, monkeypatch):
+    """DyVo's word-piece weights are computed by SPLADE's head (``SpladeEncoder.project_pool``: the
+    tiled projection), not by a copy of it: one call per batch, and with one text per batch (no
+    padding) the word-piece part equals SPLADE's vectors bit for bit."""
+    from lsr.encoders.splade import SpladeEncoder
+
+    base = lsr.load_encoder("splade-tiny", doc_max_length=64, batch_size=1)
+    enc = DyVoEncoder.from_splade(base, store, doc_max_length=64, batch_size=1)
+    calls = []
+    real = SpladeEncoder.project_pool
+
+    def spy(self, h, lens):
+        calls.append(len(lens))
+        return real(self, h, lens)
+
+    monkeypatch.setattr(SpladeEncoder, "project_pool", spy)
+    got = _dense(enc.encode_documents(DOCS))
+    assert calls[-len(DOCS) :] == [1] * len(DOCS)
+    calls.clear()
+    want = _dense(base.encode_documents(DOCS))
+    assert len(calls) == len(DOCS)  # SPLADE itself goes through the same head
+    np.testing.assert_array_equal(got[:, : base.vocab_size], want)

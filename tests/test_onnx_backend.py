@@ -62,3 +62,27 @@ def test_onnx_backend_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     with pytest.raises(LsrError, match="pip install onnxruntime"):
         lsr.load_encoder("splade-tiny", backend="onnx")
+
+
+def test_dyvo_onnx_backend_matches_torch(texts):
+    """DyVo with backend="onnx": the word pieces from SPLADE's ONNX graph, the entity head on the token
+    states the same graph returns; the vectors equal the torch path's to float32 rounding."""
+    pytest.importorskip("onnxruntime")
+    from lsr.encoders.dyvo import DyVoEncoder
+    from lsr.entities import Entity, EntityStore, name_embeddings
+
+    base = lsr.load_encoder("splade-tiny")
+    ents = [Entity("fox", "quick brown fox"), Entity("emoji", "emoji text"), Entity("cells", "stem cells")]
+    store = EntityStore(ents, name_embeddings(base.model, base.tokenizer, [e.name for e in ents]))
+    opts = {"doc_max_length": 128, "batch_size": 4}
+    ref = DyVoEncoder.from_splade(base, store, **opts)
+    onnx = DyVoEncoder.from_splade(base, store, backend="onnx", **opts)
+    for fn in ("encode_documents", "encode_queries"):
+        a = getattr(ref, fn)(texts).to_scipy().toarray()
+        b = getattr(onnx, fn)(texts).to_scipy().toarray()
+        assert np.abs(a - b).max() <= TOL
+        assert ((a > 0) != (b > 0)).sum() <= 2
+        assert (a[:, base.vocab_size :] > 0).any()  # entities were scored
+    assert onnx.config() == ref.config()
+    with pytest.raises(LsrError, match="backend must be"):
+        DyVoEncoder.from_splade(base, store, backend="tensorrt")

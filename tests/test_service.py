@@ -178,6 +178,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.system  # a served process
 def test_lsr_serve_real_process(index_dir):
     port = _free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "lsr")

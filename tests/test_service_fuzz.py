@@ -8,6 +8,8 @@ import pytest
 
 from conftest import SCIFACT
 
+pytestmark = pytest.mark.system  # schemathesis fuzzing
+
 schemathesis = pytest.importorskip("schemathesis")
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -172,6 +172,7 @@ def _weights(path: str) -> dict[str, np.ndarray]:
     return load_file(os.path.join(path, "model.safetensors"))
 
 
+@pytest.mark.system  # a training run
 def test_train_is_deterministic_and_resumes_exactly(beir, tmp_path) -> None:
     from lsr.training import train
 
@@ -199,6 +200,7 @@ def test_train_is_deterministic_and_resumes_exactly(beir, tmp_path) -> None:
     assert sorted(os.listdir(os.path.join(c_out, "checkpoints"))) == ["step-000002", "step-000004"]
 
 
+@pytest.mark.system  # a training run
 def test_train_dev_eval_and_reload(beir, tmp_path) -> None:
     import lsr
     from lsr.training import train
@@ -212,6 +214,7 @@ def test_train_dev_eval_and_reload(beir, tmp_path) -> None:
     assert len(enc.encode_queries(["vitamin d"]).indices) > 0
 
 
+@pytest.mark.system  # a training run
 def test_train_unicoil_and_inference_free(beir, tmp_path) -> None:
     import lsr
     from lsr.training import train
@@ -297,6 +300,7 @@ def test_cli_train(beir, tmp_path, capsys) -> None:
     assert main(["train", "--data", beir, "--output", out, "--loss", "kl"]) == 2
 
 
+@pytest.mark.system  # a training run
 def test_train_dyvo_through_the_shared_trainer(beir, tmp_path) -> None:
     """DyVo trains with the same trainer: the entity head learns, and the result reloads as DyVo."""
     import lsr

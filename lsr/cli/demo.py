@@ -1,4 +1,9 @@
-"""``lsr demo``: the bundled model over the bundled SciFact, end to end, with nDCG@10."""
+"""``lsr demo``: the bundled model over the bundled SciFact, end to end, with nDCG@10.
+
+The run is written and evaluated as ``lsr eval`` does (:mod:`lsr.eval.runs`, :func:`lsr.eval.metrics.evaluate_run`):
+the same queries (a text and a judgment of grade > 0), the same tie order (score descending, then
+doc id ascending), the same nDCG@10.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from lsr.cli.common import apply_threads, check_positive, encoder_options, human
 def run(args: Any) -> int:
     import lsr
     from lsr.eval.datasets import beir_folder
-    from lsr.eval.metrics import ndcg_at_k
+    from lsr.eval.metrics import evaluate_run
+    from lsr.eval.runs import results_to_run, write_run
     from lsr.retriever import Retriever
     from lsr.texts import iter_texts, read_qrels
 
@@ -38,20 +44,17 @@ def run(args: Any) -> int:
     )
     build_s = time.perf_counter() - t0
     index = retriever.index
-    qrels = read_qrels(folder.qrels)
-    queries = [q for q in iter_texts(folder.queries) if q.id in qrels]
+    judged = {q: d for q, d in read_qrels(folder.qrels).items() if any(g > 0 for g in d.values())}
+    queries = [q for q in iter_texts(folder.queries) if q.id in judged and q.text.strip()]
     print(f"[3/4] searching {len(queries)} test queries (exact, k=100)")
     t1 = time.perf_counter()
     results = retriever.search([q.text for q in queries], k=100, method="exact", threads=threads)
     search_s = time.perf_counter() - t1
     run_path = os.path.join(args.output, "run.trec")
-    from lsr.cli.search import write_trec
-
-    with open(run_path, "w", encoding="utf-8") as f:
-        write_trec(f, [q.id for q in queries], results, "lsr-demo")
-    run = {q.id: dict(zip(r.ids, r.scores, strict=True)) for q, r in zip(queries, results, strict=True)}
-    ndcg = ndcg_at_k(run, qrels, 10)
+    run = results_to_run([q.id for q in queries], results)
+    write_run(run_path, run, "lsr-demo")
     print("[4/4] evaluating")
+    ndcg = evaluate_run(run, {q.id: judged[q.id] for q in queries}, ("ndcg@10",))[0]["ndcg@10"]
     report = {
         "dataset": folder.root,
         "model": args.model,

@@ -1,4 +1,5 @@
-"""``lsr search``: queries -> TREC run (``qid Q0 docid rank score tag``)."""
+"""``lsr search``: queries -> TREC run (``qid Q0 docid rank score tag``), written by
+:func:`lsr.eval.runs.write_trec` (the writer ``lsr eval`` uses: same ranking, same score format)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from lsr.cli.common import apply_threads, check_input, load_query_file, method_p
 
 
 def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
-    for qid, res in zip(qids, results, strict=True):
-        for rank, (doc, score) in enumerate(zip(res.ids, res.scores, strict=True), 1):
-            f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+    """The run of ``results`` (one per query id, in the file's query order) in TREC format: ranked
+    score descending then doc id ascending, scores as the shortest decimal that reads back exactly."""
+    from lsr.eval.runs import ranked
+    from lsr.eval.runs import write_trec as write_rows
+
+    rows = ((q, ranked(zip(r.ids, r.scores, strict=True))) for q, r in zip(qids, results, strict=True))
+    write_rows(f, rows, tag)
 
 
 def run(args: Any) -> int:

@@ -42,7 +42,8 @@ from lsr.errors import LsrError
 from lsr.vectors import SparseBatch, Vocabulary
 
 HEAD_FILE = "dyvo_head.safetensors"
-# Settings that from_pretrained accepts (the keys of config() other than kind/model/model_path).
+# Settings that from_pretrained accepts (the keys of config() other than kind/model/model_path, and the
+# speed-only batch_size and backend, which config() does not record).
 SETTINGS = (
     "doc_max_length",
     "query_max_length",
@@ -52,6 +53,7 @@ SETTINGS = (
     "threshold",
     "batch_size",
     "precision",
+    "backend",
     "entity_top_n",
     "entity_fuzzy",
     "entity_max_edits",
@@ -96,7 +98,10 @@ class DyVoEncoder(Encoder):
     ``doc_top_k`` / ``query_top_k`` and ``threshold`` (pruning of the merged vector),
     ``entity_top_n`` (candidates per text), ``entity_fuzzy`` / ``entity_max_edits`` /
     ``entity_min_fuzzy_len`` (fuzzy matching), ``entity_bm25`` / ``entity_bm25_k`` (BM25 retriever).
-    ``batch_size`` only changes speed. ``pooling`` must be ``"max"`` and ``precision`` ``"float32"``.
+    ``batch_size`` only changes speed, and so does ``backend``: ``"torch"`` (default) or ``"onnx"``
+    (needs ``onnxruntime``: the network and the word-piece pooling run as SPLADE's ONNX graph, which
+    also hands the token states to the entity head; same vectors to float32 rounding). ``pooling``
+    must be ``"max"`` and ``precision`` ``"float32"``.
     """
 
     kind = "dyvo"
@@ -116,6 +121,7 @@ class DyVoEncoder(Encoder):
         threshold: float = 0.0,
         batch_size: int = 32,
         precision: str = "float32",
+        backend: str = "torch",
         entity_top_n: int = 32,
         entity_fuzzy: bool = True,
         entity_max_edits: int = 1,
@@ -130,6 +136,12 @@ class DyVoEncoder(Encoder):
             raise LsrError(f"DyVo supports pooling='max' only, not {pooling!r}")
         if precision != "float32":
             raise LsrError(f"DyVo supports precision='float32' only, not {precision!r}")
+        if backend not in ("torch", "onnx"):
+            raise LsrError(f"backend must be one of ('torch', 'onnx'), not {backend!r}")
+        if backend == "onnx":
+            from lsr.encoders.onnx_backend import require_onnxruntime
+
+            require_onnxruntime()
         check_positive_ints(
             {
                 "doc_max_length": doc_max_length,
@@ -160,6 +172,7 @@ class DyVoEncoder(Encoder):
         self.query_top_k = query_top_k
         self.threshold = float(threshold)
         self.batch_size = batch_size
+        self.backend = backend
         self.matcher = EntityMatcher(
             store,
             top_n=entity_top_n,
@@ -339,27 +352,27 @@ class DyVoEncoder(Encoder):
         offsets = enc["offset_mapping"]
         lens = mask.sum(dim=1).tolist()
         real = mask.bool()  # the text's tokens, wherever the tokenizer pads
-        hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
-        h = self._transform(hidden) if self._transform is not None else hidden
-        weight = self._decoder.weight
-        bias = (
-            self._bias_param if self._bias_param is not None else torch.zeros(self.vocab_size, device=device)
-        )
-        weight_t = None
-        if not grad:
-            weight_t, bias = self._inference_weight(), bias.detach()
-        wp_rows = []
-        ents = []
-        wp_train = None
-        if grad and word_pieces:  # training: tiled projection with a sparse backward (lsr.encoders.maxpool)
+        wp = None
+        if word_pieces and not grad and self.backend == "onnx":  # SPLADE's ONNX graph, + token states
+            wp_np, h_np = self._onnx_session().run(
+                None, {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()}
+            )
+            wp, h = torch.from_numpy(wp_np).to(device), torch.from_numpy(h_np).to(device)
+        else:
+            hidden = self._backbone(input_ids=ids, attention_mask=mask).last_hidden_state
+            h = self._transform(hidden) if self._transform is not None else hidden
+        if word_pieces and grad:  # training: tiled projection with a sparse backward (lsr.encoders.maxpool)
             from lsr.encoders.maxpool import max_pool_projection
 
-            wp_train = torch.log1p(torch.relu(max_pool_projection(h, mask, weight, bias)))
+            bias = self._bias_param
+            if bias is None:
+                bias = torch.zeros(self.vocab_size, device=device)
+            wp = torch.log1p(torch.relu(max_pool_projection(h, mask, self._decoder.weight, bias)))
+        elif word_pieces and wp is None:  # encoding: SPLADE's own head (tiled projection), on the CPU
+            wp = self._splade_head().project_pool(h[real].float().cpu(), np.asarray(lens)).to(device)
+        ents = []
         for b, text in enumerate(texts):
             hb = h[b][real[b]]
-            if word_pieces and wp_train is None:
-                logits = torch.addmm(bias, hb, weight.t() if weight_t is None else weight_t)  # (tokens, V)
-                wp_rows.append(torch.log1p(torch.relu(logits.amax(dim=0))))
             cut = int(offsets[b][real[b].cpu()][:, 1].max()) if lens[b] else 0
             cands = self.matcher.match(text[:cut])
             if cands:
@@ -369,21 +382,52 @@ class DyVoEncoder(Encoder):
                 rows = torch.zeros(0, dtype=torch.long, device=device)
                 ew = torch.zeros(0, device=device)
             ents.append((rows, ew))
-        if not word_pieces:
-            return None, ents
-        if wp_train is not None:
-            return wp_train, ents
-        return torch.stack(wp_rows) if wp_rows else torch.zeros(0, self.vocab_size), ents
+        return wp, ents
 
-    def _inference_weight(self) -> Any:
-        """The decoder weight transposed to (hidden, V) and contiguous, the layout ``addmm`` is fastest
-        with; rebuilt whenever the weight changed (an optimiser step bumps its version counter)."""
-        w = self._decoder.weight
-        key = (w.data_ptr(), w._version, w.device)
-        cached = getattr(self, "_wt_cache", None)
+    def _splade_head(self) -> Any:
+        """A :class:`~lsr.encoders.splade.SpladeEncoder` over the same masked LM, whose head
+        (:meth:`~lsr.encoders.splade.SpladeEncoder.project_pool`: vocabulary tiles, max pooling,
+        ``log1p(relu)``) computes the word-piece weights, so they are SPLADE's by construction. Its
+        tiles copy the decoder weights: rebuilt whenever the decoder weight or bias changed (an
+        optimiser step bumps their version counters).
+
+        With ``backend="onnx"`` the word pieces come from SPLADE's ONNX graph instead
+        (:meth:`_onnx_session`), which also returns the token states the entity head reads.
+        """
+        w, b = self._decoder.weight, self._bias_param
+        key = (w.data_ptr(), w._version, w.device, None if b is None else (b.data_ptr(), b._version))
+        cached = getattr(self, "_splade_cache", None)
         if cached is None or cached[0] != key:
-            cached = self._wt_cache = (key, w.detach().t().contiguous())
+            from lsr.encoders.splade import SpladeEncoder
+
+            training = self.model.training  # SpladeEncoder() puts the model in eval mode: keep the caller's
+            head = SpladeEncoder(
+                self.model, self.tokenizer, self.name, self.path,
+                doc_max_length=self.doc_max_length, query_max_length=self.query_max_length,
+                pooling="max", batch_size=self.batch_size, precision="float32",
+            )  # fmt: skip
+            self.model.train(training)
+            cached = self._splade_cache = (key, head, None)
         return cached[1]
+
+    def _onnx_session(self) -> Any:
+        """SPLADE's ONNX Runtime graph (:func:`lsr.encoders.onnx_backend.build_session`) over this model,
+        with a second output, the transformed token states; exported on first use and again after the
+        weights changed, with as many intra-op threads as torch uses."""
+        import threading
+
+        import torch
+
+        head = self._splade_head()
+        with self.__dict__.setdefault("_onnx_lock", threading.Lock()):
+            key, head, session = self._splade_cache
+            if session is None:
+                from lsr.encoders.onnx_backend import build_session
+
+                with torch.inference_mode(False):
+                    session = build_session(head, torch.get_num_threads(), with_hidden=True)
+                self._splade_cache = (key, head, session)
+            return session
 
     # -- training interface (lsr train) ----------------------------------------------------------
     def train_module(self) -> Any:

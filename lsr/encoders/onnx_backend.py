@@ -11,7 +11,7 @@ SPLADE weights, so no batch x length x vocab tensor ever leaves ONNX Runtime:
 * ``log1p(relu(.))`` runs after the max (monotone), as in the torch fast path.
 
 float32 only: the vectors equal the torch path's to float32 rounding (max |diff| ~1e-5,
-``eval/bench_cpu_inference.py``). Needs ``onnxruntime`` (``pip install onnxruntime``); imported lazily.
+``benchmarks/bench_cpu_inference.py``). Needs ``onnxruntime`` (``pip install onnxruntime``); imported lazily.
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def require_onnxruntime() -> Any:
     return onnxruntime
 
 
-def _pooled_module(enc: Any) -> Any:
+def _pooled_module(enc: Any, with_hidden: bool = False) -> Any:
+    """The exported module: (input_ids, attention_mask) -> SPLADE weights, and with ``with_hidden`` also
+    the MLM-transformed token states (batch, length, hidden) that DyVo's entity head reads."""
     import torch
 
     class Pooled(torch.nn.Module):
@@ -56,6 +58,7 @@ def _pooled_module(enc: Any) -> Any:
             h = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             if self.transform is not None:
                 h = self.transform(h)
+            states = h
             real = attention_mask.unsqueeze(-1).bool()
             if not self.sum:
                 h = torch.where(real, h, h[:, :1, :])
@@ -67,17 +70,21 @@ def _pooled_module(enc: Any) -> Any:
                 else:
                     cols.append(logits.amax(dim=1))
             out = torch.cat(cols, dim=1)
-            return out if self.sum else torch.log1p(torch.relu(out))
+            out = out if self.sum else torch.log1p(torch.relu(out))
+            return (out, states) if with_hidden else out
 
     return Pooled().eval()
 
 
-def build_session(enc: Any, threads: int) -> Any:
-    """Export ``enc``'s network (current weights) and open an ONNX Runtime session on it."""
+def build_session(enc: Any, threads: int, with_hidden: bool = False) -> Any:
+    """Export ``enc``'s network (current weights) and open an ONNX Runtime session on it; with
+    ``with_hidden`` the graph has a second output, ``hidden`` (the transformed token states)."""
     ort = require_onnxruntime()
     import torch
 
-    module = _pooled_module(enc)
+    module = _pooled_module(enc, with_hidden)
+    outputs = ["weights", "hidden"] if with_hidden else ["weights"]
+    out_axes = {"weights": {0: "batch"}, "hidden": {0: "batch", 1: "length"}}
     ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102, 0], [101, 2178, 3231, 102, 0, 0, 0]])
     ids = ids.clamp(max=enc.vocab_size - 1)
     mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0, 0]])
@@ -91,8 +98,8 @@ def build_session(enc: Any, threads: int) -> Any:
                 (ids, mask),
                 buf,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["weights"],
-                dynamic_axes={**axes, "weights": {0: "batch"}},
+                output_names=outputs,
+                dynamic_axes={**axes, **{k: out_axes[k] for k in outputs}},
                 opset_version=17,
                 dynamo=False,
             )

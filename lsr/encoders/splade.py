@@ -46,7 +46,7 @@ class SpladeEncoder(Encoder):
     forward pass) and ``token_chunk`` (tokens per projection chunk) only change speed and memory, and so
     does ``backend``: ``"torch"`` (default) or ``"onnx"`` (opt-in, float32 only, needs ``onnxruntime``:
     the network and the pooling run as one ONNX Runtime graph on the CPU, exported on first use; same
-    vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``eval/bench_cpu_inference.py``).
+    vectors to float32 rounding, see :mod:`lsr.encoders.onnx_backend` and ``benchmarks/bench_cpu_inference.py``).
     ``activation`` (``"relu"``, or ``"log1p_relu"``: one more log1p, as OpenSearch's v3 models and
     sentence-transformers' ``SpladePooling`` option) and ``drop_special`` (special tokens such as [CLS] get
     weight 0, as OpenSearch's document encoders do) come from the checkpoint layouts
@@ -415,8 +415,19 @@ class SpladeEncoder(Encoder):
                 h = hidden[mask.bool()]  # (real tokens, hidden), document after document
             if self._transform is not None:
                 h = self._transform(h)
+        return self.project_pool(h, lens)
+
+    def project_pool(self, h: Any, lens: np.ndarray) -> Any:
+        """SPLADE's head on token states: (len(lens), vocab) float32 weights, before top-k and threshold.
+
+        ``h`` is (tokens, hidden): the real tokens' states after the MLM transform, document after
+        document, ``lens[i]`` tokens for document ``i``. The vocabulary projection runs in tiles on
+        chunks of whole documents (see the module docs); DyVo's word-piece part calls this too.
+        """
+        import torch
+
         h = h.to(self._tiles[0][1].dtype)
-        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32, device=dev)
+        out = torch.empty((len(lens), self.vocab_size), dtype=torch.float32, device=h.device)
         starts = np.concatenate([[0], np.cumsum(lens)])
         d = 0
         while d < len(lens):  # chunks of whole documents, at most token_chunk tokens (or one document)

@@ -9,7 +9,7 @@ Same process, same texts (the first N SciFact documents, title + " " + text), sa
     ran at the matmul rate measured here on a (8192 x hidden) @ (hidden x vocab) product.
 Medians over ``--repeats`` runs after a warm-up. Writes JSON (and prints a table).
 
-    python eval/bench_encoder.py --n-docs 256 --output eval/results/encoder.json
+    python benchmarks/bench_encoder.py --n-docs 256 --output benchmarks/results/encoder.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from lsr.eval.bench_common import cpu_name
+from lsr.eval.environment import cpu_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -72,7 +72,7 @@ def main() -> int:
         help="also time precision=bfloat16 (default; --no-bf16 skips it: it is emulated, so several times "
         "slower, on CPUs without bf16 units)",
     )
-    ap.add_argument("--output", default="eval/results/encoder.json")
+    ap.add_argument("--output", default="benchmarks/results/encoder.json")
     a = ap.parse_args()
 
     import torch

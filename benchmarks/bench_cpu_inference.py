@@ -29,7 +29,7 @@ abs weight difference, mean / min top-64 term overlap per vector, mean |nnz diff
 Tolerance: an fp32 backend gives "the same vectors" if max |diff| <= 1e-4; an int8 backend is
 "acceptable" only if the mean top-64 overlap >= 0.95 (and its min >= 0.80).
 
-    python eval/bench_cpu_inference.py --n-docs 128 --repeats 3 --threads 1
+    python benchmarks/bench_cpu_inference.py --n-docs 128 --repeats 3 --threads 1
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import warnings
 
 import numpy as np
 
-from lsr.eval.bench_common import cpu_name
+from lsr.eval.environment import cpu_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB_TILE = 2048
@@ -284,7 +284,7 @@ def main() -> int:
         help="torch threads = ORT intra-op threads (default: torch's default). On a machine shared with other "
         "work, 1 avoids measuring OpenMP barrier stalls instead of arithmetic",
     )
-    ap.add_argument("--output", default="eval/results/cpu_inference.json")
+    ap.add_argument("--output", default="benchmarks/results/cpu_inference.json")
     a = ap.parse_args()
 
     import onnxruntime

@@ -6,8 +6,8 @@ random, which changes nothing about the arithmetic's cost) and saved with the bu
 the first ``--docs`` SciFact documents (title + " " + text) with and without echo, and prints docs/s (the
 median of ``--repeats`` timed runs after one warm-up) as one JSON object. Run it on a quiet machine::
 
-    python eval/bench_llm_encode.py --docs 256 --repeats 3 --threads 16
-    python eval/bench_llm_encode.py --docs 1024 --device cuda --precision bfloat16   # on a GPU
+    python benchmarks/bench_llm_encode.py --docs 256 --repeats 3 --threads 16
+    python benchmarks/bench_llm_encode.py --docs 1024 --device cuda --precision bfloat16   # on a GPU
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ collects nDCG@10 / recall@100, the mean non-zeros of document and query vectors,
 by ``lsr train``, its training report (steps, seconds, settings). BM25 runs once, with the first model.
 Writes ``OUTPUT.json`` and ``OUTPUT.md``.
 
-    python eval/bench_models.py --dataset scifact --output eval/results/models_scifact \\
+    python benchmarks/bench_models.py --dataset scifact --output benchmarks/results/models_scifact \\
         --model splade=splade-tiny --model inference-free-idf=runs/if-idf --model splade-ft=runs/splade-ft
 """
 
@@ -77,7 +77,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from lsr.eval import harness
-    from lsr.eval.bench_common import cpu_name
+    from lsr.eval.environment import cpu_name
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="scifact")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "dataset": args.dataset,
         "split": args.split,
-        "command": "python eval/bench_models.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/bench_models.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "rows": rows,
         "bm25": bm25,
         "machine": cpu_name(),
@@ -136,7 +136,7 @@ def _query_nnz(index_path: str, model: str, dataset: str, split: str) -> float:
     """Mean non-zeros of the encoded test queries (re-encoded: the harness keeps only the runs)."""
     import numpy as np
 
-    from lsr.eval.harness import load_dataset
+    from lsr.eval.datasets import load_dataset
     from lsr.index import open_index
 
     ds = load_dataset(dataset, split=split)

@@ -5,7 +5,7 @@
 A step = forward of ``--queries`` SciFact train queries and ``--docs`` SciFact documents, an in-batch
 contrastive loss, backward. Median seconds over ``--repeats``; also checks both give the same gradient.
 
-    python eval/bench_train_step.py --queries 16 --docs 32 --repeats 3 --output eval/results/train_step.json
+    python benchmarks/bench_train_step.py --queries 16 --docs 32 --repeats 3 --output benchmarks/results/train_step.json
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import lsr
-    from lsr.eval.bench_common import cpu_name
     from lsr.eval.datasets import beir_folder
+    from lsr.eval.environment import cpu_name
     from lsr.losses import contrastive
     from lsr.texts import iter_texts
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=16)
     ap.add_argument("--docs", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--output", default="eval/results/train_step.json")
+    ap.add_argument("--output", default="benchmarks/results/train_step.json")
     a = ap.parse_args(argv)
     f = beir_folder("scifact")
     docs = [r.full_text for r, _ in zip(iter_texts(f.corpus), range(a.docs), strict=False)]
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         times["sparse_backward"].append(step(sparse))
         times["plain_autograd"].append(step(plain))
     rec = {
-        "command": "python eval/bench_train_step.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/bench_train_step.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
         "cpu": cpu_name(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),

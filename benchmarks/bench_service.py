@@ -7,7 +7,7 @@ are then run in this process through `index.search` (encoding included), one thr
 --inproc-threads threads, for the same duration. Reports QPS, latency percentiles and errors, and
 the ratio HTTP QPS / in-process QPS. Writes JSON and Markdown.
 
-    python eval/bench_service.py --index demo-output/index --clients 8 --duration 30 --workers 1,2
+    python benchmarks/bench_service.py --index demo-output/index --clients 8 --duration 30 --workers 1,2
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--inproc-threads", type=int, default=2)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--output", default="eval/results/service.json")
+    ap.add_argument("--output", default="benchmarks/results/service.json")
     a = ap.parse_args()
 
     from lsr.eval.datasets import beir_folder

@@ -8,13 +8,13 @@ Measures after a warm-up (JIT never timed), queries one at a time at k (default 
     top-k, the textbook baseline) over the same postings held in RAM;
   * scipy: CSR sparse product + argpartition (on a subset of queries: it is slow);
   * the peers installed from the ``bench`` extra (``--peers``): pyseismic-lsr over a sweep of
-    query_cut x heap_factor, the ``bmp`` package at three alpha/beta settings (see eval/peers.py);
+    query_cut x heap_factor, the ``bmp`` package at three alpha/beta settings (see benchmarks/peers.py);
 and writes a JSON record (git commit, CPU, threads, counts, parameters, percentiles, ratios, the
 issue's targets as measured ratios), a Markdown table and a recall-vs-latency plot (PNG).
 Data: a folder with ``docs.jsonl`` and ``queries.jsonl`` vectors (``shared/bench/synth_lsr.py``
 writes one; ``lsr encode`` makes one from a BEIR corpus).
 
-    python eval/bench_search.py --data /path/to/synth_1m --output eval/results/search_1m.json
+    python benchmarks/bench_search.py --data /path/to/synth_1m --output benchmarks/results/search_1m.json
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from lsr.eval.bench_common import cpu_name
+from lsr.eval.environment import cpu_name
 
 
 def naive_taat_search(offsets, docs, impacts, q_indptr, q_terms, q_weights, k, n_docs):
@@ -113,7 +113,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quantizations", default="uint8,float32")
     ap.add_argument("--reuse", action="store_true", help="reuse indexes already built in --work")
-    ap.add_argument("--output", default="eval/results/search.json")
+    ap.add_argument("--output", default="benchmarks/results/search.json")
     ap.add_argument(
         "--sweep",
         default="default",
@@ -352,7 +352,7 @@ def _run_peers(a, record, index, queries, exact_res, docs_path, work, peers):
     """Build each peer from the same docs.jsonl and time it on the same queries."""
     import importlib.util
 
-    from lsr.eval import peers as P
+    import peers as P  # benchmarks/peers.py (the script folder is on sys.path)
 
     qs = list(P.iter_jsonl(os.path.join(a.data, "queries.jsonl")))[: len(exact_res)]
     nq = min(len(qs), a.peer_queries or len(qs))

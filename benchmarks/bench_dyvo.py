@@ -2,7 +2,7 @@
 
 1. Mine an entity store from the corpus (``lsr.entities.build_entity_store``: recurring multi-word
    terms and names, embedded with the model's input word-piece embeddings).
-2. Encode the corpus with SPLADE (through ``lsr.eval.harness.encode_corpus_cached``: a second run, or
+2. Encode the corpus with SPLADE (through ``lsr.eval.cache.encode_corpus_cached``: a second run, or
    ``lsr eval`` before it, reuses the vectors). DyVo's document vectors are those SPLADE vectors plus
    the entity weights of ``DyVoEncoder.encode_entity_weights`` (backbone + DyVo head, no vocabulary
    projection): DyVo's word-piece part *is* SPLADE's (tests/test_dyvo.py checks it within 1e-5), and
@@ -10,12 +10,12 @@
    documents and records the largest difference. ``--full-dyvo`` encodes the corpus with DyVo end to end.
 3. Encode the judged test queries one at a time with each encoder (full encoders, timed; the two
    encoders take turns query by query, so load changes on a shared machine hit both alike).
-4. Build an exact-search index of each, time each query alone (``_time_method``, after a warm-up),
+4. Build an exact-search index of each, time each query alone (``lsr.eval.timing.time_method``, after a warm-up),
    evaluate with ranx (nDCG@10, Recall@100, MRR@10), and measure the entity terms' share of each
    vector (of its non-zeros and of its weight mass; documents and queries).
 
-    python eval/bench_dyvo.py --output eval/results/dyvo_scifact        # .json and .md
-    python eval/bench_dyvo.py --limit 300 --output /tmp/dyvo_quick       # a quick look (300 documents)
+    python benchmarks/bench_dyvo.py --output benchmarks/results/dyvo_scifact        # .json and .md
+    python benchmarks/bench_dyvo.py --limit 300 --output /tmp/dyvo_quick       # a quick look (300 documents)
 """
 
 from __future__ import annotations
@@ -31,14 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from lsr.eval.bench_common import cpu_name, git_commit
+from lsr.eval.environment import cpu_name, git_commit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="scifact", help="BEIR folder or bundled name (default scifact)")
     p.add_argument("--model", default="splade-tiny")
-    p.add_argument("--output", default="eval/results/dyvo_scifact", help="writes OUTPUT.json and OUTPUT.md")
+    p.add_argument(
+        "--output", default="benchmarks/results/dyvo_scifact", help="writes OUTPUT.json and OUTPUT.md"
+    )
     p.add_argument("--max-entities", type=int, default=20_000)
     p.add_argument("--min-df", type=int, default=3)
     p.add_argument("--top-n", type=int, default=32, help="candidate entities per text")
@@ -135,7 +137,9 @@ def run_system(
     tmp: str,
 ) -> dict[str, Any]:
     """Index ``docs``, time each (already encoded) query's exact search alone, evaluate."""
-    from lsr.eval.harness import _time_method, evaluate_run, latency_stats, results_to_run
+    from lsr.eval.metrics import evaluate_run
+    from lsr.eval.runs import results_to_run
+    from lsr.eval.timing import latency_stats, time_method
     from lsr.index import build_index, open_index
     from lsr.vectors import concat_batches
 
@@ -145,7 +149,7 @@ def run_system(
     index = open_index(path)
     singles, q_times = encoded
     qbatch = concat_batches(singles)
-    results, eff = _time_method(
+    results, eff = time_method(
         index, singles, qbatch, args.k, "exact", {}, args.warmup, 1, show_progress=False
     )
     run = results_to_run(qids, results)
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     import lsr
     from lsr.encoders.dyvo import DyVoEncoder
     from lsr.entities import build_entity_store
-    from lsr.eval.harness import default_cache_dir, encode_corpus_cached, load_dataset
+    from lsr.eval.cache import default_cache_dir, encode_corpus_cached
+    from lsr.eval.datasets import load_dataset
     from lsr.texts import iter_texts
 
     if args.torch_threads:
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu": cpu_name(),
                 "torch_threads": torch_threads,
                 "git_commit": git_commit(),
-                "command": "python eval/bench_dyvo.py "
+                "command": "python benchmarks/bench_dyvo.py "
                 + " ".join(argv if argv is not None else sys.argv[1:]),
                 "seconds": time.time() - started,
             },
