@@ -70,6 +70,7 @@ class IndexBuilder:
         bmp: dict[str, Any] | None = None,
         seismic: dict[str, Any] | None = None,
         reorder_params: dict[str, Any] | None = None,
+        scale: float | None = None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
@@ -96,6 +97,9 @@ class IndexBuilder:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         os.makedirs(self.tmp_dir)
         self.quantization = quantization
+        # a fixed quantization step (the living index's segments share one, so scores compare and
+        # merges copy impacts unchanged); None: from this build's largest weight
+        self.fixed_scale = scale
         self.vocab = vocab
         self.encoder_config = encoder_config
         self.run_postings = run_postings
@@ -207,6 +211,8 @@ class IndexBuilder:
         if self.n_docs >= 2**32:
             raise LsrError("more than 2^32 - 1 documents are not supported by format version 1")
         scale = quantization_scale(self.max_weight, self.quantization)
+        if self.fixed_scale is not None and self.quantization != "float32":
+            scale = float(self.fixed_scale)
         d = self.tmp_dir
         np.save(fmt.array_path(d, "offsets"), offsets)
         out_docs = np.lib.format.open_memmap(
@@ -443,6 +449,7 @@ def build_index(
     bmp: dict[str, Any] | None = None,
     seismic: dict[str, Any] | None = None,
     reorder_params: dict[str, Any] | None = None,
+    scale: float | None = None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
 
@@ -460,7 +467,8 @@ def build_index(
     ``reorder`` renumbers documents by graph bisection (default: when ``bmp`` or ``seismic`` is
     built). ``bmp`` / ``seismic`` / ``reorder_params`` override the build parameters
     (``{"block_size"}``, ``{"n_postings", "block_size", "summary_energy", "summary_terms"}``,
-    ``{"terms", "iterations", "leaf"}``).
+    ``{"terms", "iterations", "leaf"}``). ``scale`` fixes the quantization step (uint8/uint16;
+    weights above ``scale * max`` are clipped) instead of deriving it from the largest weight.
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -480,6 +488,7 @@ def build_index(
         bmp=bmp,
         seismic=seismic,
         reorder_params=reorder_params,
+        scale=scale,
     )
     bar = None
     try:

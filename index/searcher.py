@@ -428,26 +428,37 @@ class Index:
         k: int,
         threads: int = 1,
         method: str = "exact",
+        mask: np.ndarray | None = None,
         **params: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Low-level search over CSR query arrays already in index term ids, each query's terms
         ascending (as :meth:`prepare_queries` returns them); ``params`` already checked.
 
+        ``mask`` (uint8 or bool [n_docs], by *internal* doc number) keeps the documents whose entry
+        is 0 out of the results inside the kernel, so k allowed documents come back when k exist
+        (the living index passes deletions and filters this way); None: every document.
+
         Returns (build-order doc numbers int64[nq, k] with -1 padding, scores float32[nq, k]).
         """
+        if mask is None:
+            mask = _NO_MASK
+        else:
+            mask = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == np.bool_ else mask
+            if mask.dtype != np.uint8 or mask.shape != (self.n_docs,):
+                raise LsrError(f"mask must be uint8 or bool of shape ({self.n_docs},)")
         nq = len(indptr) - 1
         k_eff = max(1, min(k, self.n_docs))
         n_chunks = max(1, min(threads, nq))
         scratch = self._take_scratch(n_chunks)
         try:
             if n_chunks == 1:
-                d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, 1)
+                d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, 1, mask)
             else:
                 import numba
 
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks)
+                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask)
         finally:
             self._pool.put(scratch)
         if k_eff < k:
@@ -465,16 +476,18 @@ class Index:
         k: int,
         scratch: _Scratch,
         n_chunks: int,
+        mask: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Call the method's kernel: serial for one chunk, parallel otherwise."""
+        """Call the method's kernel: serial for one chunk, parallel otherwise (``mask``: uint8
+        [n_docs] or empty)."""
         postings = (self.offsets, self.postings_docs, self.postings_impacts, self.scale)
         if method == "exact":
             from lsr.index.kernels import exact
 
             args = (*postings, self.doc_order, indptr, terms, weights, k)
             if n_chunks == 1:
-                return exact.search_serial(*args, scratch.accs[0])
-            return exact.search_batch(*args, scratch.accs[:n_chunks], n_chunks)
+                return exact.search_serial(*args, scratch.accs[0], mask)
+            return exact.search_batch(*args, scratch.accs[:n_chunks], n_chunks, mask)
         if method == "maxscore":
             from lsr.index.kernels import maxscore
 
@@ -490,8 +503,8 @@ class Index:
                 k,
             )
             if n_chunks == 1:
-                return maxscore.search_serial(*args)
-            return maxscore.search_batch(*args, n_chunks)
+                return maxscore.search_serial(*args, mask)
+            return maxscore.search_batch(*args, n_chunks, mask)
         if method == "bmp":
             from lsr.index.kernels import bmp
 
@@ -512,8 +525,8 @@ class Index:
                 params["beta"],
             )
             if n_chunks == 1:
-                return bmp.search_serial(*args, slots[0])
-            return bmp.search_batch(*args, slots, n_chunks)
+                return bmp.search_serial(*args, slots[0], mask)
+            return bmp.search_batch(*args, slots, n_chunks, mask)
         if method == "seismic":
             from lsr.index.kernels import seismic
 
@@ -533,10 +546,10 @@ class Index:
             stamps = scratch.seismic_stamps()
             if n_chunks == 1:
                 box = scratch.stamp_box[:1].copy()
-                out = seismic.search_serial(*args, stamps[0], box)
+                out = seismic.search_serial(*args, stamps[0], box, mask)
                 scratch.stamp_box[0] = box[0]
                 return out
-            return seismic.search_batch(*args, stamps, scratch.stamp_box, n_chunks)
+            return seismic.search_batch(*args, stamps, scratch.stamp_box, n_chunks, mask)
         raise LsrError(f"unknown method {method!r}")  # pragma: no cover (check_params refuses it)
 
     def _take_scratch(self, n_chunks: int) -> _Scratch:
@@ -580,6 +593,7 @@ class Index:
 
 
 _PARALLEL_LOCK = threading.Lock()
+_NO_MASK = np.empty(0, np.uint8)  # "no document masked": one kernel signature with and without a mask
 
 
 def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
