@@ -634,7 +634,19 @@ def _check_threads(threads: Any) -> int:
     return int(threads)
 
 
-def open_index(path: str | os.PathLike) -> Index:
+def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) -> Any:
     """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
-    or of another format version)."""
+    or of another format version).
+
+    A plain index (no generation files) opens as an :class:`Index`. ``writable=True``, or a
+    directory that has been written to as a living index, gives a
+    :class:`~lsr.index.segments.SegmentedIndex` (add / delete / commit / merge, filters; see
+    :mod:`lsr.index.segments`); ``options`` are its settings (``parts_min_docs``, ``merge_factor``,
+    ``merge_min_docs``)."""
+    from lsr.index import segments
+
+    if writable or segments.is_segmented(path):
+        return segments.SegmentedIndex(path, writable=writable, **options)
+    if options:
+        raise LsrError(f"options {', '.join(sorted(options))} apply to a living index (writable=True)")
     return Index(path)
