@@ -480,6 +480,18 @@ class Snapshot:
             m = method if method in seg.index.methods else "exact"
             p = params if m == method else {}
             d, s = seg.index.search_arrays(ip, tm, wt, min(k, seg.n_docs), threads, m, mask=mask, **p)
+            if m == "seismic" and mask is not None:
+                # Seismic's pruned lists may hold only masked documents: a query short of k hits
+                # is answered exactly on this segment, so k live documents come back when k exist
+                short = np.flatnonzero((d >= 0).sum(axis=1) < d.shape[1])
+                if len(short):
+                    sub = np.concatenate([np.arange(ip[q], ip[q + 1]) for q in short])
+                    sip = np.zeros(len(short) + 1, np.int64)
+                    np.cumsum(ip[short + 1] - ip[short], out=sip[1:])
+                    d2, s2 = seg.index.search_arrays(
+                        sip, tm[sub], wt[sub], min(k, seg.n_docs), threads, "exact", mask=mask
+                    )
+                    d[short], s[short] = d2, s2
             valid = d >= 0
             all_d.append(np.where(valid, (np.int64(seg.num) << 32) | np.maximum(d, 0), -1))
             all_s.append(np.where(valid, s, -np.inf).astype(np.float32))
@@ -942,7 +954,7 @@ class SegmentedIndex:
             if missing and fixed:
                 raise LsrError(
                     f"{len(missing)} term(s) of the vectors are not in the index vocabulary (first: "
-                    f"{missing[0]!r}): vectors over another vocabulary than the index's encoder"
+                    f"{missing[0]!r}): vectors over another vocabulary (the index's is fixed by its encoder)"
                 )
             for t in used.tolist():
                 if mapping[t] < 0:
@@ -957,7 +969,9 @@ class SegmentedIndex:
                 b = SparseBatch.from_dicts(batch_or_dicts, vocab, unknown="error" if fixed else "add")
             except LsrError as e:
                 raise LsrError(
-                    f"{e} (the index vocabulary is fixed by its encoder)" if fixed else str(e)
+                    f"{e}: vectors over another vocabulary (the index's is fixed by its encoder)"
+                    if fixed
+                    else str(e)
                 ) from None
             docs = list(documents) if documents is not None else None
         else:

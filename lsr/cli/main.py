@@ -18,6 +18,12 @@ COMMANDS = {
     "search": ("lsr.cli.search", "search an index with query vectors or query texts; writes a TREC run"),
     "bench": ("lsr.cli.bench", "measure per-query latency, QPS and recall against exact search"),
     "info": ("lsr.cli.info", "show what an index holds"),
+    "add": (
+        "lsr.cli.living",
+        "add or replace documents (vectors JSONL, or a BEIR corpus with the index's encoder); one commit",
+    ),
+    "delete": ("lsr.cli.living", "delete documents from an index by id"),
+    "merge": ("lsr.cli.living", "merge the segments of a living index (--max-segments 1: force-merge)"),
     "serve": ("lsr.cli.serve", "serve an index over HTTP (FastAPI + uvicorn): search API and a search page"),
     "demo": (
         "lsr.cli.demo",
@@ -141,6 +147,11 @@ def _args_search(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="search even if --model's settings differ from the index's encoder",
     )
+    p.add_argument(
+        "--filter",
+        default=None,
+        help='metadata filter (JSON), e.g. \'{"lang": "en", "year": {"gte": 2000}}\' (a living index)',
+    )
 
 
 def _args_bench(p: argparse.ArgumentParser) -> None:
@@ -157,6 +168,36 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=50, help="queries run before timing (JIT and page cache)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N queries")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _args_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory (a plain index becomes a living one)")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="vectors JSONL ({id, vector, metadata?, title?, text?}) or a BEIR corpus (encoded with the index's encoder)",
+    )
+    p.add_argument(
+        "--commit-every", type=int, default=None, help="commit every N documents (default: once at the end)"
+    )
+    p.add_argument("--batch-size", type=int, default=256, help="texts per encoder call (BEIR corpus)")
+
+
+def _args_delete(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--id", nargs="+", help="external document ids to delete")
+    g.add_argument("--ids", help="file of ids to delete, one per line")
+
+
+def _args_merge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory")
+    p.add_argument(
+        "--max-segments",
+        type=int,
+        default=None,
+        help="merge down to at most N segments (default: the merge policy)",
+    )
 
 
 def _args_info(p: argparse.ArgumentParser) -> None:
@@ -339,6 +380,9 @@ _ARGS = {
     "search": _args_search,
     "bench": _args_bench,
     "info": _args_info,
+    "add": _args_add,
+    "delete": _args_delete,
+    "merge": _args_merge,
     "serve": _args_serve,
     "demo": _args_demo,
     "eval": _args_eval,

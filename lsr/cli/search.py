@@ -25,11 +25,18 @@ def run(args: Any) -> int:
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
     index = open_index(args.index)
+    extra = {}
+    if args.filter is not None:
+        from lsr.index import SegmentedIndex
+
+        if not isinstance(index, SegmentedIndex):
+            index = SegmentedIndex(args.index)  # a plain index read as generation 0
+        extra["filter"] = args.filter
     params = index.check_params(args.method, method_params(args.param))
     qids, queries, kind, enc_s = load_query_file(index, args.queries, force=args.force, model=args.model)
     t0 = time.perf_counter()
     results = index.search(
-        queries, k=args.k, method=args.method, threads=args.threads, force=args.force, **params
+        queries, k=args.k, method=args.method, threads=args.threads, force=args.force, **params, **extra
     )
     dt = time.perf_counter() - t0
     if args.output == "-":
