@@ -21,7 +21,10 @@ from lsr.vectors import SparseBatch
 from conftest import random_collection, vocab_of
 
 N_TERMS = 60
-SMALL_PARTS = {"bmp": {"block_size": 8, "dense_fraction": 0.3}, "seismic": {"n_postings": 40, "block_size": 8}}
+SMALL_PARTS = {
+    "bmp": {"block_size": 8, "dense_fraction": 0.3},
+    "seismic": {"n_postings": 40, "block_size": 8},
+}
 COLORS = ["red", "green", "blue"]
 FILTERS = [
     {"color": "red"},
@@ -150,7 +153,11 @@ def _run_interleaving(tmp_path, seed: int, quantization: str, n_ops: int) -> Seg
     n_base = 150 + 20 * seed
     base = random_collection(n_base, N_TERMS, seed, density=0.08)
     path = build_index(
-        base, tmp_path / f"ix{seed}{quantization}", vocab=vocab_of(N_TERMS), quantization=quantization, **SMALL_PARTS
+        base,
+        tmp_path / f"ix{seed}{quantization}",
+        vocab=vocab_of(N_TERMS),
+        quantization=quantization,
+        **SMALL_PARTS,
     )
     ix = open_index(path, writable=True, parts_min_docs=40, merge_factor=3, merge_min_docs=10)
     assert isinstance(ix, SegmentedIndex) and ix.generation == 0
@@ -231,7 +238,9 @@ def test_plain_index_opens_unchanged_as_generation_0(tmp_path):
     plain = open_index(path)
     assert type(plain) is Index
     w = open_index(path, writable=True)
-    assert w.generation == 0 and w.segments == [{"name": ".", "docs": 80, "deleted": 0, "live": 80, "parts": []}]
+    assert w.generation == 0 and w.segments == [
+        {"name": ".", "docs": 80, "deleted": 0, "live": 80, "parts": []}
+    ]
     q = [{"t1": 1.0, "t2": 0.5}]
     assert w.search(q, k=5)[0].ids == plain.search(q, k=5)[0].ids
     w.close()
