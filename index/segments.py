@@ -928,6 +928,11 @@ class SegmentedIndex:
         self._pending_count = 0
 
     @property
+    def write_lock(self) -> threading.RLock:
+        """Held by every write: hold it to make several calls (add + commit) one unit."""
+        return self._wlock
+
+    @property
     def pending(self) -> int:
         """Adds and deletes not yet committed."""
         return self._pending_count if self.writable else 0

@@ -37,7 +37,9 @@ def _query_input(q: str | schemas.VectorQuery, state: Any, index: Any) -> Any:
     return q.vector
 
 
-def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any) -> list[Any]:
+def _search(
+    queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any, flt: Any = None
+) -> list[Any]:
     texts = [q for q in queries if isinstance(q, str)]
     if texts and len(texts) != len(queries):
         # mixed batch: encode texts, then search everything as one SparseBatch-free list of dicts
@@ -46,6 +48,12 @@ def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, i
         queries = [next(dicts) if isinstance(q, str) else q for q in queries]
     elif texts:
         queries = index.encode_queries(texts, encoder=state.encoder)
+    if flt:  # a living index filters inside its kernels; a plain one has no metadata fields
+        if not hasattr(index, "fields"):
+            raise HTTPException(
+                status_code=400, detail=f"filter: unknown metadata field {next(iter(flt))!r} (fields: none)"
+            )
+        return index.search(queries, k=k, method=method, filter=flt, **params)
     return index.search(queries, k=k, method=method, **params)
 
 
@@ -86,7 +94,7 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
         t0 = time.perf_counter()
         _check_k(req.k, state)
         q = _query_input(req.query, state, index)
-        res = _search([q], req.k, req.method, req.params, state, index)[0]
+        res = _search([q], req.k, req.method, req.params, state, index, req.filter)[0]
         took = time.perf_counter() - t0
         state.metrics.observe_search(req.method, took)
         return _response(res, index, state, took * 1e3, req.method)
@@ -108,7 +116,7 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
                 status_code=422, detail=f"at most {state.settings.max_batch} queries per batch"
             )
         qs = [_query_input(q, state, index) for q in req.queries]
-        results = _search(qs, req.k, req.method, req.params, state, index)
+        results = _search(qs, req.k, req.method, req.params, state, index, req.filter)
         took = time.perf_counter() - t0
         for _ in results:
             state.metrics.observe_search(req.method, took / len(results))

@@ -20,6 +20,7 @@ class SearchRequest(BaseModel):
     k: int = Field(10, description="number of hits, 1 .. LSR_MAX_K")
     method: str = Field("exact", description="search method")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameters")
+    filter: dict[str, Any] | None = Field(None, description="metadata filter (living index)")
 
 
 class BatchSearchRequest(BaseModel):
@@ -28,6 +29,7 @@ class BatchSearchRequest(BaseModel):
     k: int = 10
     method: str = "exact"
     params: dict[str, Any] = Field(default_factory=dict)
+    filter: dict[str, Any] | None = Field(None, description="metadata filter, applied to every query")
 
 
 class Hit(BaseModel):
@@ -79,6 +81,9 @@ class Status(BaseModel):
     status: str
     detail: str | None = None
     methods: list[str] | None = Field(None, description="search methods the index serves (on /ready)")
+    generation: int | None = Field(None, description="committed generation being searched (on /ready)")
+    segments: int | None = None
+    pending_merges: int | None = None
 
 
 class Error(BaseModel):
