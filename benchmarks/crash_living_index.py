@@ -206,6 +206,7 @@ def trial(work: str, seed: int, n_steps: int, max_delay: float) -> dict[str, Any
         "delay_s": round(delay, 3),
         "acks": len(acks),
         "generation": gen,
+        "landed_unacknowledged": gen > last_gen,
         "finished": finished,
     }
 
@@ -220,6 +221,7 @@ def run(trials: int, n_steps: int = 60, max_delay: float = 2.0, seed0: int = 0) 
         "trials": len(results),
         "killed_mid_run": sum(not r["finished"] for r in results),
         "killed_before_first_ack": sum(r["acks"] == 0 for r in results),
+        "commit_landed_unacknowledged": sum(r["landed_unacknowledged"] for r in results),
         "passed": len(results),
         "results": results,
     }
