@@ -20,6 +20,10 @@ def run(args: Any) -> int:
         import uvicorn  # noqa: F401
     except ImportError:
         raise LsrError("the service needs the 'serve' extra: pip install 'lsr[serve]'") from None
+    if os.environ.get("LSR_WRITABLE", "").lower() in ("1", "true", "yes") and args.workers > 1:
+        raise LsrError(
+            "LSR_WRITABLE=1 serves writes from one process: use --workers 1 (one writer per index)"
+        )
     open_index(args.index)  # fail here, with a clear message, rather than in every worker
     os.environ["LSR_INDEX"] = os.path.abspath(args.index)  # workers read their settings from the environment
     import uvicorn
