@@ -1033,6 +1033,43 @@ class SegmentedIndex:
             self._pending_count += len(ids)
             return len(ids)
 
+    def add_texts(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        titles: Sequence[str] | None = None,
+        encoder: Any = None,
+        batch_size: int = 256,
+    ) -> int:
+        """Encode ``texts`` (``title + " " + text`` when titles are given) with ``encoder`` (checked
+        against the recorded one) or the recorded encoder, and :meth:`add` them, text kept in the
+        store. Returns the count added."""
+        self._need_writer()
+        if len(ids) != len(texts) or (titles is not None and len(titles) != len(texts)):
+            raise LsrError(
+                f"{len(texts)} texts, {len(ids)} ids{'' if titles is None else f', {len(titles)} titles'}"
+            )
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise LsrError(f"text {i} is not a string")
+        if encoder is None:
+            encoder = self.load_encoder()
+        else:
+            self.check_encoder(encoder)
+        titles = list(titles) if titles is not None else [""] * len(texts)
+        full = [f"{a} {b}" if a else b for a, b in zip(titles, texts, strict=True)]
+        with self._wlock:
+            parts = [
+                encoder.encode_documents(full[s : s + batch_size]) for s in range(0, len(full), batch_size)
+            ]
+            from lsr.vectors import concat_batches
+
+            batch = concat_batches(parts) if parts else SparseBatch.from_dicts([], self._pending_vocab)
+            return self.add(
+                batch, ids=list(ids), metadata=metadata, documents=list(zip(titles, texts, strict=True))
+            )
+
     def _delete_ids(self, ids: Sequence[str]) -> int:
         """Mark the live copies of ``ids`` deleted (pending adds included); returns how many."""
         found = 0

@@ -106,3 +106,30 @@ def test_text_documents_are_encoded_with_the_recorded_encoder(tmp_path):
             "hits"
         ]
         assert [h["id"] for h in hits] == ["b"] and hits[0]["title"] == "Birds"
+
+
+def test_add_texts_uses_the_recorded_encoder(tmp_path):
+    import json
+    import os
+
+    enc = lsr.load_encoder("splade-tiny")
+    path = build_index([{"a": 1.0}], tmp_path / "ix", vocab=enc.vocab, methods=["exact"], ids=["seed"])
+    mpath = os.path.join(path, "manifest.json")
+    m = json.load(open(mpath))
+    m["encoder"] = enc.config()
+    json.dump(m, open(mpath, "w"))
+    ix = open_index(path, writable=True)
+    assert (
+        ix.add_texts(
+            ["birds sing", "cats sleep"], ids=["b", "c"], metadata=[{"k": "bird"}, None], titles=["B", ""]
+        )
+        == 2
+    )
+    ix.commit()
+    r = ix.search(["birds"], k=1)[0]
+    assert r.ids == ["b"] and ix.document(int(r.docs[0])) == {
+        "id": "b",
+        "title": "B",
+        "text": "birds sing",
+        "metadata": {"k": "bird"},
+    }
