@@ -942,7 +942,8 @@ class SegmentedIndex:
     ) -> tuple[SparseBatch, list[str], list[tuple[str, str]] | None, Vocabulary]:
         """Validate an add and bring it onto the index vocabulary; nothing is changed here."""
         fixed = self._snap.settings.get("vocabulary") == "fixed"
-        vocab = Vocabulary(self._pending_vocab.tokens)
+        # a vocabulary that may grow is copied, so that a refused batch leaves no new token behind
+        vocab = self._pending_vocab if fixed else Vocabulary(self._pending_vocab.tokens)
         if isinstance(batch_or_dicts, SparseBatch):
             b = batch_or_dicts
             if ids is None:
