@@ -158,4 +158,4 @@ def test_fuzzed_writes_and_filters_never_get_a_server_error(vec_dir):
     from schemathesis.python import asgi
 
     asgi.shutdown_lifespans()  # the writer's lock is released
-    assert open_index(vec_dir).n_live_docs >= 1
+    assert open_index(vec_dir).n_docs >= 1  # the index still opens (as a living one if a write landed)
