@@ -805,6 +805,11 @@ class SegmentedIndex:
         return self._snap.n_terms
 
     @property
+    def n_postings(self) -> int:
+        """Postings of the live documents."""
+        return int(self._snap.document_frequencies().sum())
+
+    @property
     def vocab(self) -> Vocabulary:
         return self._snap.vocab
 

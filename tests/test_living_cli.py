@@ -70,6 +70,8 @@ def test_add_delete_merge_filter_info(vec_index, capsys):
     lsr("info", ix, "--json")
     info = json.loads(capsys.readouterr().out)
     assert info["n_docs"] == 19 and len(info["segments"]) == 1
+    lsr("bench", "--index", ix, "--queries", q, "--warmup", "1", "--json")
+    assert json.loads(capsys.readouterr().out)["queries"] == 1
 
 
 def test_commit_every(vec_index, capsys):
