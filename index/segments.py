@@ -45,6 +45,7 @@ import re
 import shutil
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -276,7 +277,9 @@ class Snapshot:
     def __init__(
         self, owner: SegmentedIndex, record: dict[str, Any], segments: list[Segment], vocab: Vocabulary
     ) -> None:
-        self.owner = owner
+        # weak: the index holds its snapshot, so a strong link back would be a cycle that keeps a
+        # dropped writer (and its lock) alive until the garbage collector runs
+        self._owner = weakref.ref(owner)
         self.path = owner.path
         self.record = record
         self.generation: int = int(record["generation"])
@@ -293,6 +296,13 @@ class Snapshot:
         self._by_num = {s.num: s for s in segments}
         self._df: np.ndarray | None = None
         self._lock = threading.Lock()
+
+    @property
+    def owner(self) -> SegmentedIndex:
+        owner = self._owner()
+        if owner is None:
+            raise LsrError(f"{self.path}: the index this snapshot came from was closed")
+        return owner
 
     # Index's query conversion works unchanged over this snapshot's vocabulary
     _vocab_map = Index._vocab_map
@@ -335,7 +345,8 @@ class Snapshot:
     # -- documents ---------------------------------------------------------------------------------
     def _segment_of(self, doc: int) -> tuple[Segment, int]:
         num, d = int(doc) >> 32, int(doc) & 0xFFFFFFFF
-        seg = self._by_num.get(num) or self.owner._retired.get(num)
+        owner = self._owner()
+        seg = self._by_num.get(num) or (owner._retired.get(num) if owner is not None else None)
         if seg is None or d >= seg.n_docs:
             raise LsrError(f"no document {doc} in this index")
         return seg, d

@@ -88,18 +88,19 @@ def _text_chunks(path: str, index: Any, batch_size: int) -> Iterator[tuple[Any, 
 def run_add(args: Any) -> int:
     from tqdm.auto import tqdm
 
-    from lsr.index import open_index
     from lsr.texts import sniff_jsonl
 
     check_input(args.input)
     check_positive("commit-every", args.commit_every)
     check_positive("batch-size", args.batch_size)
     kind = sniff_jsonl(args.input)
-    index = open_index(args.index, writable=True)
+    index = _writer(args.index)
     before = index.n_live_docs
     t0 = time.perf_counter()
     added = since_commit = 0
-    chunks = _vector_chunks(args.input) if kind == "vectors" else _text_chunks(args.input, index, args.batch_size)
+    chunks = (
+        _vector_chunks(args.input) if kind == "vectors" else _text_chunks(args.input, index, args.batch_size)
+    )
     with tqdm(desc="adding", unit="doc") as bar:
         for data, ids, metas, docs in chunks:
             s = 0
@@ -124,8 +125,6 @@ def run_add(args: Any) -> int:
 
 
 def run_delete(args: Any) -> int:
-    from lsr.index import open_index
-
     ids = list(args.id or [])
     if args.ids:
         check_input(args.ids)
@@ -133,7 +132,7 @@ def run_delete(args: Any) -> int:
             ids += [line.strip() for line in f if line.strip()]
     if not ids:
         raise LsrError("no ids to delete: give --id ID ... or --ids FILE")
-    index = open_index(args.index, writable=True)
+    index = _writer(args.index)
     res = index.delete(ids)
     gen = index.commit()
     summary(
@@ -144,11 +143,9 @@ def run_delete(args: Any) -> int:
 
 
 def run_merge(args: Any) -> int:
-    from lsr.index import open_index
-
     if args.max_segments is not None:
         check_positive("max-segments", args.max_segments)
-    index = open_index(args.index, writable=True)
+    index = _writer(args.index)
     n0 = len(index.segments)
     t0 = time.perf_counter()
     gen = index.merge(max_segments=args.max_segments, show_progress=True)
@@ -179,7 +176,9 @@ def describe_living(index: Any) -> dict[str, Any]:
 
 def print_segments(index: Any) -> None:
     """The ``lsr info`` lines of a living index: generation and one line per segment."""
-    print(f"generation  {index.generation}  ({len(index.segments)} segments, {index.pending_merges} merges pending)")
+    print(
+        f"generation  {index.generation}  ({len(index.segments)} segments, {index.pending_merges} merges pending)"
+    )
     print(f"documents   {index.n_live_docs:,} live")
     for s in index.segments:
         parts = ", ".join(s["parts"]) or "none (searched exactly)"
@@ -189,4 +188,25 @@ def print_segments(index: Any) -> None:
 
 
 def run(args: Any) -> int:
-    return {"add": run_add, "delete": run_delete, "merge": run_merge}[args.command](args)
+    try:
+        return {"add": run_add, "delete": run_delete, "merge": run_merge}[args.command](args)
+    finally:
+        _close_writers()
+
+
+_WRITERS: list[Any] = []
+
+
+def _writer(path: str) -> Any:
+    """Open ``path`` as its writer; released by :func:`run` when the command ends (the lock is held
+    by an open file, which a reference cycle could otherwise keep until the next collection)."""
+    from lsr.index import open_index
+
+    ix = open_index(path, writable=True)
+    _WRITERS.append(ix)
+    return ix
+
+
+def _close_writers() -> None:
+    while _WRITERS:
+        _WRITERS.pop().close()
