@@ -704,6 +704,11 @@ class SegmentedIndex:
             except FileNotFoundError as e:  # a writer cleaned up under us: the newer generation is there
                 last_err = e
                 time.sleep(0.01)
+            except LsrError as e:
+                # a segment vanished while it was being opened: only a newer generation explains it
+                if list_generations(self.path)[-1:] == gens[-1:]:
+                    raise
+                last_err = e
         raise LsrError(f"{self.path}: cannot open a consistent generation ({last_err})")
 
     def _open_record(self, rec: dict[str, Any]) -> Snapshot:
