@@ -409,3 +409,45 @@ def test_masked_kernels_equal_the_numpy_twin(tmp_path):
                     assert got == [doc for _, doc in order], (method, density, qi)
                 else:
                     assert len(got) <= min(10, len(rd))
+
+
+def test_readers_opening_during_commits_and_merges_always_get_a_whole_generation(tmp_path):
+    """Readers open the newest generation while a writer commits, merges and deletes merged-away
+    files: every open succeeds and shows a committed state (live count of some generation)."""
+    import threading
+
+    path = build_index([{"a": 1.0}], tmp_path / "ix", ids=["d0"], methods=["exact"])
+    ix = open_index(path, writable=True, merge_factor=2, merge_min_docs=1)
+    counts = {0: 1}
+    errors: list[str] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                r = open_index(path)
+                n = r.n_live_docs if isinstance(r, SegmentedIndex) else r.n_docs
+                hits = r.search([{"a": 1.0}], k=1000)[0]
+                gen = getattr(r, "generation", 0)
+                if counts.get(gen) is not None and (n != counts[gen] or len(hits) != n):
+                    errors.append(f"generation {gen}: {n} live, {len(hits)} hits, expected {counts[gen]}")
+            except Exception as e:  # noqa: BLE001 - any failure to open is the bug
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(1, 25):
+        ix.add([{"a": 1.0}, {"a": 2.0}], ids=[f"x{i}", f"y{i}"])
+        if i % 3 == 0:
+            ix.delete([f"x{i - 1}"])
+        n_before = ix.n_live_docs
+        gen = ix.commit()
+        counts[gen] = ix.n_live_docs
+        assert counts[gen] >= n_before
+        g2 = ix.merge()
+        counts[g2] = ix.n_live_docs
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
