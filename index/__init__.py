@@ -5,5 +5,6 @@ The on-disk layout is documented in :mod:`lsr.index.format`.
 
 from lsr.index.builder import build_index
 from lsr.index.searcher import Index, SearchResult, open_index
+from lsr.index.segments import SegmentedIndex
 
-__all__ = ["Index", "SearchResult", "build_index", "open_index"]
+__all__ = ["Index", "SearchResult", "SegmentedIndex", "build_index", "open_index"]

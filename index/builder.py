@@ -73,6 +73,7 @@ class IndexBuilder:
         seismic: dict[str, Any] | None = None,
         reorder_params: dict[str, Any] | None = None,
         threads: int | None = None,
+        scale: float | None = None,
         **part_params: dict[str, Any] | None,
     ) -> None:
         if quantization not in fmt.QUANTIZATIONS:
@@ -97,6 +98,9 @@ class IndexBuilder:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         os.makedirs(self.tmp_dir)
         self.quantization = quantization
+        # a fixed quantization step (the living index's segments share one, so scores compare and
+        # merges copy impacts unchanged); None: from this build's largest weight
+        self.fixed_scale = scale
         self.vocab = vocab
         self.encoder_config = encoder_config
         self.run_postings = run_postings
@@ -208,6 +212,8 @@ class IndexBuilder:
         if self.n_docs >= 2**32:
             raise LsrError("more than 2^32 - 1 documents are not supported by format version 1")
         scale = quantization_scale(self.max_weight, self.quantization)
+        if self.fixed_scale is not None and self.quantization != "float32":
+            scale = float(self.fixed_scale)
         d = self.tmp_dir
         np.save(fmt.array_path(d, "offsets"), offsets)
         out_docs = np.lib.format.open_memmap(
@@ -514,6 +520,7 @@ def build_index(
     reorder_params: dict[str, Any] | None = None,
     threads: int | None = None,
     source_name: str | None = None,
+    scale: float | None = None,
     **part_params: dict[str, Any] | None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
@@ -538,6 +545,8 @@ def build_index(
     its build parameters the same way, as ``<part name>={...}``. ``source_name`` overrides the source description recorded
     in the manifest (e.g. ``corpus:<path>`` when the caller encoded the corpus itself). ``threads`` caps the
     parallel part builds (default: every core).
+    ``scale`` fixes the quantization step (uint8/uint16; weights above ``scale * max`` are clipped)
+    instead of deriving it from the largest weight.
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -558,6 +567,7 @@ def build_index(
         seismic=seismic,
         reorder_params=reorder_params,
         threads=threads,
+        scale=scale,
         **part_params,
     )
     bar = None

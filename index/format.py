@@ -63,6 +63,34 @@ index verifies only the cheap invariants that keep the kernels in bounds
 (:func:`lsr.index.check.validate`). Indexes built before checksums existed have neither key and
 are still read (``lsr check`` then checks their structure and says the checksums are absent).
 
+A *living index* (:mod:`lsr.index.segments`) is a directory of such segments. The files above at
+its top level are segment ``"."`` (generation 0: an index built once, opened unchanged); next to
+them::
+
+    generation-<N>.json    {"format": "lsr-generation", "format_version": 1, "generation": N,
+                            "settings": {quantization, scale, encoder, vocabulary ("fixed" when an
+                                         encoder is recorded, else "grow"), methods, bmp, seismic,
+                                         reorder_params, parts_min_docs, merge_factor, merge_min_docs},
+                            "vocab": "vocab-<M>.json" | null (segment "."'s), "n_terms",
+                            "fields": {name: "keyword" | "number"}, "next_segment",
+                            "segments": [{"name", "n_docs", "deleted", "live": path | null,
+                                          "live_crc32", "methods"}, ...]}   (in build order)
+    segments/seg-<n>/      one segment in the format above (always the shared quantization scale
+                           and a prefix of the index vocabulary), plus its metadata columns:
+                           metadata.json {"fields": {name: {"type", "file", "values"?}}} and
+                           meta_<i>.npy (keyword: int32 codes into the sorted "values", -1 missing;
+                           number: float64, NaN missing), by build-order doc number
+    live/<seg>.g<N>.npy    live-docs bitmap written by generation N: uint8 packed bits (little bit
+                           order) over the segment's build-order doc numbers, 1 = live; its CRC-32
+                           is in the generation file. Absent: every document is live
+    vocab-<N>.json         the vocabulary (JSON list of tokens) once it grew past segment "."'s
+    write.lock             flock()ed by the one writer
+
+A generation file is written to a temporary name, fsynced, renamed and the directory fsynced, after
+every file it names was written and fsynced; the newest generation file is the index. No file a
+generation names is ever modified; writers delete files that neither of the two newest generations
+names. Search results carry document handles ``segment number << 32 | doc number``.
+
 A build writes into ``<output>.tmp-<pid>`` and renames it at the end, so a crashed build never
 leaves a directory that looks complete; the next build of the same output removes such folders
 whose process is gone. ``overwrite`` replaces only a directory that is an lsr index and holds

@@ -376,26 +376,37 @@ class Index:
         k: int,
         threads: int = 1,
         method: str = "exact",
+        mask: np.ndarray | None = None,
         **params: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Low-level search over CSR query arrays already in index term ids, each query's terms
         ascending (as :meth:`prepare_queries` returns them); ``params`` already checked.
 
+        ``mask`` (uint8 or bool [n_docs], by *internal* doc number) keeps the documents whose entry
+        is 0 out of the results inside the kernel, so k allowed documents come back when k exist
+        (the living index passes deletions and filters this way); None: every document.
+
         Returns (build-order doc numbers int64[nq, k] with -1 padding, scores float32[nq, k]).
         """
+        if mask is None:
+            mask = _NO_MASK
+        else:
+            mask = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == np.bool_ else mask
+            if mask.dtype != np.uint8 or mask.shape != (self.n_docs,):
+                raise LsrError(f"mask must be uint8 or bool of shape ({self.n_docs},)")
         nq = len(indptr) - 1
         k_eff = max(1, min(k, self.n_docs))
         n_chunks = max(1, min(threads, nq))
         scratch = self._take_scratch(n_chunks)
         try:
             if n_chunks == 1:
-                d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, 1)
+                d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, 1, mask)
             else:
                 import numba
 
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks)
+                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask)
         finally:
             self._pool.put(scratch)
         if k_eff < k:
@@ -413,10 +424,13 @@ class Index:
         k: int,
         scratch: _Scratch,
         n_chunks: int,
+        mask: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Call the method's kernel through its registry record: serial for one chunk, parallel
-        otherwise."""
-        return registry.METHODS[method].search(self, params, indptr, terms, weights, k, scratch, n_chunks)
+        otherwise (``mask``: uint8 [n_docs], 0 = never a hit, or empty for no mask)."""
+        return registry.METHODS[method].search(
+            self, params, indptr, terms, weights, k, scratch, n_chunks, mask
+        )
 
     def _take_scratch(self, n_chunks: int) -> _Scratch:
         while True:
@@ -459,6 +473,7 @@ class Index:
 
 
 _PARALLEL_LOCK = threading.Lock()
+_NO_MASK = np.empty(0, np.uint8)  # "no document masked": one kernel signature with and without a mask
 
 
 def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -505,7 +520,19 @@ _check_k = check_k  # the old private names, still imported by callers being spl
 _check_threads = check_threads
 
 
-def open_index(path: str | os.PathLike) -> Index:
+def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) -> Any:
     """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
-    or of another format version)."""
+    or of another format version).
+
+    A plain index (no generation files) opens as an :class:`Index`. ``writable=True``, or a
+    directory that has been written to as a living index, gives a
+    :class:`~lsr.index.segments.SegmentedIndex` (add / delete / commit / merge, filters; see
+    :mod:`lsr.index.segments`); ``options`` are its settings (``parts_min_docs``, ``merge_factor``,
+    ``merge_min_docs``)."""
+    from lsr.index import segments
+
+    if writable or segments.is_segmented(path):
+        return segments.SegmentedIndex(path, writable=writable, **options)
+    if options:
+        raise LsrError(f"options {', '.join(sorted(options))} apply to a living index (writable=True)")
     return Index(path)

@@ -112,12 +112,18 @@ class Retriever:
     def query_encoder(self) -> Encoder:
         """The encoder queries go through: :attr:`encoder` given this index's corpus statistics
         (``encoder.with_corpus_stats``; the encoder itself for kinds that ignore them)."""
-        if self._query_encoder is None:
+        # A living index changes its statistics with each committed generation: the view is rebuilt
+        # when the generation it was made for is no longer the index's.
+        generation = getattr(self.index, "generation", None)
+        cached = self._query_encoder
+        if cached is None or cached[0] != generation:
             encoder = self.encoder
             with self._lock:
-                if self._query_encoder is None:
-                    self._query_encoder = encoder.with_corpus_stats(corpus_stats(self.index))
-        return self._query_encoder
+                cached = self._query_encoder
+                if cached is None or cached[0] != generation:
+                    cached = (generation, encoder.with_corpus_stats(corpus_stats(self.index)))
+                    self._query_encoder = cached
+        return cached[1]
 
     def encode_queries(self, texts: Sequence[str]) -> SparseBatch:
         """Encode query texts into a SparseBatch over the encoder's vocabulary (refuses empty ones)."""
@@ -160,18 +166,42 @@ class Retriever:
         ``queries``: texts (encoded once), or anything :meth:`Index.search` takes (SparseBatch,
         scipy CSR over the index vocabulary, ``{token: weight}`` dicts), passed through. ``method``
         and its ``params`` are checked against the method registry before any encoding.
-        ``filter`` is reserved for segmented indexes (document filters); it must be None for now.
+        ``filter``: a metadata filter (living indexes: see :mod:`lsr.index.metadata`), applied inside
+        the kernels.
         """
         from lsr.index.searcher import check_k, check_threads
 
         k = check_k(k)
         threads = check_threads(threads)
         params = self.index.check_params(method, params)
-        if filter is not None:
+        if filter is None:
+            return self.index.search(self.vectors(queries), k=k, method=method, threads=threads, **params)
+        if not hasattr(self.index, "segment_masks"):
             raise LsrError(
-                "filters need a segmented index; this index has one segment and no metadata columns"
+                "filter: this index has no metadata fields; documents get metadata through a living "
+                "index (lsr.index.open_index(dir, writable=True), index.add(..., metadata=...))"
             )
-        return self.index.search(self.vectors(queries), k=k, method=method, threads=threads, **params)
+        return self.index.search(
+            self.vectors(queries), k=k, method=method, threads=threads, filter=filter, **params
+        )
+
+    def add_texts(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str],
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        titles: Sequence[str] | None = None,
+        batch_size: int = 256,
+    ) -> int:
+        """Encode document texts with this retriever's encoder and add them to a living index
+        (opened with ``open_index(dir, writable=True)``); an id that exists is replaced. Nothing is
+        durable before ``index.commit()``. Returns the number added."""
+        add = getattr(self.index, "add_texts", None)
+        if add is None:
+            raise LsrError(
+                f"{self.index.path} is open read-only: open it with lsr.index.open_index(dir, writable=True) to add documents"
+            )
+        return add(texts, ids, metadata, titles=titles, encoder=self.encoder, batch_size=batch_size)
 
     def warmup(self, methods: Sequence[str] | None = None) -> None:
         """Compile the search kernels (see :meth:`Index.warmup`) and run the query encoder once."""

@@ -199,7 +199,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from lsr.retriever import Retriever
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.search_threads
-        state.index = open_index(settings.index)
+        state.index = (
+            open_index(settings.index, writable=True) if settings.writable else open_index(settings.index)
+        )
         state.retriever = Retriever(state.index)
         if state.index.encoder_config:
             import torch
@@ -212,6 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.ready = True
         yield
         state.ready = False
+        if settings.writable:
+            state.index.close()
 
     swagger = _swagger_ui_dir()
     app = _App(
@@ -279,6 +283,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from lsr.service.routes import add_routes
 
     add_routes(app, state, Depends(api_key), Depends(ready_index))
+    from lsr.service.writes import add_write_routes, living_metrics, living_status
+
+    add_write_routes(app, state, Depends(ready_index))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -300,12 +307,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Readiness: index and encoder loaded, kernels warmed."""
         if not state.ready:
             return JSONResponse(status_code=503, content={"status": "loading"})
-        return {"status": "ready", "methods": list(state.index.methods), "encoder": state.encoder is not None}
+        return {
+            "status": "ready",
+            "methods": list(state.index.methods),
+            "encoder": state.encoder is not None,
+            **living_status(state.index),
+        }
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         """Prometheus metrics: request counts, errors, search latency histograms by method."""
-        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
+        body = state.metrics.render() + (living_metrics(state.index) if state.ready else "")
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
     return app
 

@@ -46,12 +46,19 @@ def _query_input(q: str | schemas.VectorQuery, state: Any, index: Any) -> Any:
     return q.vector
 
 
-def _search(queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any) -> list[Any]:
-    """Texts and vectors, mixed or not, through the app's :class:`lsr.Retriever`."""
+def _search(
+    queries: list[Any], k: int, method: str, params: dict, state: Any, index: Any, flt: Any = None
+) -> list[Any]:
+    """Texts and vectors, mixed or not, through the app's :class:`lsr.Retriever`; ``flt``: a
+    metadata filter (a living index filters inside its kernels; a plain one has no fields)."""
     # Only the method's own parameters, bounded (the method registry: LsrError -> 400 naming the
     # allowed ones), may come from a client; k, method, threads, encoder, force never do.
     params = index.check_params(method, params)
-    results = state.retriever.search(queries, k=k, method=method, **params)
+    if flt and not hasattr(index, "fields"):
+        raise HTTPException(
+            status_code=400, detail=f"filter: unknown metadata field {next(iter(flt))!r} (fields: none)"
+        )
+    results = state.retriever.search(queries, k=k, method=method, filter=flt or None, **params)
     for r in results:
         if not all(math.isfinite(x) for x in r.scores):  # a last guard: an index with huge impacts
             raise HTTPException(
@@ -97,7 +104,7 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
         t0 = time.perf_counter()
         _check_k(req.k, state)
         q = _query_input(req.query, state, index)
-        res = _search([q], req.k, req.method, req.params, state, index)[0]
+        res = _search([q], req.k, req.method, req.params, state, index, req.filter)[0]
         took = time.perf_counter() - t0
         state.metrics.observe_search(req.method, took)
         return _response(res, index, state, took * 1e3, req.method)
@@ -119,7 +126,7 @@ def add_routes(app: FastAPI, state: Any, auth: Any, ready_index: Any) -> None:
                 status_code=422, detail=f"at most {state.settings.max_batch} queries per batch"
             )
         qs = [_query_input(q, state, index) for q in req.queries]
-        results = _search(qs, req.k, req.method, req.params, state, index)
+        results = _search(qs, req.k, req.method, req.params, state, index, req.filter)
         took = time.perf_counter() - t0
         for _ in results:
             state.metrics.observe_search(req.method, took / len(results))

@@ -41,6 +41,7 @@ class SearchRequest(BaseModel):
     k: StrictInt = Field(10, description="number of hits, 1 .. LSR_MAX_K")
     method: StrictStr = Field("exact", description="search method")
     params: Params = Field(default_factory=dict, description=PARAMS_DOC)
+    filter: dict[str, Any] | None = Field(None, description="metadata filter (living index)")
 
 
 class BatchSearchRequest(BaseModel):
@@ -49,6 +50,7 @@ class BatchSearchRequest(BaseModel):
     k: StrictInt = 10
     method: StrictStr = "exact"
     params: Params = Field(default_factory=dict, description=PARAMS_DOC)
+    filter: dict[str, Any] | None = Field(None, description="metadata filter, applied to every query")
 
 
 class Hit(BaseModel):
@@ -103,6 +105,9 @@ class Status(BaseModel):
     encoder: bool | None = Field(
         None, description="whether text queries work: the index records an encoder (on /ready)"
     )
+    generation: int | None = Field(None, description="committed generation being searched (on /ready)")
+    segments: int | None = None
+    pending_merges: int | None = None
 
 
 class Error(BaseModel):

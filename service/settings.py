@@ -21,6 +21,8 @@ variable                   default   meaning
 ``LSR_TORCH_THREADS``      auto      torch threads per encoding (default: cores / search threads,
                                      so concurrent encodings do not oversubscribe the CPU)
 ``LSR_SNIPPET_CHARS``      240       length of the text snippet returned with each hit
+``LSR_WRITABLE``           0         1: open the index as its writer and serve POST /documents,
+                                     DELETE /documents/{id}, POST /admin/merge (403 otherwise)
 =========================  ========  ==========================================================
 """
 
@@ -47,3 +49,4 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1)
     snippet_chars: int = Field(240, ge=0)
     warmup: bool = True
+    writable: bool = False

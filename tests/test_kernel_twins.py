@@ -23,6 +23,8 @@ from conftest import random_collection
 # (seed, impacts dtype, reordered): every dtype and reordering once, on two collections
 CASES = [(0, "float32", False), (0, "uint8", True), (1, "float32", True), (1, "uint8", False)]
 
+NO_MASK = np.empty(0, np.uint8)  # the kernels' "no document masked"
+
 
 def random_arrays(seed: int, dtype: str, reordered: bool, n_docs: int = 200, n_terms: int = 50):
     """An inverted index of arbitrary float weights (quantized to uint8 by a plain round, scale =
@@ -87,7 +89,7 @@ def test_maxscore_equals_its_twin(seed, dtype, reordered):
     for k in (1, 7, 300):
         got_d, got_s = maxscore_k.search_serial(
             a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
-            a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k,
+            a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, NO_MASK,
         )  # fmt: skip
         for q, qt, qw in _rows(indptr, terms, weights):
             want_d, want_s = maxscore_k.search_reference(
@@ -110,7 +112,7 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
         for k in (1, 10):
             got_d, got_s = bmp_k.search_serial(
                 a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
-                a["n_docs"], indptr, terms, weights, k, alpha, beta, slots,
+                a["n_docs"], indptr, terms, weights, k, alpha, beta, slots, NO_MASK,
             )  # fmt: skip
             for q, qt, qw in _rows(indptr, terms, weights):
                 want_d, want_s = bmp_k.search_python(
@@ -171,7 +173,7 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
         for k in (1, 10):
             got_d, got_s = seismic_k.search_serial(
                 *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
-                indptr, terms, weights, k, query_cut, heap_factor, stamps, box,
+                indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK,
             )  # fmt: skip
             for q, qt, qw in _rows(indptr, terms, weights):
                 want_d, want_s = seismic_k.search_python(

@@ -151,13 +151,17 @@ def search_one(
     hd,
     out_d,
     out_s,
+    mask,
 ):
     """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding).
 
     Scratch: ``ub`` float32[n_blocks], ``slot`` int64[>= n_query_terms * n_blocks],
     ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size].
+    A document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 never
+    enters the heap (block bounds still count it: they stay upper bounds, so alpha = 1 is safe).
     """
     n_blocks = ub.shape[0]
+    masked = mask.shape[0] > 0
     nq = q_terms.shape[0]
     keep = _kept_terms(q_weights, beta)
     reordered = doc_order.shape[0] > 0
@@ -234,7 +238,7 @@ def search_one(
                         acc[docs[p] - lo] += w * np.float32(impacts[p])
                 for x in range(hi - lo):
                     s = acc[x]
-                    if s > 0 and (size < k or s >= thr):
+                    if s > 0 and (size < k or s >= thr) and not (masked and mask[lo + x] == 0):
                         key = np.int64(doc_order[lo + x]) if reordered else np.int64(lo + x)
                         size = heap_push(hs, hd, size, k, s, key)
                         if size == k:
@@ -246,7 +250,7 @@ def search_one(
 def search_range(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, q_lo, q_hi, out_d, out_s,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, q_lo, q_hi, out_d, out_s, mask,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
     (int64[>= max query terms * n_blocks]) as this thread's scratch."""
@@ -263,7 +267,7 @@ def search_range(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, ub, slot, order,
-            bucket_start, acc, hs, hd, out_d[q], out_s[q],
+            bucket_start, acc, hs, hd, out_d[q], out_s[q], mask,
         )  # fmt: skip
 
 
@@ -271,7 +275,7 @@ def search_range(
 def search_serial(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, mask,
 ):  # fmt: skip
     """BMP for every query of a CSR batch, one after the other. Returns (docs int64[nq, k],
     scores float32[nq, k]), -1 / 0 past the matches."""
@@ -281,7 +285,7 @@ def search_serial(
     search_range(
         offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, 0, nq, out_d, out_s,
+        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, 0, nq, out_d, out_s, mask,
     )  # fmt: skip
     return out_d, out_s
 
@@ -290,7 +294,7 @@ def search_serial(
 def search_batch(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots, n_chunks,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots, n_chunks, mask,
 ):  # fmt: skip
     """Like :func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
     ``slots[c]``."""
@@ -303,7 +307,7 @@ def search_batch(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots[c],
-            c * per, min(nq, (c + 1) * per), out_d, out_s,
+            c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
 

@@ -18,8 +18,11 @@ SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max befor
 
 
 @njit(cache=True, nogil=True)
-def scan_topk(acc, start, end, k, hs, hd, size, doc_order):
+def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask):
     """Offer acc[start:end] (doc numbers start..end-1, ascending) to the top-k heap; returns its size.
+
+    ``mask`` (uint8[n_docs] by internal doc number, or empty for "every document") keeps a document
+    with mask 0 (deleted, or filtered out) from ever entering the heap.
 
     Heap keys are ``doc_order[d]`` (the build-order number of internal doc d) when the index was
     reordered, else d. A doc enters only when its score beats the current threshold (0 until the
@@ -29,6 +32,7 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order):
     fraction of a nanosecond per document instead of a mispredicted branch each.
     """
     reordered = doc_order.shape[0] > 0
+    masked = mask.shape[0] > 0
     thr = hs[0] if size == k else np.float32(0)
     d = start
     while d + SCAN_BLOCK <= end:
@@ -38,7 +42,7 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order):
         if m > thr or (reordered and m == thr and m > 0):
             for j in range(d, d + SCAN_BLOCK):
                 s = acc[j]
-                if s > thr or (reordered and s == thr and s > 0):
+                if (s > thr or (reordered and s == thr and s > 0)) and not (masked and mask[j] == 0):
                     key = np.int64(doc_order[j]) if reordered else np.int64(j)
                     size = heap_push(hs, hd, size, k, s, key)
                     if size == k:
@@ -46,7 +50,7 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order):
         d += SCAN_BLOCK
     for j in range(d, end):
         s = acc[j]
-        if s > thr or (reordered and s == thr and s > 0):
+        if (s > thr or (reordered and s == thr and s > 0)) and not (masked and mask[j] == 0):
             key = np.int64(doc_order[j]) if reordered else np.int64(j)
             size = heap_push(hs, hd, size, k, s, key)
             if size == k:
@@ -55,13 +59,17 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order):
 
 
 @njit(cache=True, nogil=True)
-def search_one(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, acc, hs, hd, out_d, out_s):
+def search_one(
+    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, acc, hs, hd, out_d, out_s, mask
+):  # fmt: skip
     """Exact top-k of one query into out_d / out_s (length k; -1 / 0 past the matches).
 
     ``acc`` is a zeroed float32[n_docs] scratch array and is zero again on return. Results are
-    keyed by ``doc_order[d]`` when it is not empty (see :func:`scan_topk`).
+    keyed by ``doc_order[d]`` when it is not empty (see :func:`scan_topk`). A document whose
+    ``mask`` entry is 0 never enters the heap (empty ``mask``: no document is masked).
     """
     n_docs = acc.shape[0]
+    masked = mask.shape[0] > 0
     touched = 0
     for i in range(q_terms.shape[0]):
         t = q_terms[i]
@@ -80,21 +88,23 @@ def search_one(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, 
                 d = docs[j]
                 s = acc[d]
                 if s > 0:
-                    key = np.int64(doc_order[d]) if doc_order.shape[0] > 0 else np.int64(d)
-                    size = heap_push(hs, hd, size, k, s, key)
+                    if not (masked and mask[d] == 0):
+                        key = np.int64(doc_order[d]) if doc_order.shape[0] > 0 else np.int64(d)
+                        size = heap_push(hs, hd, size, k, s, key)
                     acc[d] = 0
     else:
-        size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order)
+        size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order, mask)
         acc[:] = 0
     heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
 @njit(cache=True, nogil=True)
 def search_range(
-    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, q_lo, q_hi, out_d, out_s
-):
+    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, q_lo, q_hi, out_d, out_s,
+    mask,
+):  # fmt: skip
     """Exact top-k for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s, reusing the
-    zeroed accumulator ``acc``."""
+    zeroed accumulator ``acc``; ``mask`` as in :func:`search_one`."""
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
     for q in range(q_lo, q_hi):
@@ -113,24 +123,29 @@ def search_range(
             hd,
             out_d[q],
             out_s[q],
+            mask,
         )
 
 
 @njit(cache=True, nogil=True)
-def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc):
+def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, mask):
     """Exact top-k for every query of a CSR batch, one after the other, reusing ``acc``.
-    Returns (doc numbers int64[nq, k], scores float32[nq, k])."""
+    Returns (doc numbers int64[nq, k], scores float32[nq, k]). ``mask``: uint8[n_docs] (0: never
+    returned) or empty."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     search_range(
-        offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, 0, nq, out_d, out_s
-    )
+        offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, 0, nq, out_d, out_s,
+        mask,
+    )  # fmt: skip
     return out_d, out_s
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def search_batch(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks):
+def search_batch(
+    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks, mask
+):  # fmt: skip
     """Like :func:`search_serial`, with the queries split into ``n_chunks`` parallel chunks, chunk c
     using the zeroed accumulator ``accs[c]``."""
     nq = q_indptr.shape[0] - 1
@@ -140,16 +155,19 @@ def search_batch(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_
     for c in prange(n_chunks):
         search_range(
             offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs[c],
-            c * per, min(nq, (c + 1) * per), out_d, out_s,
+            c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
 
 
-def search_reference(offsets, docs, impacts, scale, q_terms, q_weights, k, n_docs):
-    """Plain numpy twin of :func:`search_one` (float64 accumulation): (doc numbers, scores)."""
+def search_reference(offsets, docs, impacts, scale, q_terms, q_weights, k, n_docs, mask=None):
+    """Plain numpy twin of :func:`search_one` (float64 accumulation): (doc numbers, scores);
+    documents whose ``mask`` entry is 0 are left out."""
     acc = np.zeros(n_docs, dtype=np.float64)
     for t, w in zip(q_terms, q_weights, strict=True):
         s, e = offsets[t], offsets[t + 1]
         np.add.at(acc, docs[s:e].astype(np.int64), float(w) * impacts[s:e].astype(np.float64))
+    if mask is not None and len(mask):
+        acc[np.asarray(mask) == 0] = 0
     d, s = topk_reference(acc, k)
     return d, s * scale

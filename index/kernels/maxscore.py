@@ -79,14 +79,17 @@ def search_one(
     hd,
     out_d,
     out_s,
+    mask,
 ):
     """MaxScore top-k of one query into out_d / out_s (-1 / 0 padding).
 
     Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros,
-    ``cx`` int64[WINDOW], ``cpart`` float32[WINDOW].
+    ``cx`` int64[WINDOW], ``cpart`` float32[WINDOW]. A document whose ``mask`` entry (uint8 by
+    internal doc number; empty: none masked) is 0 is never a candidate.
     """
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
+    masked = mask.shape[0] > 0
     ubs = np.empty(nq, np.float32)
     for i in range(nq):
         w = np.float32(q_weights[i])
@@ -129,7 +132,7 @@ def search_one(
             if part == 0:
                 continue
             acc[x] = 0
-            if full and (part + bound) * SLACK < thr:
+            if (full and (part + bound) * SLACK < thr) or (masked and mask[lo + x] == 0):
                 continue
             cx[nc] = x
             cpart[nc] = part
@@ -183,7 +186,7 @@ def search_one(
 @njit(cache=True, nogil=True)
 def search_range(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s,
+    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s, mask,
 ):  # fmt: skip
     """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s."""
     qw = np.zeros(term_max.shape[0], np.float32)
@@ -196,22 +199,23 @@ def search_range(
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-            q_terms[a:b], q_weights[a:b], k, qw, acc, cx, cpart, hs, hd, out_d[q], out_s[q],
+            q_terms[a:b], q_weights[a:b], k, qw, acc, cx, cpart, hs, hd, out_d[q], out_s[q], mask,
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def search_serial(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k,
+    q_indptr, q_terms, q_weights, k, mask,
 ):  # fmt: skip
-    """MaxScore for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k])."""
+    """MaxScore for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]);
+    ``mask`` uint8[n_docs] (0: never returned) or empty."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     search_range(
         offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s,
+        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask,
     )  # fmt: skip
     return out_d, out_s
 
@@ -219,7 +223,7 @@ def search_serial(
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, n_chunks,
+    q_indptr, q_terms, q_weights, k, n_chunks, mask,
 ):  # fmt: skip
     """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks."""
     nq = q_indptr.shape[0] - 1
@@ -229,7 +233,7 @@ def search_batch(
     for c in prange(n_chunks):
         search_range(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-            q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s,
+            q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
 

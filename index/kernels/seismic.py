@@ -292,11 +292,15 @@ def search_one(
     hd,
     out_d,
     out_s,
+    mask,
 ):
     """Seismic top-k of one query into out_d / out_s. ``qw`` float32[n_terms] zeros (zero again on
-    return); ``stamps`` int32[n_docs] holds no value equal to ``stamp`` (docs seen get it)."""
+    return); ``stamps`` int32[n_docs] holds no value equal to ``stamp`` (docs seen get it). A
+    document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 is never
+    scored nor offered to the heap."""
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
+    masked = mask.shape[0] > 0
     for i in range(nq):
         qw[q_terms[i]] = np.float32(q_weights[i])
     order = np.argsort(-q_weights, kind="mergesort")
@@ -317,6 +321,8 @@ def search_one(
                 if stamps[d] == stamp:
                     continue
                 stamps[d] = stamp
+                if masked and mask[d] == 0:
+                    continue
                 s = forward_score(fptr, fterms, fimp, d, qw)
                 if s > 0 and (size < k or s >= thr):
                     key = np.int64(doc_order[d]) if reordered else np.int64(d)
@@ -332,7 +338,7 @@ def search_one(
 def search_range(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
     n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp0, q_lo, q_hi,
-    out_d, out_s,
+    out_d, out_s, mask,
 ):  # fmt: skip
     """Seismic for queries q_lo..q_hi-1 of a CSR batch; ``stamps`` is this thread's scratch whose
     values are all below ``stamp0``. Returns the next free stamp."""
@@ -348,7 +354,7 @@ def search_range(
         search_one(
             term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
             doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, stamps, stamp,
-            hs, hd, out_d[q], out_s[q],
+            hs, hd, out_d[q], out_s[q], mask,
         )  # fmt: skip
         stamp += 1
     return stamp
@@ -357,7 +363,7 @@ def search_range(
 @njit(cache=True, nogil=True)
 def search_serial(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box,
+    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box, mask,
 ):  # fmt: skip
     """Seismic for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]).
     ``stamp_box[0]`` is the next free stamp of ``stamps`` (advanced)."""
@@ -367,7 +373,7 @@ def search_serial(
     stamp_box[0] = search_range(
         term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
         n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box[0], 0, nq,
-        out_d, out_s,
+        out_d, out_s, mask,
     )  # fmt: skip
     return out_d, out_s
 
@@ -376,6 +382,7 @@ def search_serial(
 def search_batch(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
     n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d, stamp_box, n_chunks,
+    mask,
 ):  # fmt: skip
     """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
     ``stamps2d[c]`` and ``stamp_box[c]``."""
@@ -387,7 +394,7 @@ def search_batch(
         stamp_box[c] = search_range(
             term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
             doc_order, n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d[c],
-            stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s,
+            stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
 

@@ -64,6 +64,7 @@ def search(
     k: int,
     scratch: Any,
     n_chunks: int,
+    mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int64 row of (query terms x blocks)
     per chunk."""
@@ -86,8 +87,8 @@ def search(
         params["beta"],
     )
     if n_chunks == 1:
-        return bmp.search_serial(*args, slots[0])
-    return bmp.search_batch(*args, slots, n_chunks)
+        return bmp.search_serial(*args, slots[0], mask)
+    return bmp.search_batch(*args, slots, n_chunks, mask)
 
 
 PARTS = (

@@ -19,6 +19,7 @@ def search(
     k: int,
     scratch: Any,
     n_chunks: int,
+    mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k; ``scratch.buffer("acc")`` holds one zeroed float32 accumulator per chunk (the
     kernel leaves it zeroed)."""
@@ -27,8 +28,8 @@ def search(
     accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (*index.postings, index.doc_order, indptr, terms, weights, k)
     if n_chunks == 1:
-        return exact.search_serial(*args, accs[0])
-    return exact.search_batch(*args, accs[:n_chunks], n_chunks)
+        return exact.search_serial(*args, accs[0], mask)
+    return exact.search_batch(*args, accs[:n_chunks], n_chunks, mask)
 
 
 METHOD = Method(

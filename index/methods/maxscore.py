@@ -20,6 +20,7 @@ def search(
     k: int,
     scratch: Any,
     n_chunks: int,
+    mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MaxScore top-k (the kernel allocates its own small window accumulators)."""
     from lsr.index.kernels import maxscore
@@ -36,8 +37,8 @@ def search(
         k,
     )
     if n_chunks == 1:
-        return maxscore.search_serial(*args)
-    return maxscore.search_batch(*args, n_chunks)
+        return maxscore.search_serial(*args, mask)
+    return maxscore.search_batch(*args, n_chunks, mask)
 
 
 METHOD = Method(

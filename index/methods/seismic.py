@@ -86,6 +86,7 @@ def search(
     k: int,
     scratch: Any,
     n_chunks: int,
+    mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seismic top-k; per chunk, ``scratch.buffer("stamps")`` (int32[n_docs], visited marks) and the
     next free stamp ``scratch.buffer("stamp_box")`` (every mark below it)."""
@@ -108,10 +109,10 @@ def search(
     stamp_box = scratch.buffer("stamp_box", 1, np.int64, fill=1).reshape(-1)
     if n_chunks == 1:
         box = stamp_box[:1].copy()
-        out = seismic.search_serial(*args, stamps[0], box)
+        out = seismic.search_serial(*args, stamps[0], box, mask)
         stamp_box[0] = box[0]
         return out
-    return seismic.search_batch(*args, stamps, stamp_box, n_chunks)
+    return seismic.search_batch(*args, stamps, stamp_box, n_chunks, mask)
 
 
 PARTS = (

@@ -36,9 +36,19 @@ def describe(index: Any) -> dict[str, Any]:
 
 
 def run(args: Any) -> int:
-    from lsr.index import open_index
+    from lsr.index import SegmentedIndex, open_index
 
-    info = describe(open_index(args.index))
+    index = open_index(args.index)
+    if isinstance(index, SegmentedIndex):
+        from lsr.cli.living import describe_living, print_segments
+
+        if args.json:
+            print(json.dumps(describe_living(index), indent=2))
+        else:
+            print(f"index       {index.path} (a living index)")
+            print_segments(index)
+        return 0
+    info = describe(index)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -71,6 +81,7 @@ def run(args: Any) -> int:
             print(f"{name:<11} " + ", ".join(f"{k}={v}" for k, v in parts[name].items()))
     if parts.get("seconds"):
         print("part build  " + ", ".join(f"{k} {v:.1f} s" for k, v in parts["seconds"].items()))
+    print("segments    1 (generation 0: a plain index; `lsr add` / `lsr delete` make it a living one)")
     print(f"size        {human_bytes(info['size_bytes'])}")
     for f, size in info["files"].items():
         print(f"  {f:<24} {human_bytes(size):>10}")

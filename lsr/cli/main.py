@@ -23,6 +23,12 @@ COMMANDS = {
         "lsr.cli.warmup",
         "compile the numba kernels of every method and impact type once (the first build/search does it too)",
     ),
+    "add": (
+        "lsr.cli.living",
+        "add or replace documents (vectors JSONL, or a BEIR corpus with the index's encoder); one commit",
+    ),
+    "delete": ("lsr.cli.living", "delete documents from an index by id"),
+    "merge": ("lsr.cli.living", "merge the segments of a living index (--max-segments 1: force-merge)"),
     "serve": ("lsr.cli.serve", "serve an index over HTTP (FastAPI + uvicorn): search API and a search page"),
     "demo": (
         "lsr.cli.demo",
@@ -188,6 +194,11 @@ def _args_search(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="search even if --model's settings differ from the index's encoder",
     )
+    p.add_argument(
+        "--filter",
+        default=None,
+        help='metadata filter (JSON), e.g. \'{"lang": "en", "year": {"gte": 2000}}\' (a living index)',
+    )
 
 
 def _args_bench(p: argparse.ArgumentParser) -> None:
@@ -212,6 +223,36 @@ def _args_bench(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--force", action="store_true", help="benchmark even if --model's settings differ from the index's"
+    )
+
+
+def _args_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory (a plain index becomes a living one)")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="vectors JSONL ({id, vector, metadata?, title?, text?}) or a BEIR corpus (encoded with the index's encoder)",
+    )
+    p.add_argument(
+        "--commit-every", type=int, default=None, help="commit every N documents (default: once at the end)"
+    )
+    p.add_argument("--batch-size", type=int, default=256, help="texts per encoder call (BEIR corpus)")
+
+
+def _args_delete(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--id", nargs="+", help="external document ids to delete")
+    g.add_argument("--ids", help="file of ids to delete, one per line")
+
+
+def _args_merge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", required=True, help="index directory")
+    p.add_argument(
+        "--max-segments",
+        type=int,
+        default=None,
+        help="merge down to at most N segments (default: the merge policy)",
     )
 
 
@@ -439,6 +480,9 @@ _ARGS = {
     "info": _args_info,
     "check": _args_check,
     "warmup": _args_warmup,
+    "add": _args_add,
+    "delete": _args_delete,
+    "merge": _args_merge,
     "serve": _args_serve,
     "demo": _args_demo,
     "eval": _args_eval,

@@ -30,6 +30,11 @@ def run(args: Any) -> int:
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
     index = open_index(args.index)
+    if args.filter is not None:
+        from lsr.index import SegmentedIndex
+
+        if not isinstance(index, SegmentedIndex):
+            index = SegmentedIndex(args.index)  # a plain index read as generation 0
     check_input(args.queries)
     threads = apply_threads(args.threads, torch=sniff_jsonl(args.queries) == "text")
     params = index.check_params(args.method, method_params(args.param))
@@ -37,7 +42,9 @@ def run(args: Any) -> int:
         index, args.queries, model=args.model, force=args.force
     )
     t0 = time.perf_counter()
-    results = retriever.search(queries, k=args.k, method=args.method, threads=threads, **params)
+    results = retriever.search(
+        queries, k=args.k, method=args.method, filter=args.filter, threads=threads, **params
+    )
     dt = time.perf_counter() - t0
     if args.output == "-":
         write_trec(sys.stdout, qids, results, args.tag)

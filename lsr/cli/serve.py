@@ -43,6 +43,10 @@ def run(args: Any) -> int:
         import uvicorn  # noqa: F401
     except ImportError:
         raise LsrError("the service needs the 'serve' extra: pip install 'lsr[serve]'") from None
+    if os.environ.get("LSR_WRITABLE", "").lower() in ("1", "true", "yes") and args.workers > 1:
+        raise LsrError(
+            "LSR_WRITABLE=1 serves writes from one process: use --workers 1 (one writer per index)"
+        )
     check_port_free(args.host, args.port)  # before loading the index: a busy port fails at once
     threads = apply_threads(args.threads, torch=False)
     if args.threads != "auto" or "LSR_TORCH_THREADS" not in os.environ:
