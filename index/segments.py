@@ -890,12 +890,15 @@ class SegmentedIndex:
         """The encoder the index records (loaded once)."""
         with self._encoder_lock:
             if self._encoder is None:
-                holder = _EncoderHolder(self.path, self._snap.encoder_config)
-                self._encoder = Index.load_encoder(holder)  # type: ignore[arg-type]
+                from lsr.retriever import Retriever  # text meets the index only there
+
+                self._encoder = Retriever(self).encoder
             return self._encoder
 
     def check_encoder(self, encoder: Any, force: bool = False) -> None:
-        Index.check_encoder(self._snap, encoder, force)  # type: ignore[arg-type]
+        from lsr.retriever import check_encoder
+
+        check_encoder(self._snap.encoder_config, encoder, force)
 
     def warmup(self, methods: Sequence[str] | None = None) -> None:
         """Compile the kernels of ``methods`` on every segment, masked and not."""
@@ -1438,16 +1441,6 @@ class SegmentedIndex:
                 docs += [("", "")] * len(live)
             col_parts.append((md.take_columns(seg.columns, live), len(live)))
         return chunks, (docs if any_store else None), md.concat_columns(col_parts)
-
-
-class _EncoderHolder:
-    """The attributes Index.load_encoder reads."""
-
-    def __init__(self, path: str, cfg: dict[str, Any] | None) -> None:
-        self.path = path
-        self.encoder_config = cfg
-        self._encoder = None
-        self._encoder_lock = threading.Lock()
 
 
 def open_segmented(path: str | os.PathLike, writable: bool = False, **options: Any) -> SegmentedIndex:

@@ -176,7 +176,7 @@ class Retriever:
         params = self.index.check_params(method, params)
         if filter is None:
             return self.index.search(self.vectors(queries), k=k, method=method, threads=threads, **params)
-        if not hasattr(self.index, "segment_masks"):
+        if not hasattr(self.index, "fields"):  # a living index (its snapshot or itself)
             raise LsrError(
                 "filter: this index has no metadata fields; documents get metadata through a living "
                 "index (lsr.index.open_index(dir, writable=True), index.add(..., metadata=...))"

@@ -99,7 +99,7 @@ def test_encoder_mismatch_filter_and_bad_queries(retriever, splade):
     with pytest.raises(LsrError, match="doc_max_length.*force"):
         lsr.Retriever(ix, other)
     assert lsr.Retriever(ix, other, force=True).search(QUERIES[:1], k=2)[0].ids
-    with pytest.raises(LsrError, match="filters need a segmented index"):
+    with pytest.raises(LsrError, match="filter: this index has no metadata fields"):
         retriever.search(QUERIES, filter={"year": 2020})
     with pytest.raises(LsrError, match="query 1 is empty"):
         retriever.search(["vitamin", "  "])
