@@ -626,5 +626,10 @@ def _check_threads(threads: Any) -> int:
 
 def open_index(path: str | os.PathLike) -> Index:
     """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
-    or of another format version)."""
+    or of another format version). A sharded index root (``shards.json``, :mod:`lsr.index.shards`)
+    opens as a :class:`~lsr.index.shards.ShardedIndex` with the same search API."""
+    if os.path.isfile(os.path.join(os.fspath(path), "shards.json")):
+        from lsr.index.shards import open_sharded
+
+        return open_sharded(path)  # type: ignore[return-value]
     return Index(path)
