@@ -21,6 +21,9 @@ variable                   default   meaning
 ``LSR_TORCH_THREADS``      auto      torch threads per encoding (default: cores / search threads,
                                      so concurrent encodings do not oversubscribe the CPU)
 ``LSR_SNIPPET_CHARS``      240       length of the text snippet returned with each hit
+``LSR_RAY``                unset     hold a sharded index's shards in Ray actors (``local``, ``auto``,
+                                     ``HOST:PORT``); a dead shard actor makes searches answer 503
+``LSR_REPLICAS``           1         Ray actors per shard (a search survives one dying)
 =========================  ========  ==========================================================
 """
 
@@ -47,3 +50,5 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(None, ge=1)
     snippet_chars: int = Field(240, ge=0)
     warmup: bool = True
+    ray: str | None = None  # a sharded index's shards in Ray actors: local, auto, HOST:PORT
+    replicas: int = Field(1, ge=1)  # actors per shard with ray

@@ -71,6 +71,38 @@ def _args_encode(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", choices=["float32", "bfloat16"], default=None, help="vocabulary projection precision"
     )
+    _add_ray_encode_args(p)
+
+
+def _add_ray_address(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what} on Ray: a local Ray when ADDRESS is omitted or 'local', else auto, HOST:PORT or "
+        "ray://HOST:PORT (needs the 'ray' extra)",
+    )
+
+
+def _add_ray_encode_args(p: argparse.ArgumentParser) -> None:
+    _add_ray_address(p, "encode with a pool of actors; --output is then a directory of vector parts")
+    p.add_argument(
+        "--actors", type=int, default=None, help="--ray: encoder actors (default: one per GPU, else cores)"
+    )
+    p.add_argument(
+        "--threads-per-actor",
+        type=int,
+        default=None,
+        help="--ray: torch threads per actor (default: cores / actors)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=4096,
+        help="--ray: records per block (a multiple of 256; default 4096)",
+    )
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -106,6 +138,13 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 32)"
     )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="build a sharded index of N shards (contiguous in build order) with a shards.json at the top",
+    )
+    _add_ray_encode_args(p)
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
@@ -140,6 +179,17 @@ def _args_search(p: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="search even if --model's settings differ from the index's encoder",
+    )
+    _add_ray_search_args(p)
+
+
+def _add_ray_search_args(p: argparse.ArgumentParser) -> None:
+    _add_ray_address(p, "hold the shards of a sharded index in Ray actors (one per shard and replica)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="--ray: actors per shard; a search survives one dying (default 1)",
     )
 
 
@@ -183,6 +233,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="uvicorn worker processes (each maps the same index)"
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    _add_ray_search_args(p)
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:

@@ -46,6 +46,21 @@ def run(args: Any) -> int:
     check_port_free(args.host, args.port)  # before loading the index: a busy port fails at once
     open_index(args.index)  # fail here, with a clear message, rather than in every worker
     os.environ["LSR_INDEX"] = os.path.abspath(args.index)  # workers read their settings from the environment
+    if args.ray is not None:
+        from lsr.index.shards import is_sharded
+
+        check_positive("replicas", args.replicas)
+        if not is_sharded(args.index):
+            raise LsrError(
+                f"{args.index}: --ray needs a sharded index (build it with `lsr index --shards N`)"
+            )
+        if args.workers != 1:
+            raise LsrError("--ray serves with one worker (the shard actors do the parallel work)")
+        from lsr.distributed import init_ray
+
+        init_ray(args.ray)  # a bad address fails here, once
+        os.environ["LSR_RAY"] = args.ray
+        os.environ["LSR_REPLICAS"] = str(args.replicas)
     import uvicorn
 
     uvicorn.run(
