@@ -159,10 +159,17 @@ def encode_on_ray(
         n_actors = actors or (gpus if gpus else max(1, cpus // (threads or 1)))
         n_actors = min(n_actors, len(todo))
         n_threads = threads or max(1, cpus // n_actors)
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # one progress bar, ours
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours counts documents
-        ds = ray.data.from_items([{"block": json.dumps(b.to_dict()), "key": keys[b.no]} for b in todo])
-        ds = ds.repartition(len(todo))  # one block per task: actors pull blocks as they free up
+        # one Ray Data block per corpus block, so actors pull blocks as they free up; the items are
+        # made in the driver, so every CPU can go to the actors (no read tasks competing for them)
+        ds = ray.data.from_items(
+            [{"block": json.dumps(b.to_dict()), "key": keys[b.no]} for b in todo],
+            override_num_blocks=len(todo),
+        )
         ds = ds.map_batches(
             EncodeActor,
             fn_constructor_kwargs={
