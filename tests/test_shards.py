@@ -167,3 +167,30 @@ def test_shards_with_different_encoders_are_refused(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(LsrError, match="built with different encoders"):
         write_shards_manifest(tmp_path / "sh", ["shard-0000", "shard-0001"])
+
+
+def test_cli_shards_without_ray(tmp_path, capsys):
+    """`lsr index --shards 2` (in-process) = `lsr index`; `lsr search` and `lsr info` read it."""
+    from lsr.cli.main import main
+    from lsr.vectors import SparseBatch, write_vectors
+
+    docs = random_collection(120, 40, 9, density=0.3)
+    vec = tmp_path / "docs.jsonl"
+    write_vectors(vec, SparseBatch.from_scipy(docs, vocab_of(40), [f"d{i}" for i in range(120)]))
+    assert main(["index", "--input", str(vec), "--output", str(tmp_path / "one"), "--methods", "exact"]) == 0
+    args = ["index", "--input", str(vec), "--output", str(tmp_path / "sh"), "--methods", "exact"]
+    assert main([*args, "--shards", "2"]) == 0
+    runs = []
+    for name in ("one", "sh"):
+        out = tmp_path / f"{name}.run"
+        assert (
+            main(["search", "--index", str(tmp_path / name), "--queries", str(vec), "--output", str(out)])
+            == 0
+        )
+        runs.append(out.read_text())
+    assert runs[0] == runs[1] and len(runs[0].splitlines()) > 100
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "sh")]) == 0
+    assert "2 shards" in capsys.readouterr().out
+    assert main([*args, "--shards", "0", "--overwrite"]) == 2
+    assert "--shards must be > 0" in capsys.readouterr().err
