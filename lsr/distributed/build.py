@@ -13,6 +13,8 @@ import shutil
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from lsr.distributed import init_ray, ray_get
 from lsr.distributed.blocks import Block, iter_block, plan_blocks
 from lsr.errors import LsrError
@@ -65,8 +67,10 @@ def scan_block(block: Block) -> tuple[list[str], int, float]:
         for t, w in vec.items():
             seen.setdefault(t, None)
             if isinstance(w, (int, float)) and w > top:
-                top = float(w)
-    return list(seen), n, top
+                top = w
+    # as float32, the precision the builder holds weights in (else a shard's own maximum, a float32,
+    # can exceed the "global" one parsed as float64, and the scales would differ)
+    return list(seen), n, float(np.float32(top))
 
 
 def group_blocks(blocks: Sequence[Block], shards: int) -> list[list[Block]]:
