@@ -28,7 +28,8 @@ import time
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SYNTH = os.environ.get("LSR_SYNTH", os.path.join(os.path.dirname(REPO), "shared", "bench", "synth_lsr.py"))
+SHARED = os.environ.get("LSR_SHARED", os.path.join(os.path.dirname(REPO), "shared"))  # as tests/conftest.py
+SYNTH = os.environ.get("LSR_SYNTH", os.path.join(SHARED, "bench", "synth_lsr.py"))
 
 
 def _synth(work: str, n_docs: int, n_queries: int, seed: int) -> str:
@@ -39,7 +40,7 @@ def _synth(work: str, n_docs: int, n_queries: int, seed: int) -> str:
     import subprocess
 
     if not os.path.isfile(SYNTH):
-        sys.exit(f"bench_ray: {SYNTH} not found (set LSR_SYNTH to shared/bench/synth_lsr.py)")
+        sys.exit(f"bench_ray: {SYNTH} not found (set LSR_SHARED to the shared folder, or LSR_SYNTH)")
     cmd = [sys.executable, SYNTH, "--out", out, "--n-docs", str(n_docs), "--n-queries", str(n_queries)]
     subprocess.run([*cmd, "--seed", str(seed)], check=True)
     return out
@@ -93,6 +94,35 @@ def _encode_bench(work: str, n_docs: int, actor_counts: list[int], address: str 
     for r in rows:
         r["docs_per_s"] = r["docs"] / r["seconds"]
     return rows
+
+
+def markdown(rec: dict[str, Any]) -> str:
+    """The Markdown tables of a bench_ray record."""
+    md = [
+        f"# bench_ray: {rec['n_docs']} synthetic documents, {rec['queries']} queries, k={rec['k']}, {rec['quantization']}",
+        "",
+        f"commit {rec['commit'][:7]}, {rec['cpu']}, {rec['cores']} cores; latency = one query at a "
+        f"time (median of {rec['repeats']} passes), QPS = one batch over {rec['threads']} threads.",
+        "",
+        "| index | backend | method | mean ms | p50 ms | p99 ms | QPS | same as single |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rec["search"]:
+        lat = r["latency_ms"]
+        same = "-" if r["setup"] == "single" else ("yes" if r["same_as_single"] else "no")
+        md.append(
+            f"| {r['setup']} | {r['backend']} | {r['method']} | {lat['mean']:.3f} | {lat['p50']:.3f} | "
+            f"{lat['p99']:.3f} | {r['qps']:.0f} | {same} |"
+        )
+    md += ["", "| build | seconds | postings | bytes | bytes/posting |", "|---|---|---|---|---|"]
+    for b in rec["builds"]:
+        md.append(
+            f"| {b['index']} | {b['seconds']:.1f} | {b['postings']} | {b['bytes']} | {b['bytes_per_posting']:.2f} |"
+        )
+    md += ["", "| encode | docs | seconds | docs/s |", "|---|---|---|---|"]
+    for e in rec["encode"]:
+        md.append(f"| {e['what']} | {e['docs']} | {e['seconds']:.1f} | {e['docs_per_s']:.1f} |")
+    return "\n".join(md) + "\n"
 
 
 def main() -> None:
@@ -164,7 +194,7 @@ def main() -> None:
     truth = {m: exact for m in methods}
     for m in methods:
         r = benchmark_search(single, queries, args.k, m, args.threads, args.repeats, args.warmup)
-        record["search"].append({"index": "single", "shards": 0, "backend": "-", **r})
+        record["search"].append({**r, "setup": "single", "shards": 0, "backend": "-"})
     for n in [int(x) for x in args.shards.split(",") if x]:
         root = os.path.join(args.work, f"shards{n}_{args.n_docs}_{args.quantization}")
         t0 = time.perf_counter()
@@ -195,7 +225,7 @@ def main() -> None:
                     a.ids == b.ids and a.scores == b.scores
                     for a, b in zip(got, single.search(queries, k=args.k, method=m), strict=True)
                 )
-                record["search"].append({"index": f"{n} shards", "shards": n, "backend": name, **r})
+                record["search"].append({**r, "setup": f"{n} shards", "shards": n, "backend": name})
             if name == "ray actors":
                 idx.close()
     record["encode"] = _encode_bench(
@@ -203,33 +233,10 @@ def main() -> None:
     )
     with open(args.output, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
-    md = [
-        f"# bench_ray: {args.n_docs} synthetic documents, {len(queries)} queries, k={args.k}, {args.quantization}",
-        "",
-        f"commit {record['commit'][:7]}, {record['cpu']}, {record['cores']} cores; latency = one query at a "
-        f"time (median of {args.repeats} passes), QPS = one batch over {args.threads} threads.",
-        "",
-        "| index | backend | method | mean ms | p50 ms | p99 ms | QPS | same as single |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in record["search"]:
-        lat = r["latency_ms"]
-        same = "-" if r["index"] == "single" else ("yes" if r["same_as_single"] else "no")
-        md.append(
-            f"| {r['index']} | {r['backend']} | {r['method']} | {lat['mean']:.3f} | {lat['p50']:.3f} | "
-            f"{lat['p99']:.3f} | {r['qps']:.0f} | {same} |"
-        )
-    md += ["", "| build | seconds | postings | bytes | bytes/posting |", "|---|---|---|---|---|"]
-    for b in record["builds"]:
-        md.append(
-            f"| {b['index']} | {b['seconds']:.1f} | {b['postings']} | {b['bytes']} | {b['bytes_per_posting']:.2f} |"
-        )
-    md += ["", "| encode | docs | seconds | docs/s |", "|---|---|---|---|"]
-    for e in record["encode"]:
-        md.append(f"| {e['what']} | {e['docs']} | {e['seconds']:.1f} | {e['docs_per_s']:.1f} |")
+    md = markdown(record)
     with open(os.path.splitext(args.output)[0] + ".md", "w", encoding="utf-8") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+        f.write(md)
+    print(md)
 
 
 if __name__ == "__main__":
