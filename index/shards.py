@@ -393,8 +393,11 @@ class ThreadBackend:
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         if len(self.shards) == 1:
             return [self.shards[0].search_arrays(indptr, terms, weights, k, threads, method, **params)]
+        # the shards already run side by side: each gets its share of the threads (a parallel kernel
+        # run holds a process-wide lock, so full-width runs per shard would only queue)
+        per_shard = max(1, threads // len(self.shards))
         futures = [
-            self._pool.submit(s.search_arrays, indptr, terms, weights, k, threads, method, **params)
+            self._pool.submit(s.search_arrays, indptr, terms, weights, k, per_shard, method, **params)
             for s in self.shards
         ]
         return [f.result() for f in futures]
