@@ -194,3 +194,21 @@ def test_cli_shards_without_ray(tmp_path, capsys):
     assert "2 shards" in capsys.readouterr().out
     assert main([*args, "--shards", "0", "--overwrite"]) == 2
     assert "--shards must be > 0" in capsys.readouterr().err
+
+
+def test_group_blocks_contiguous_and_balanced():
+    """Shards take contiguous runs of blocks (build order), every shard at least one block."""
+    from lsr.distributed.blocks import Block
+    from lsr.distributed.build import group_blocks
+
+    def nos(sizes, n):
+        blocks = [Block(i, "x.jsonl", 0, 1, s, "") for i, s in enumerate(sizes)]
+        return [[b.no for b in g] for g in group_blocks(blocks, n)]
+
+    assert nos([10] * 8, 3) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert nos([10] * 8, 8) == [[i] for i in range(8)]
+    assert nos([5, 5, 5, 5, 5, 5, 100], 3) == [[0, 1, 2, 3, 4], [5], [6]]
+    with pytest.raises(LsrError, match="3 shards need at least 3 blocks, the input has 2"):
+        nos([1, 1], 3)
+    with pytest.raises(LsrError, match="a .gz input is read as one block"):
+        group_blocks([Block(0, "x.jsonl.gz", 0, -1, 10, "")], 2)

@@ -77,6 +77,8 @@ def group_blocks(blocks: Sequence[Block], shards: int) -> list[list[Block]]:
     """Split ``blocks`` (in order) into ``shards`` contiguous groups of near-equal document counts."""
     if shards < 1:
         raise LsrError(f"--shards must be >= 1, got {shards}")
+    if len(blocks) < shards and any(b.end < 0 for b in blocks):
+        raise LsrError(f"a .gz input is read as one block: decompress it to build {shards} shards")
     if len(blocks) < shards:
         raise LsrError(
             f"{shards} shards need at least {shards} blocks, the input has {len(blocks)}: lower --block-size"
