@@ -246,3 +246,29 @@ def test_bad_sharded_builds_are_one_line_errors(local_ray, vectors, tmp_path, ca
     build_index(path, one, methods=["exact"])
     assert main(["search", "--index", str(one), "--queries", str(path), "--ray"]) == 2
     assert "--ray needs a sharded index" in capsys.readouterr().err
+
+
+def test_build_on_ray_resumes_by_content_hash(local_ray, vectors, tmp_path):
+    """A rerun keeps shards built from the same blocks and settings, rebuilds the others."""
+    import os
+
+    path, _ = vectors
+    out = tmp_path / "sh"
+    args = ["index", "--input", str(path), "--output", str(out), "--ray", "--shards", "2"]
+    args += ["--block-size", "64", "--methods", "exact"]
+    assert main(args) == 0
+
+    def stamps():
+        return [os.stat(out / f"shard-000{i}" / "manifest.json").st_mtime_ns for i in range(2)]
+
+    before = stamps()
+    want = open_index(out).search([{"t1": 1.0, "t2": 2.0}], k=20)
+    assert main([*args, "--overwrite"]) == 0
+    assert stamps() == before  # nothing rebuilt
+    (out / "shard-0001.key").write_text("something else")  # as if that build had been interrupted
+    assert main([*args, "--overwrite"]) == 0
+    after = stamps()
+    assert after[0] == before[0] and after[1] != before[1]
+    _same(want, open_index(out).search([{"t1": 1.0, "t2": 2.0}], k=20))
+    assert main([*args, "--overwrite", "--quantization", "uint8"]) == 0  # other settings: all rebuilt
+    assert all(a != b for a, b in zip(stamps(), after, strict=True))

@@ -131,6 +131,34 @@ def vector_blocks(source: str, block_size: int) -> tuple[list[Block], dict[str, 
     return plan_blocks(source, block_size), None
 
 
+def shard_key(
+    blocks: Sequence[Block], tokens: Sequence[str], max_weight: float, kwargs: dict[str, Any]
+) -> str:
+    """Content hash of everything a shard is built from: its blocks' hashes, the vocabulary, the
+    global maximum weight, the build settings and the lsr version."""
+    import hashlib
+    import json
+
+    from lsr import __version__
+
+    h = hashlib.sha256()
+    for b in blocks:
+        h.update(f"{b.sha256}:{b.n}:{b.end};".encode())
+    h.update("\x00".join(tokens).encode())
+    h.update(json.dumps([max_weight, kwargs, __version__], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _read_key(root: str, name: str) -> str | None:
+    if not os.path.isdir(os.path.join(root, name)):
+        return None
+    try:
+        with open(os.path.join(root, name + ".key"), encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def build_on_ray(
     source: str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -205,10 +233,6 @@ def build_on_ray(
                 vocab.add(t)
         tokens = list(vocab.tokens)
     max_weight = max((s[2] for s in scans), default=0.0)
-    for name in os.listdir(root):  # a previous build's shards (vectors/ stays: it is resumable)
-        if name.startswith("shard-") or name == SHARDS_FILE:
-            p = os.path.join(root, name)
-            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     kwargs = {
         "quantization": quantization,
         "encoder_config": encoder_config,
@@ -218,14 +242,28 @@ def build_on_ray(
         "seismic": seismic,
         "source": source,
     }
+    keys = [shard_key(g, tokens, max_weight, kwargs) for g in groups]
+    names = [shard_dir_name(i) for i in range(len(groups))]
+    if os.path.exists(os.path.join(root, SHARDS_FILE)):
+        os.remove(os.path.join(root, SHARDS_FILE))
+    for name in os.listdir(root):  # shards of a previous build that this one does not have
+        if name.startswith("shard-") and name.split(".")[0] not in names:
+            p = os.path.join(root, name)
+            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+    # resumable: a shard whose key file matches was built from the same blocks with the same settings
+    todo = [i for i in range(len(groups)) if _read_key(root, names[i]) != keys[i]]
+    for i in todo:
+        shutil.rmtree(os.path.join(root, names[i]), ignore_errors=True)
+        if os.path.exists(os.path.join(root, names[i] + ".key")):
+            os.remove(os.path.join(root, names[i] + ".key"))
     tok_ref = ray.put(tokens)
     task = ray.remote(_build_task).options(num_cpus=1)
-    refs = [
+    refs = {
         task.remote(
-            [b.to_dict() for b in g], os.path.join(root, shard_dir_name(i)), tok_ref, max_weight, kwargs
-        )
-        for i, g in enumerate(groups)
-    ]
+            [b.to_dict() for b in groups[i]], os.path.join(root, names[i]), tok_ref, max_weight, kwargs
+        ): i
+        for i in todo
+    }
     from tqdm.auto import tqdm
 
     pending = list(refs)
@@ -233,6 +271,9 @@ def build_on_ray(
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             ray_get(ready)  # raises the task's error (an LsrError keeps its message)
+            i = refs[ready[0]]
+            with open(os.path.join(root, names[i] + ".key"), "w", encoding="utf-8") as f:
+                f.write(keys[i])
             bar.update(len(ready))
     write_shards_manifest(root, [shard_dir_name(i) for i in range(len(groups))])
     return root
