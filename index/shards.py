@@ -525,7 +525,17 @@ class ShardedIndex:
         return self.shards[s].doc_id(d)
 
     def doc_ids(self, docs: np.ndarray) -> list[str]:
-        return [self.doc_id(int(d)) for d in np.asarray(docs, np.int64)]
+        """External ids of global doc numbers ``docs`` (one vectorised lookup per shard)."""
+        docs = np.asarray(docs, np.int64)
+        if len(docs) and (docs.min() < 0 or docs.max() >= self.n_docs):
+            raise IndexError(f"document numbers out of range (0 .. {self.n_docs - 1})")
+        which = np.searchsorted(self.first_docs, docs, side="right") - 1
+        out: list[str] = [""] * len(docs)
+        for s in np.unique(which):
+            rows = np.flatnonzero(which == s)
+            for j, doc_id in zip(rows, self.shards[s].doc_ids(docs[rows] - self.first_docs[s]), strict=True):
+                out[j] = doc_id
+        return out
 
     def document(self, doc: int) -> dict[str, str]:
         s, d = self._locate(int(doc))
