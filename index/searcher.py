@@ -522,7 +522,8 @@ _check_threads = check_threads
 
 def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) -> Any:
     """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
-    or of another format version).
+    or of another format version). A sharded index root (``shards.json``, :mod:`lsr.index.shards`)
+    opens as a :class:`~lsr.index.shards.ShardedIndex` with the same search API.
 
     A plain index (no generation files) opens as an :class:`Index`. ``writable=True``, or a
     directory that has been written to as a living index, gives a
@@ -531,6 +532,12 @@ def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) 
     ``merge_min_docs``)."""
     from lsr.index import segments
 
+    if os.path.isfile(os.path.join(os.fspath(path), "shards.json")):
+        if writable:
+            raise LsrError(f"{path}: a sharded index does not take writes yet (rebuild it instead)")
+        from lsr.index.shards import open_sharded
+
+        return open_sharded(path)  # type: ignore[return-value]
     if writable or segments.is_segmented(path):
         return segments.SegmentedIndex(path, writable=writable, **options)
     if options:

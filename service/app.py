@@ -199,9 +199,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from lsr.retriever import Retriever
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.search_threads
-        state.index = (
-            open_index(settings.index, writable=True) if settings.writable else open_index(settings.index)
-        )
+        if settings.ray:
+            from lsr.distributed.search import open_on_ray
+
+            state.index = open_on_ray(settings.index, settings.ray, settings.replicas)
+        elif settings.writable:
+            state.index = open_index(settings.index, writable=True)
+        else:
+            state.index = open_index(settings.index)
         state.retriever = Retriever(state.index)
         if state.index.encoder_config:
             import torch
@@ -214,8 +219,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.ready = True
         yield
         state.ready = False
-        if settings.writable:
-            state.index.close()
+        close = getattr(state.index, "close", None)  # a sharded index stops its shard actors
+        if close is not None:
+            close()
 
     swagger = _swagger_ui_dir()
     app = _App(
@@ -260,6 +266,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI's own handler echoes the input, which may hold a NaN or a lone surrogate that JSON
         # cannot carry (a 500 while rendering the 422)
         return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+
+    from lsr.index.shards import ShardUnavailableError
+
+    @app.exception_handler(ShardUnavailableError)
+    async def shard_down(request: Request, exc: ShardUnavailableError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "1"})
 
     @app.exception_handler(LsrError)
     async def lsr_error(request: Request, exc: LsrError) -> JSONResponse:

@@ -23,6 +23,9 @@ variable                   default   meaning
 ``LSR_SNIPPET_CHARS``      240       length of the text snippet returned with each hit
 ``LSR_WRITABLE``           0         1: open the index as its writer and serve POST /documents,
                                      DELETE /documents/{id}, POST /admin/merge (403 otherwise)
+``LSR_RAY``                unset     hold a sharded index's shards in Ray actors (``local``, ``auto``,
+                                     ``HOST:PORT``); a dead shard actor makes searches answer 503
+``LSR_REPLICAS``           1         Ray actors per shard (a search survives one dying)
 =========================  ========  ==========================================================
 """
 
@@ -50,3 +53,5 @@ class Settings(BaseSettings):
     snippet_chars: int = Field(240, ge=0)
     warmup: bool = True
     writable: bool = False
+    ray: str | None = None  # a sharded index's shards in Ray actors: local, auto, HOST:PORT
+    replicas: int = Field(1, ge=1)  # actors per shard with ray

@@ -37,6 +37,8 @@ def run(args: Any) -> int:
         opts["query_max_length" if args.queries else "doc_max_length"] = args.max_length
     if args.top_k:
         opts["query_top_k" if args.queries else "doc_top_k"] = args.top_k
+    if args.ray is not None:
+        return _run_on_ray(args, opts)
     total = _count_records(args.input)
     dups, n_dup = duplicate_ids(args.input, limit=3)
     for rid, line, first in dups:
@@ -79,5 +81,33 @@ def run(args: Any) -> int:
     summary(
         f"encoded {n} {what} in {dt:.1f} s ({n / max(dt, 1e-9):.1f}/s), "
         f"{nnz / max(n, 1):.1f} non-zeros per vector -> {args.output}"
+    )
+    return 0
+
+
+def _run_on_ray(args: Any, opts: dict[str, Any]) -> int:
+    """``lsr encode --ray``: encode on a Ray cluster into a directory of vector parts (resumable)."""
+    from lsr.distributed.encode import encode_on_ray
+
+    check_positive("actors", args.actors)
+    check_positive("threads-per-actor", args.threads_per_actor)
+    check_positive("block-size", args.block_size)
+    t0 = time.perf_counter()
+    rec = encode_on_ray(
+        args.input,
+        args.output,
+        args.model,
+        options=opts,
+        queries=args.queries,
+        address=args.ray,
+        actors=args.actors,
+        threads=args.threads_per_actor,
+        block_size=args.block_size,
+    )
+    dt = time.perf_counter() - t0
+    what = "queries" if args.queries else "documents"
+    summary(
+        f"encoded {rec['n_docs']} {what} on Ray in {len(rec['parts'])} parts "
+        f"({rec['encoded_now']} encoded now, the rest already done) in {dt:.1f} s -> {args.output}"
     )
     return 0

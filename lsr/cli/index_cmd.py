@@ -23,6 +23,8 @@ def run(args: Any) -> int:
 
     check_positive("batch-size", args.batch_size)
     check_input(args.input)
+    if args.ray is not None or args.shards is not None:
+        return _run_sharded(args)
     check_output(args.output, args.overwrite)  # at once, not after a model load or an encoding
     if args.input.endswith(".ciff"):
         return _index_ciff(args)
@@ -110,5 +112,80 @@ def _index_ciff(args: Any) -> int:
     summary(
         f"indexed {idx.n_docs} documents, {idx.n_postings} postings over {idx.n_terms} terms from CIFF "
         f"in {time.perf_counter() - t0:.1f} s -> {out} ({human_bytes(idx.size_bytes())})"
+    )
+    return 0
+
+
+def _part_params(args: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    bmp = {"block_size": args.bmp_block_size} if args.bmp_block_size is not None else None
+    seismic = {
+        k: v
+        for k, v in (("n_postings", args.seismic_n_postings), ("block_size", args.seismic_block_size))
+        if v is not None
+    } or None
+    return bmp, seismic
+
+
+def _run_sharded(args: Any) -> int:
+    """``lsr index --shards N [--ray [ADDRESS]]``: a sharded index (Ray tasks build the shards with --ray)."""
+    import os
+
+    from lsr.errors import LsrError
+    from lsr.index import open_index
+
+    shards = args.shards if args.shards is not None else 1
+    check_positive("shards", shards)
+    check_positive("block-size", args.block_size)
+    bmp, seismic = _part_params(args)
+    methods = args.methods
+    t0 = time.perf_counter()
+    if args.ray is not None:
+        from lsr.distributed.build import build_on_ray
+
+        out = build_on_ray(
+            args.input,
+            args.output,
+            shards,
+            model=args.model,
+            encoder_options=encoder_options(args),
+            address=args.ray,
+            actors=args.actors,
+            threads=args.threads_per_actor,
+            block_size=args.block_size,
+            quantization=args.quantization,
+            methods=methods,
+            reorder=args.reorder,
+            bmp=bmp,
+            seismic=seismic,
+            overwrite=args.overwrite,
+        )
+    else:
+        from lsr.index.shards import build_sharded_index
+        from lsr.texts import sniff_jsonl
+
+        if os.path.isdir(args.input) or sniff_jsonl(args.input) != "vectors":
+            raise LsrError(
+                "without --ray, --shards builds from a vectors file: encode first (`lsr encode`), or add --ray"
+            )
+        if args.model:
+            raise LsrError(f"{args.input} already holds vectors: --model applies to a text corpus only")
+        out = build_sharded_index(
+            args.input,
+            args.output,
+            shards,
+            quantization=args.quantization,
+            methods=methods,
+            reorder=args.reorder,
+            bmp=bmp,
+            seismic=seismic,
+            overwrite=args.overwrite,
+            show_progress=True,
+        )
+    dt = time.perf_counter() - t0
+    idx = open_index(out)
+    summary(
+        f"indexed {idx.n_docs} documents in {len(idx.shards)} shards, {idx.n_postings} postings over "
+        f"{idx.n_terms} terms ({args.quantization}) in {dt:.1f} s -> {out} ({human_bytes(idx.size_bytes())}); "
+        f"methods: {', '.join(idx.methods)}"
     )
     return 0

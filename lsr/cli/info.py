@@ -39,6 +39,8 @@ def run(args: Any) -> int:
     from lsr.index import SegmentedIndex, open_index
 
     index = open_index(args.index)
+    if hasattr(index, "shards"):  # a sharded index: shards.json and one line per shard
+        return _sharded(index, args.json)
     if isinstance(index, SegmentedIndex):
         from lsr.cli.living import describe_living, print_segments
 
@@ -85,4 +87,34 @@ def run(args: Any) -> int:
     print(f"size        {human_bytes(info['size_bytes'])}")
     for f, size in info["files"].items():
         print(f"  {f:<24} {human_bytes(size):>10}")
+    return 0
+
+
+def _sharded(index: Any, as_json: bool) -> int:
+    """``lsr info`` of a sharded index root (:mod:`lsr.index.shards`)."""
+    m = index.manifest
+    info = {
+        "path": index.path,
+        "format": m["format"],
+        "n_docs": index.n_docs,
+        "n_terms": index.n_terms,
+        "n_postings": index.n_postings,
+        "quantization": m["quantization"],
+        "encoder": m.get("encoder"),
+        "methods": list(index.methods),
+        "shards": m["shards"],
+        "size_bytes": index.size_bytes(),
+    }
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"index       {info['path']} ({len(info['shards'])} shards, global statistics in shards.json)")
+    print(f"documents   {info['n_docs']:,}")
+    print(f"postings    {info['n_postings']:,} over {info['n_terms']:,} terms ({info['quantization']})")
+    print(f"methods     {', '.join(info['methods'])}")
+    for e in info["shards"]:
+        print(
+            f"  {e['dir']:<12} docs {e['first_doc']:,} .. {e['first_doc'] + e['n_docs'] - 1:,}  ({e['n_postings']:,} postings)"
+        )
+    print(f"size        {human_bytes(info['size_bytes'])}")
     return 0

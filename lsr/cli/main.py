@@ -113,6 +113,38 @@ def _args_encode(p: argparse.ArgumentParser) -> None:
     )
     _add_device_args(p, max_tokens=True)
     _add_threads(p)
+    _add_ray_encode_args(p)
+
+
+def _add_ray_address(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what} on Ray: a local Ray when ADDRESS is omitted or 'local', else auto, HOST:PORT or "
+        "ray://HOST:PORT (needs the 'ray' extra)",
+    )
+
+
+def _add_ray_encode_args(p: argparse.ArgumentParser) -> None:
+    _add_ray_address(p, "encode with a pool of actors; --output is then a directory of vector parts")
+    p.add_argument(
+        "--actors", type=int, default=None, help="--ray: encoder actors (default: one per GPU, else cores)"
+    )
+    p.add_argument(
+        "--threads-per-actor",
+        type=int,
+        default=None,
+        help="--ray: torch threads per actor (default: cores / actors)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=4096,
+        help="--ray: records per block (a multiple of 256; default 4096)",
+    )
 
 
 def _args_index(p: argparse.ArgumentParser) -> None:
@@ -150,6 +182,13 @@ def _args_index(p: argparse.ArgumentParser) -> None:
         "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 32)"
     )
     _add_threads(p, "; also the parallel part builds (reordering, Seismic)")
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="build a sharded index of N shards (contiguous in build order) with a shards.json at the top",
+    )
+    _add_ray_encode_args(p)
 
 
 def _method_names() -> tuple[str, ...]:
@@ -198,6 +237,17 @@ def _args_search(p: argparse.ArgumentParser) -> None:
         "--filter",
         default=None,
         help='metadata filter (JSON), e.g. \'{"lang": "en", "year": {"gte": 2000}}\' (a living index)',
+    )
+    _add_ray_search_args(p)
+
+
+def _add_ray_search_args(p: argparse.ArgumentParser) -> None:
+    _add_ray_address(p, "hold the shards of a sharded index in Ray actors (one per shard and replica)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="--ray: actors per shard; a search survives one dying (default 1)",
     )
 
 
@@ -300,6 +350,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     _add_device_args(p)
     _add_threads(p, "; per worker: torch threads for query encoding (LSR_TORCH_THREADS) and numba threads")
+    _add_ray_search_args(p)
 
 
 def _args_eval(p: argparse.ArgumentParser) -> None:

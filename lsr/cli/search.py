@@ -7,7 +7,26 @@ import sys
 import time
 from typing import Any
 
-from lsr.cli.common import apply_threads, check_input, load_query_file, method_params, summary
+from lsr.cli.common import apply_threads, check_input, check_positive, load_query_file, method_params, summary
+
+
+def open_for_search(path: str, ray: str | None, replicas: int) -> Any:
+    """Open an index; with ``ray`` (an address) its shards go into Ray actors."""
+    from lsr.errors import LsrError
+    from lsr.index import open_index
+
+    check_positive("replicas", replicas)
+    if ray is None:
+        if replicas != 1:
+            raise LsrError("--replicas applies with --ray only")
+        return open_index(path)
+    from lsr.index.shards import is_sharded
+
+    if not is_sharded(path):
+        raise LsrError(f"{path}: --ray needs a sharded index (build it with `lsr index --shards N`)")
+    from lsr.distributed.search import open_on_ray
+
+    return open_on_ray(path, ray, replicas)
 
 
 def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
@@ -22,14 +41,13 @@ def write_trec(f: Any, qids: list[str], results: list[Any], tag: str) -> None:
 
 def run(args: Any) -> int:
     from lsr.errors import LsrError
-    from lsr.index import open_index
     from lsr.index.searcher import check_k
     from lsr.texts import sniff_jsonl
 
     check_k(args.k)
     if not args.tag or any(c.isspace() for c in args.tag):
         raise LsrError("--tag must be one word")
-    index = open_index(args.index)
+    index = open_for_search(args.index, args.ray, args.replicas)
     if args.filter is not None:
         from lsr.index import SegmentedIndex
 

@@ -57,6 +57,21 @@ def run(args: Any) -> int:
         from lsr.encoders.base import resolve_device
 
         os.environ["LSR_DEVICE"] = resolve_device(args.device)  # read by load_encoder in each worker
+    if args.ray is not None:
+        from lsr.index.shards import is_sharded
+
+        check_positive("replicas", args.replicas)
+        if not is_sharded(args.index):
+            raise LsrError(
+                f"{args.index}: --ray needs a sharded index (build it with `lsr index --shards N`)"
+            )
+        if args.workers != 1:
+            raise LsrError("--ray serves with one worker (the shard actors do the parallel work)")
+        from lsr.distributed import init_ray
+
+        init_ray(args.ray)  # a bad address fails here, once
+        os.environ["LSR_RAY"] = args.ray
+        os.environ["LSR_REPLICAS"] = str(args.replicas)
     import uvicorn
 
     uvicorn.run(
