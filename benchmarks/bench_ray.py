@@ -7,7 +7,7 @@ agreement with the single index) and a Markdown table next to it. Never imported
 Full size (a quiet machine; ~6 GB of disk for the synthetic data)::
 
     python benchmarks/bench_ray.py --work /data/bench_ray --n-docs 1000000 --queries 1000 \\
-        --encode-docs 2000 --output eval/results/ray_1m.json
+        --encode-docs 2000 --output benchmarks/results/ray_1m.json
 
 A quick proof that it runs (minutes)::
 
@@ -149,12 +149,10 @@ def main() -> None:
     from lsr.distributed import init_ray
     from lsr.distributed.build import build_on_ray
     from lsr.distributed.search import open_on_ray
+    from lsr.eval.environment import cpu_name, git_commit
     from lsr.index import build_index, open_index
     from lsr.index.bench import benchmark_search, recall_at_k
     from lsr.vectors import read_vectors
-
-    sys.path.insert(0, REPO)
-    from eval.bench_common import cpu_name, git_commit
 
     os.makedirs(args.work, exist_ok=True)
     init_ray(args.ray, num_cpus=os.cpu_count())
