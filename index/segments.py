@@ -376,8 +376,8 @@ class Snapshot:
         # changing the (shared) encoder.
         from lsr.retriever import Retriever
 
-        if encoder is None:
-            encoder = self.owner.load_encoder()
+        if encoder is None:  # the recorded encoder: nothing to check it against
+            encoder, force = self.owner.load_encoder(), True
         key = (id(encoder), bool(force))
         with self._lock:
             hit = self._retrievers.get(key)

@@ -562,8 +562,8 @@ class ShardedIndex:
         global statistics, and the encoder itself is never changed."""
         from lsr.retriever import Retriever
 
-        if encoder is None:
-            encoder = self.load_encoder()
+        if encoder is None:  # the recorded encoder: nothing to check it against
+            encoder, force = self.load_encoder(), True
         key = (id(encoder), bool(force))
         hit = self._retrievers.get(key)
         if hit is None or hit[0] is not encoder:
