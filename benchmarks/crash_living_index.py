@@ -104,6 +104,7 @@ def child(index_dir: str, seed: int, n_steps: int) -> None:
     ix = open_index(index_dir, writable=True, parts_min_docs=1_000_000, merge_factor=3, merge_min_docs=10)
     print("READY", flush=True)
     for step, op in enumerate(plan(seed, n_steps)):
+        print(f"STEP {step}", flush=True)  # the parent kills relative to this progress
         if op[0] == "add":
             ix.add(op[2], ids=op[1], metadata=op[3])
         elif op[0] == "delete":
@@ -171,10 +172,23 @@ def trial(work: str, seed: int, n_steps: int, max_delay: float) -> dict[str, Any
     line = proc.stdout.readline()  # type: ignore[union-attr]
     if line.strip() != "READY":
         raise RuntimeError(f"writer did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
-    delay = random.Random(seed).uniform(0, max_delay)
+    # Kill at a random step of the script (then after a random delay of up to max_delay s), so
+    # that the kill lands while the writer works on any machine, however fast or loaded.
+    rng = random.Random(seed)
+    target = f"STEP {rng.randrange(n_steps)}"
+    seen = []
+    while True:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        seen.append(line)
+        if line.strip() in (target, "DONE"):
+            break
+    delay = rng.uniform(0, max_delay)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate()
+    out = "".join(seen) + out
     acks = [tuple(map(int, ln.split()[1:])) for ln in out.splitlines() if ln.startswith("ACK")]
     finished = "DONE" in out
     states = oracle_states(seed, n_steps)
@@ -211,7 +225,7 @@ def trial(work: str, seed: int, n_steps: int, max_delay: float) -> dict[str, Any
     }
 
 
-def run(trials: int, n_steps: int = 60, max_delay: float = 2.0, seed0: int = 0) -> dict[str, Any]:
+def run(trials: int, n_steps: int = 60, max_delay: float = 0.05, seed0: int = 0) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="lsr-crash-")
     try:
         results = [trial(work, seed0 + t, n_steps, max_delay) for t in range(trials)]
@@ -231,7 +245,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--max-delay", type=float, default=2.0, help="kill after a uniform delay in [0, this] s")
+    p.add_argument(
+        "--max-delay",
+        type=float,
+        default=0.05,
+        help="kill a uniform delay in [0, this] s after the writer starts a random step of its script",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the record here")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
