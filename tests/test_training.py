@@ -522,3 +522,50 @@ def test_short_training_improves_dev_ndcg(pairing, tmp_path) -> None:
     data = load_train_data(pairing, "train", "dev")
     again = evaluate(lsr.load_encoder(out), data.corpus, data.dev_queries, data.dev_qrels)
     assert again["ndcg@10"] == pytest.approx(best, abs=1e-6)
+
+
+def test_fusion_teacher_equals_the_harness_min_max_fusion(beir, tmp_path) -> None:
+    """``--teacher fusion``: BM25 + the starting model, min-max normalised over each system's top-k
+    and summed, equals the eval harness's ranx fusion for documents both systems retrieved; every
+    (query, positive) pair gets a score; margin_mse and kl train from it."""
+    import lsr
+    from eval.harness import fuse_runs
+    from lsr.training import train
+    from lsr.training.data import bm25_search, fusion_teacher, load_train_data, search_corpus
+
+    enc = lsr.load_encoder("splade-tiny", doc_max_length=32, query_max_length=16)
+    data = load_train_data(beir, "train")
+    depth = 3
+    teacher = fusion_teacher(enc, data, depth)
+    qids = sorted(data.queries)
+    texts = [data.queries[q] for q in qids]
+    bm = bm25_search(enc, data.corpus, texts, depth)
+    model, _, _ = search_corpus(enc, data.corpus, texts, depth)
+    runs = [
+        {q: list(zip(r.ids, map(float, r.scores), strict=True)) for q, r in zip(qids, res, strict=True)}
+        for res in (bm, model)
+    ]
+    fused = fuse_runs(runs, "sum", "min-max")
+    checked = 0
+    for q in qids:
+        both = set(dict(runs[0][q])) & set(dict(runs[1][q]))
+        for d, s in fused[q]:
+            if d in both:
+                assert teacher[q][d] == pytest.approx(s, abs=1e-5)
+                checked += 1
+        assert all(p in teacher[q] for p in data.relevant[q])
+    assert checked >= 4
+    for loss in ("margin_mse", "kl"):
+        r = train(
+            _cfg(
+                beir,
+                str(tmp_path / loss),
+                loss=loss,
+                teacher="fusion",
+                steps=2,
+                n_negatives=2,
+                negatives_depth=5,
+            )
+        )
+        assert np.isfinite(r["last"]["rank_loss"]) and r["calibration"]["teacher_scale"] > 0
+        assert os.path.isfile(tmp_path / loss / "teacher.json")

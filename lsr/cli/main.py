@@ -274,7 +274,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
         "--steps", type=int, default=None, help="total steps (default: --epochs passes over the pairs)"
     )
     p.add_argument(
-        "--epochs", type=float, default=2.0, help="passes over the (query, positive) pairs (default 2)"
+        "--epochs", type=float, default=1.0, help="passes over the (query, positive) pairs (default 1)"
     )
     p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up (default 0)")
@@ -323,9 +323,9 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dev-candidates",
         type=int,
-        default=30,
+        default=10,
         help="dev search over the dev qrels documents + BM25 top-N of each dev query (0: the whole "
-        "corpus; default 30)",
+        "corpus; default 10)",
     )
     p.add_argument(
         "--learn-query-weights", action="store_true", help="inference-free: learn the query weight table too"
@@ -334,7 +334,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
         "--eval-every",
         type=int,
         default=None,
-        help="evaluate on dev every N steps (default: 4 evaluations; 0: at the start and end only)",
+        help="evaluate on dev every N steps (default: 3 times after step 0; 0: at the start and end only)",
     )
     p.add_argument(
         "--doc-max-length", type=int, default=None, help="override the document max length in tokens"

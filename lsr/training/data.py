@@ -202,7 +202,8 @@ def fusion_teacher(
     encoder: Any, data: TrainData, depth: int = 100, show_progress: bool = False
 ) -> dict[str, dict[str, float]]:
     """Teacher scores from BM25 + ``encoder`` fused like the eval harness (sum of per-query min-max
-    normalised scores, min and max over each system's top-``depth``), for every training query.
+    normalised scores, min and max over the documents of each system's top-``depth`` that share a
+    term with the query, as ranx does), for every training query.
 
     Scores are given to the union of both top-``depth`` lists and the query's relevant documents;
     a document outside one system's list gets that system's exact score normalised by the same
@@ -235,10 +236,12 @@ def fusion_teacher(
             row = sc[r]
             kth = min(depth, len(row)) - 1
             top = np.argpartition(-row, kth)[: kth + 1]
+            top = top[row[top] > 0]  # what a search returns: documents sharing a term
+            if not len(top):
+                continue
             cand.update(top.tolist())
             lo, hi = row[top].min(), row[top].max()
-            if hi > lo:
-                fused += (row - lo) / (hi - lo)
+            fused += (row - lo) / max(hi - lo, 1e-9)  # as ranx's min-max
         out[q] = {doc_ids[i]: float(fused[i]) for i in sorted(cand)}
     return out
 

@@ -41,7 +41,8 @@ CALIBRATION_BATCHES = 4  # batches of step 0 the temperature is calibrated on
 TAU_LR = 1e-2  # learning rate of log tau when the temperature is learned
 NNZ_GAIN = 2.0  # target_doc_nnz controller: lambda_d *= exp(gain * relative error) per step
 NNZ_EMA = 0.8  # smoothing of the batch non-zeros the controller reads
-LAMBDA_MIN, LAMBDA_MAX = 1e-7, 1.0
+LAMBDA_MIN, LAMBDA_MAX = 1e-5, 1.0
+NNZ_TOLERANCE = 0.04  # best-checkpoint selection: dev document non-zeros at most 4% above the target
 
 
 @dataclass
@@ -76,7 +77,7 @@ class TrainConfig:
     teacher_temperature: float | None = None  # kl: the teacher's softmax temperature (default: auto)
     batch_size: int = 8
     steps: int | None = None  # total steps (default: ``epochs`` passes over the pairs)
-    epochs: float = 2.0
+    epochs: float = 1.0
     lr: float = 5e-5
     embedding_lr_scale: float = 1.0  # SPLADE: lr factor of the tied embedding/decoder (0 freezes it)
     weight_decay: float = 0.01
@@ -97,9 +98,9 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (default: torch's)
     dev_split: str | None = None  # a qrels split to select checkpoints on (default: "dev" when present)
     dev_fraction: float = 0.1  # else hold out this fraction of the train queries (0: no dev set)
-    dev_candidates: int = 30  # dev search runs over dev qrels docs + BM25 top-k of dev queries (0: all)
+    dev_candidates: int = 10  # dev search runs over dev qrels docs + BM25 top-k of dev queries (0: all)
     learn_query_weights: bool = False  # inference-free: learn the query weight table too
-    eval_every: int | None = None  # dev evaluation every N steps (default: 4 evaluations; 0: at the end)
+    eval_every: int | None = None  # dev evaluation every N steps (default: 3 after step 0; 0: at the end)
     encoder_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -308,7 +309,7 @@ class Trainer:
         n_pairs = len(data.pairs)
         steps_per_epoch = max(1, -(-n_pairs // cfg.batch_size))
         total = cfg.steps or max(1, round(cfg.epochs * steps_per_epoch))
-        eval_every = cfg.eval_every if cfg.eval_every is not None else max(1, -(-total // 4))
+        eval_every = cfg.eval_every if cfg.eval_every is not None else max(1, -(-total // 3))
         reg_warmup = cfg.reg_warmup_steps if cfg.reg_warmup_steps is not None else total // 3
 
         def cached(name: str, make: Any) -> Any:
@@ -466,7 +467,14 @@ class Trainer:
             nonlocal best
             res = self._evaluate(encoder, module, dev_corpus, data, step, log, evaluate)
             evals.append(res)
-            if best is None or res["ndcg@10"] > best["ndcg@10"]:
+            # with a non-zeros target, a step whose dev documents overshoot it is not eligible
+            # (the target is converted to the dev documents: x their step-0 / the calibration non-zeros)
+            within = True
+            if target_nnz and step > 0 and evals[0]["step"] == 0:
+                dev_target = target_nnz * evals[0]["doc_nnz"] / calib["doc_nnz_dropout_off"]
+                within = res["doc_nnz"] <= dev_target * (1 + NNZ_TOLERANCE)
+            res["eligible"] = bool(within)
+            if within and (best is None or res["ndcg@10"] > best["ndcg@10"]):
                 best = {"step": step, "ndcg@10": res["ndcg@10"], "doc_nnz": res["doc_nnz"]}
                 tmp = best_dir + ".tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
