@@ -264,7 +264,8 @@ def test_train_is_deterministic_and_resumes_exactly(beir, tmp_path) -> None:
     log = [json.loads(x) for x in open(tmp_path / "a" / "train_log.jsonl")]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert all(r["grad_clip"] == 1.0 and r["grad_norm"] > 0 for r in log)  # the pre-clip norm is logged
-    assert a["calibration"]["temperature_source"] == "calibrate" and a["temperature"] > 0
+    assert a["calibration"]["temperature_source"] == "learn"  # log tau trained from the calibrated value
+    assert a["temperature"] != a["calibration"]["temperature"] and a["temperature"] > 0
     # interrupted after step 2 (checkpoint), then resumed: the same weights as the uninterrupted run
     c_out = str(tmp_path / "c")
     train(_cfg(beir, c_out, steps=4, checkpoint_every=2))

@@ -258,9 +258,9 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--temperature",
-        default="calibrate",
+        default="learn",
         help="student score temperature: a number, calibrate (minimises the starting loss) or learn "
-        "(default: calibrate)",
+        "(log tau trained from the calibrated value; default: learn)",
     )
     p.add_argument(
         "--no-false-negative-mask",
@@ -334,7 +334,7 @@ def _args_train(p: argparse.ArgumentParser) -> None:
         "--eval-every",
         type=int,
         default=None,
-        help="evaluate on dev every N steps (default: 3 times after step 0; 0: at the start and end only)",
+        help="evaluate on dev every N steps (default: 4 times after step 0; 0: at the start and end only)",
     )
     p.add_argument(
         "--doc-max-length", type=int, default=None, help="override the document max length in tokens"

@@ -39,9 +39,9 @@ TEACHER_FILE = "teacher.json"
 DEV_CANDIDATES_FILE = "dev_candidates.json"
 CALIBRATION_BATCHES = 4  # batches of step 0 the temperature is calibrated on
 TAU_LR = 1e-2  # learning rate of log tau when the temperature is learned
-NNZ_GAIN = 2.0  # target_doc_nnz controller: lambda_d *= exp(gain * relative error) per step
+NNZ_GAIN = 1.0  # target_doc_nnz controller: log boost += gain * relative error, per step
 NNZ_EMA = 0.8  # smoothing of the batch non-zeros the controller reads
-LAMBDA_MIN, LAMBDA_MAX = 1e-5, 1.0
+MAX_BOOST = float(np.log(1000.0))  # lambda_d stays within [lambda_d, 1000 x lambda_d]
 NNZ_TOLERANCE = 0.04  # best-checkpoint selection: dev document non-zeros at most 4% above the target
 
 
@@ -73,7 +73,7 @@ class TrainConfig:
     false_negatives_mask: bool = True  # contrastive: documents relevant to a query are not its negatives
     # the student's score temperature: a number, "calibrate" (the value minimising the mean loss of
     # the starting model over the first batches) or "learn" (log tau trained from the calibrated value)
-    temperature: float | str = "calibrate"
+    temperature: float | str = "learn"
     teacher_temperature: float | None = None  # kl: the teacher's softmax temperature (default: auto)
     batch_size: int = 8
     steps: int | None = None  # total steps (default: ``epochs`` passes over the pairs)
@@ -85,7 +85,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     reg: str = "flops"  # "flops", "l1", "idf_flops" (documents of inference-free models) or "none"
     lambda_q: float = 1e-3
-    lambda_d: float = 1e-3  # the starting value when target_doc_nnz adapts it
+    lambda_d: float = 1e-3  # the floor when target_doc_nnz adapts it (x up to 1000 above the target)
     reg_warmup_steps: int | None = None  # quadratic ramp of the regularisers (default: a third of the steps)
     # hold documents at this many non-zeros by adapting lambda_d: a number, "start" (the starting
     # model's, measured with dropout off on the first batches) or None (lambda_d fixed)
@@ -309,7 +309,7 @@ class Trainer:
         n_pairs = len(data.pairs)
         steps_per_epoch = max(1, -(-n_pairs // cfg.batch_size))
         total = cfg.steps or max(1, round(cfg.epochs * steps_per_epoch))
-        eval_every = cfg.eval_every if cfg.eval_every is not None else max(1, -(-total // 3))
+        eval_every = cfg.eval_every if cfg.eval_every is not None else max(1, -(-total // 4))
         reg_warmup = cfg.reg_warmup_steps if cfg.reg_warmup_steps is not None else total // 3
 
         def cached(name: str, make: Any) -> Any:
@@ -411,7 +411,7 @@ class Trainer:
             if "log_tau" in state:
                 log_tau.data.fill_(float(state["log_tau"]))
         target_nnz = calib.get("target_doc_nnz")
-        lambda_d = float(state.get("lambda_d", cfg.lambda_d))
+        boost = float(state.get("nnz_boost", 0.0))  # log of lambda_d's factor over cfg.lambda_d
         nnz_ema = state.get("nnz_ema")
 
         params = [p for p in module.parameters() if p.requires_grad]
@@ -517,8 +517,8 @@ class Trainer:
                     else q_reps.new_zeros(())
                 )
                 reg_d = document_regularizer(cfg.reg, d_reps, per, idf_w)
-                # with a non-zero target, lambda_d is the controller's (no ramp: it reacts itself)
-                w_d = lambda_d if target_nnz else ramp * lambda_d
+                # with a target, lambda_d is the controller's (no ramp: lambda_d x exp(boost) from step 0)
+                w_d = cfg.lambda_d * float(np.exp(boost)) if target_nnz else ramp * cfg.lambda_d
                 loss = rank_loss + ramp * cfg.lambda_q * reg_q + w_d * reg_d
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -552,7 +552,9 @@ class Trainer:
                     est = last["d_nnz_est"]
                     nnz_ema = est if nnz_ema is None else NNZ_EMA * nnz_ema + (1 - NNZ_EMA) * est
                     err = (nnz_ema - target_nnz) / target_nnz
-                    lambda_d = float(np.clip(lambda_d * np.exp(NNZ_GAIN * err), LAMBDA_MIN, LAMBDA_MAX))
+                    # integral control of log lambda_d, floored at the configured lambda_d: below the
+                    # target the regulariser falls back to lambda_d, it never switches off (no windup)
+                    boost = float(np.clip(boost + NNZ_GAIN * err, 0.0, MAX_BOOST))
                 log.write(json.dumps({"step": step, **last, "seconds": time.perf_counter() - t_start}) + "\n")
                 log.flush()
                 if bar is not None:
@@ -565,7 +567,7 @@ class Trainer:
                 if step % cfg.checkpoint_every == 0 or step == total:
                     extra = {
                         "calibration": calib,
-                        "lambda_d": lambda_d,
+                        "nnz_boost": boost,
                         "nnz_ema": nnz_ema,
                         "best": best,
                     }
@@ -597,7 +599,7 @@ class Trainer:
             "resumed_from": resume_from,
             "calibration": calib,
             "temperature": float(log_tau.exp()) if log_tau is not None else tau0,
-            "lambda_d_final": lambda_d,
+            "lambda_d_final": cfg.lambda_d * float(np.exp(boost)) if target_nnz else cfg.lambda_d,
             "last": last,
             "dev": evals,
             "dev_set": {
