@@ -4,14 +4,18 @@ An encoder is trainable when it has ``train_module()`` (the ``torch.nn.Module`` 
 ``forward_train(texts, "query" | "document")`` (differentiable dense (batch, vocab) weights whose dot
 product is the score) and ``save(path)``. One step takes ``batch_size`` (query, positive) pairs, adds
 ``n_negatives`` hard negatives per query, scores every query against every document of the batch, and
-minimises the ranking loss plus the query and document sparsity regularisers, each weight ramped up
-quadratically over ``reg_warmup_steps``.
+minimises the ranking loss (scores divided by a calibrated or learned temperature, in-batch false
+negatives masked) plus the query and document sparsity regularisers, the query weight ramped up
+quadratically over ``reg_warmup_steps``, the document weight adapted to ``target_doc_nnz``. Dev
+nDCG@10 is measured at step 0 and every ``eval_every`` steps; the best step is the output.
 
 Reproducibility: the pairs of step ``s`` and its negatives are drawn from generators seeded by
 ``(seed, epoch)`` and ``(seed, s)``, and torch's generator is reseeded from ``(seed, s)`` before the
 step (dropout), so a run resumed from a checkpoint makes exactly the steps an uninterrupted run makes.
-Checkpoints (``output/checkpoints/step-NNNNNN``: the encoder, the optimizer state and the step) are
-written atomically every ``checkpoint_every`` steps; the newest ``keep_checkpoints`` are kept.
+Checkpoints (``output/checkpoints/step-NNNNNN``: the encoder, the optimizer state, the step and the
+controller/temperature/best state) are written atomically every ``checkpoint_every`` steps; the newest
+``keep_checkpoints`` are kept, and the best dev step separately in ``output/best``. A checkpoint of a
+run with other settings is not resumed unless ``resume`` is True.
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ class TrainConfig:
     """Every setting of a training run (recorded in ``train_report.json`` and each checkpoint).
 
     The defaults are the recipe of ``lsr train --model M --data D --output X`` (BENCHMARKS.md): InfoNCE
-    at a temperature calibrated on the starting model, in-batch false negatives masked, one BM25
-    negative per query, FLOPS ramped up over the first third of the steps with lambda_d adapted to
-    hold the starting model's document non-zeros, 10% of the train queries held out as dev, and
-    the best dev nDCG@10 checkpoint written as the output.
+    at a temperature calibrated on the starting model then learned, in-batch false negatives
+    masked, one BM25 negative per query, query FLOPS ramped up over the first third of the steps,
+    document FLOPS raised above lambda_d as needed to hold the starting model's document
+    non-zeros, 10% of the train queries held out as dev, and the best dev nDCG@10 checkpoint
+    (within the non-zeros target) written as the output.
     """
 
     model: str
