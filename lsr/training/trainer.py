@@ -577,7 +577,7 @@ class Trainer:
                         "best": best,
                     }
                     if log_tau is not None:
-                        extra["log_tau"] = float(log_tau)
+                        extra["log_tau"] = float(log_tau.detach())
                     self._checkpoint(encoder, opt, step, extra)
         finally:
             if bar is not None:
