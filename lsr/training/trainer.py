@@ -545,7 +545,7 @@ class Trainer:
                         "q_nnz": float((q_reps > 0).sum(dim=1).float().mean()),
                         "d_nnz": d_nnz,  # of this batch, dropout on (training mode)
                         "d_nnz_est": d_nnz * calib["nnz_ratio"],  # estimate with dropout off
-                        "temperature": float(tau),
+                        "temperature": float(tau.detach()) if log_tau is not None else float(tau),
                         "lambda_d": w_d,
                         "lambda_q": ramp * cfg.lambda_q,
                         "grad_norm": grad_norm,  # before clipping
@@ -603,7 +603,7 @@ class Trainer:
             "reg_warmup_steps": reg_warmup,
             "resumed_from": resume_from,
             "calibration": calib,
-            "temperature": float(log_tau.exp()) if log_tau is not None else tau0,
+            "temperature": float(log_tau.detach().exp()) if log_tau is not None else tau0,
             "lambda_d_final": cfg.lambda_d * float(np.exp(boost)) if target_nnz else cfg.lambda_d,
             "last": last,
             "dev": evals,
