@@ -338,6 +338,12 @@ def test_train_refuses_bad_settings(beir, tmp_path) -> None:
 
     with pytest.raises(LsrError, match="teacher"):
         train(_cfg(beir, str(tmp_path / "x"), loss="margin_mse"))
+    with pytest.raises(LsrError, match="not contrastive"):
+        train(_cfg(beir, str(tmp_path / "x"), teacher="fusion"))
+    with pytest.raises(LsrError, match="temperature must be"):
+        train(_cfg(beir, str(tmp_path / "x"), temperature="hot"))
+    with pytest.raises(LsrError, match="target_doc_nnz"):
+        train(_cfg(beir, str(tmp_path / "x"), target_doc_nnz=-5))
     with pytest.raises(LsrError, match="loss must be"):
         train(_cfg(beir, str(tmp_path / "x"), loss="hinge"))
     with pytest.raises(LsrError, match="batch_size"):

@@ -115,6 +115,8 @@ class TrainConfig:
             raise LsrError(f"reg must be one of {', '.join(REGULARIZERS)}, not {self.reg!r}")
         if self.loss in ("margin_mse", "kl") and not self.teacher:
             raise LsrError(f"loss {self.loss!r} distils teacher scores: pass a teacher file or 'fusion'")
+        if self.teacher and self.loss == "contrastive":
+            raise LsrError("a teacher is distilled by --loss margin_mse or kl, not contrastive")
         if self.loss in ("margin_mse", "kl") and self.n_negatives < 1:
             raise LsrError(f"loss {self.loss!r} needs n_negatives >= 1")
         if self.loss in ("margin_mse", "kl") and self.negatives == "none":
