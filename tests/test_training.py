@@ -383,6 +383,8 @@ def test_cli_train(beir, tmp_path, capsys) -> None:
     assert "trained 2 steps" in capsys.readouterr().err
     assert os.path.isfile(os.path.join(out, "train_report.json"))
     assert main(["train", "--data", beir, "--output", out, "--loss", "kl"]) == 2
+    assert main(["train", "--data", beir, "--output", out, "--temperature", "hot"]) == 2
+    assert "--temperature must be a number" in capsys.readouterr().err
 
 
 def test_train_dyvo_through_the_shared_trainer(beir, tmp_path) -> None:
