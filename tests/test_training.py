@@ -579,3 +579,20 @@ def test_fusion_teacher_equals_the_harness_min_max_fusion(beir, tmp_path) -> Non
         )
         assert np.isfinite(r["last"]["rank_loss"]) and r["calibration"]["teacher_scale"] > 0
         assert os.path.isfile(tmp_path / loss / "teacher.json")
+
+
+def test_embedding_lr_scale_freezes_the_tied_embedding(beir, tmp_path) -> None:
+    """``embedding_lr_scale=0`` leaves the tied input embedding / vocabulary decoder as it was while
+    the rest of the model trains; 0.1 moves it, less than the full rate does."""
+    from lsr.training import train
+
+    start = _weights(str(__import__("lsr").encoders.base.BUNDLED_MODELS["splade-tiny"]))
+    key = next(k for k in start if k.endswith("word_embeddings.weight"))
+    moved = {}
+    for scale in (0.0, 0.1, 1.0):
+        out = str(tmp_path / f"e{scale}")
+        train(_cfg(beir, out, steps=2, embedding_lr_scale=scale, lr=1e-3))
+        w = _weights(out)
+        moved[scale] = float(np.abs(w[key] - start[key]).max())
+        assert any(not np.array_equal(w[k], start[k]) for k in w if k != key and k in start)
+    assert moved[0.0] == 0.0 and 0 < moved[0.1] < moved[1.0]
