@@ -65,6 +65,84 @@ def test_schedules() -> None:
     assert losses.linear_schedule(10, 4, 10) == 0.0
 
 
+def _scale_gradient(scores: torch.Tensor, target: torch.Tensor, tau: float) -> float:
+    """d loss / d alpha at alpha = 1 for the cross-entropy of alpha * scores / tau."""
+    alpha = torch.ones((), dtype=torch.float64, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(alpha * scores / tau, target)
+    (g,) = torch.autograd.grad(loss, alpha)
+    return float(g)
+
+
+def test_calibrated_temperature_fixes_the_sign_of_the_scale_gradient() -> None:
+    """Large scores (like SPLADE's, tens) at tau = 1: the loss wants every score smaller (positive
+    gradient w.r.t. a global scale). At the calibrated temperature the scale gradient is ~0 (the
+    minimum), and above it the loss wants larger scores: the temperature, not the model, sets it."""
+    g = torch.Generator().manual_seed(0)
+    b, n = 8, 2
+    batches = []
+    for _ in range(3):
+        q = torch.rand(b, 40, generator=g, dtype=torch.float64) * 3
+        d = torch.rand(b * n, 40, generator=g, dtype=torch.float64) * 3
+        d[torch.arange(b) * n] += 0.6 * q  # positives are related to their query, but noisily
+        scores, target = losses.contrastive_scores(q, d, n)
+        batches.append((scores, target, None))
+    assert float(batches[0][0].mean()) > 20  # large scores, as the bundled model's
+    total = lambda tau: sum(_scale_gradient(s, t, tau) for s, t, _ in batches)  # noqa: E731
+    assert total(1.0) > 0.05  # tau = 1: shrink every score
+    tau = losses.calibrate_temperature(batches)
+    assert tau > 1.5
+    assert abs(total(tau)) < 0.02 * total(1.0)  # calibrated: no pressure on the scale
+    assert total(3 * tau) < 0  # hotter than calibrated: scores should grow
+    # the loss itself is lowest there (checked against a fine grid)
+    grid = np.exp(np.linspace(np.log(0.5), np.log(50), 2000))
+    vals = [sum(float(torch.nn.functional.cross_entropy(s / t, tt)) for s, tt, _ in batches) for t in grid]
+    assert tau == pytest.approx(grid[int(np.argmin(vals))], rel=0.01)
+    # the contrastive loss applies it: contrastive(q, d, n, temperature=tau) == CE(scores / tau)
+    q = torch.rand(b, 40, generator=g, dtype=torch.float64)
+    d = torch.rand(b * n, 40, generator=g, dtype=torch.float64)
+    s, t = losses.contrastive_scores(q, d, n)
+    assert float(losses.contrastive(q, d, n, temperature=2.5)) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(s / 2.5, t)), rel=1e-12
+    )
+
+
+def test_false_negative_mask_removes_exactly_the_relevant_in_batch_pairs() -> None:
+    # three queries, positive + 1 negative each; q0 and q2 share the positive dA; q1's judged
+    # documents include q0's hard negative dC; q2 also finds dB (q1's positive) relevant
+    qids = ["q0", "q1", "q2"]
+    docs = ["dA", "dC", "dB", "dD", "dA", "dE"]
+    relevant = {"q0": {"dA"}, "q1": {"dB", "dC"}, "q2": {"dA", "dB"}}
+    m = losses.false_negative_mask(qids, docs, relevant, 2)
+    want = {(0, 4), (1, 1), (2, 0), (2, 2)}  # (query row, document column)
+    assert {tuple(x) for x in torch.nonzero(m).tolist()} == want
+    assert not any(m[i, i * 2] for i in range(3))  # never the target
+    # the masked loss equals the cross-entropy over the unmasked columns only (numpy reference)
+    rng = np.random.default_rng(0)
+    q, d = rng.random((3, 30)), rng.random((6, 30))
+    s = q @ d.T / 2.0
+    ref = []
+    for i in range(3):
+        keep = [j for j in range(6) if (i, j) not in want]
+        row = s[i, keep]
+        ref.append(np.log(np.exp(row).sum()) - s[i, 2 * i])
+    got = losses.contrastive(torch.tensor(q), torch.tensor(d), 2, temperature=2.0, mask=m)
+    assert float(got) == pytest.approx(np.mean(ref), rel=1e-10)
+    # without in-batch negatives only the query's own candidates can be masked
+    m2 = losses.false_negative_mask(qids, docs, relevant, 2, in_batch=False)
+    assert m2.shape == (3, 2) and not m2.any()
+    m3 = losses.false_negative_mask(["q1"], ["dB", "dC"], relevant, 2, in_batch=False)
+    assert m3.tolist() == [[False, True]]
+
+
+def test_document_regularizer_averages_positives_and_negatives() -> None:
+    rng = np.random.default_rng(3)
+    d = torch.tensor(rng.random((4 * 3, 20)))  # 4 queries, positive + 2 negatives
+    pos, neg = d.view(4, 3, 20)[:, 0], d.view(4, 3, 20)[:, 1:].reshape(8, 20)
+    want = 0.5 * (float(losses.flops(pos)) + float(losses.flops(neg)))
+    assert float(losses.document_regularizer("flops", d, 3)) == pytest.approx(want, rel=1e-12)
+    assert float(losses.document_regularizer("flops", d, 1)) == pytest.approx(float(losses.flops(d)))
+
+
 # -- the sparse-backward max pooling -------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_max_pool_projection_matches_autograd(seed: int) -> None:
@@ -160,6 +238,7 @@ def _cfg(beir: str, out: str, **kw):
         checkpoint_every=2,
         seed=7,
         device="cpu",
+        dev_fraction=0.0,  # no dev set unless a test asks for one (then the best step is the output)
         encoder_options={"doc_max_length": 32, "query_max_length": 16},
     )
     base.update(kw)
@@ -185,6 +264,9 @@ def test_train_is_deterministic_and_resumes_exactly(beir, tmp_path) -> None:
     assert a["steps"] == 4 and a["last"]["d_nnz"] > 0
     log = [json.loads(x) for x in open(tmp_path / "a" / "train_log.jsonl")]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert all(r["grad_clip"] == 1.0 and r["grad_norm"] > 0 for r in log)  # the pre-clip norm is logged
+    assert a["calibration"]["temperature_source"] == "learn"  # log tau trained from the calibrated value
+    assert a["temperature"] != a["calibration"]["temperature"] and a["temperature"] > 0
     # interrupted after step 2 (checkpoint), then resumed: the same weights as the uninterrupted run
     c_out = str(tmp_path / "c")
     train(_cfg(beir, c_out, steps=4, checkpoint_every=2))
@@ -207,7 +289,7 @@ def test_train_dev_eval_and_reload(beir, tmp_path) -> None:
 
     out = str(tmp_path / "m")
     r = train(_cfg(beir, out, steps=2, dev_split="dev", eval_every=1, negatives="model"))
-    assert [e["step"] for e in r["dev"]] == [1, 2]
+    assert [e["step"] for e in r["dev"]] == [0, 1, 2]  # the starting model is evaluated too
     assert 0.0 <= r["dev"][-1]["ndcg@10"] <= 1.0 and r["dev"][-1]["queries"] == 2
     enc = lsr.load_encoder(out)
     assert enc.kind == "splade" and enc.doc_max_length == 32
@@ -259,6 +341,12 @@ def test_train_refuses_bad_settings(beir, tmp_path) -> None:
 
     with pytest.raises(LsrError, match="teacher"):
         train(_cfg(beir, str(tmp_path / "x"), loss="margin_mse"))
+    with pytest.raises(LsrError, match="not contrastive"):
+        train(_cfg(beir, str(tmp_path / "x"), teacher="fusion"))
+    with pytest.raises(LsrError, match="temperature must be"):
+        train(_cfg(beir, str(tmp_path / "x"), temperature="hot"))
+    with pytest.raises(LsrError, match="target_doc_nnz"):
+        train(_cfg(beir, str(tmp_path / "x"), target_doc_nnz=-5))
     with pytest.raises(LsrError, match="loss must be"):
         train(_cfg(beir, str(tmp_path / "x"), loss="hinge"))
     with pytest.raises(LsrError, match="batch_size"):
@@ -298,6 +386,8 @@ def test_cli_train(beir, tmp_path, capsys) -> None:
     assert "trained 2 steps" in capsys.readouterr().err
     assert os.path.isfile(os.path.join(out, "train_report.json"))
     assert main(["train", "--data", beir, "--output", out, "--loss", "kl"]) == 2
+    assert main(["train", "--data", beir, "--output", out, "--temperature", "hot"]) == 2
+    assert "--temperature must be a number" in capsys.readouterr().err
 
 
 @pytest.mark.system  # a training run
@@ -322,3 +412,191 @@ def test_train_dyvo_through_the_shared_trainer(beir, tmp_path) -> None:
     assert not torch.equal(trained.head.bias, before.head.bias)  # the entity head was trained
     q = trained.encode_queries(["vitamin d and lung cancer"])
     assert {"ENT:vitamin_d", "ENT:lung_cancer"} <= set(q.to_dicts()[0])
+
+
+def test_best_checkpoint_is_the_output(beir, tmp_path, monkeypatch) -> None:
+    """Dev nDCG@10 per evaluation is scripted (0.3, 0.5, 0.9, 0.4, 0.2 at steps 0..4): the output
+    is step 2's weights, kept although keep_checkpoints=1 rotates that checkpoint away."""
+    import lsr.training.data as tdata
+    from lsr.training import train
+
+    scripted = iter([0.3, 0.5, 0.9, 0.4, 0.2])
+    real = tdata.evaluate
+
+    def fake(encoder, corpus, queries, qrels, k=10, show_progress=False):
+        res = real(encoder, corpus, queries, qrels, k, show_progress)
+        res["ndcg@10"] = next(scripted)
+        return res
+
+    monkeypatch.setattr(tdata, "evaluate", fake)
+    out = str(tmp_path / "best")
+    r = train(_cfg(beir, out, steps=4, dev_split="dev", eval_every=1, checkpoint_every=1, keep_checkpoints=1))
+    assert [e["step"] for e in r["dev"]] == [0, 1, 2, 3, 4]
+    assert r["best"]["step"] == 2 and r["best"]["ndcg@10"] == 0.9 and r["output_step"] == 2
+    assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["step-000004"]
+    # the output equals what step 2 produced: rerun 2 steps without dev and compare weights
+    two = str(tmp_path / "two")
+    train(_cfg(beir, two, steps=4, checkpoint_every=1, keep_checkpoints=4))
+    w_out, w2 = _weights(out), _weights(os.path.join(two, "checkpoints", "step-000002"))
+    w4 = _weights(os.path.join(two, "checkpoints", "step-000004"))
+    assert all(np.array_equal(w_out[k], w2[k]) for k in w2)
+    assert any(not np.array_equal(w_out[k], w4[k]) for k in w4)
+
+
+def test_changed_settings_refuse_to_resume(beir, tmp_path) -> None:
+    from lsr.cli.main import main
+    from lsr.training import train
+
+    out = str(tmp_path / "run")
+    train(_cfg(beir, out, steps=2, checkpoint_every=1))
+    os.remove(os.path.join(out, "checkpoints", "step-000002", "trainer_state.pt"))  # "interrupted" at 1
+    with pytest.raises(LsrError, match=r"other settings \(lr\)"):
+        train(_cfg(beir, out, steps=2, checkpoint_every=1, lr=3e-4))
+    r = train(_cfg(beir, out, steps=2, checkpoint_every=1, device="cpu"))  # same settings: resumes
+    assert r["resumed_from"].endswith("step-000001")
+    r = train(_cfg(beir, out, steps=2, checkpoint_every=1, lr=3e-4, resume=True))  # forced
+    assert r["resumed_from"].endswith("step-000002")
+    r = train(_cfg(beir, out, steps=3, checkpoint_every=1, lr=3e-4, resume=False))  # start over
+    assert r["resumed_from"] is None and r["steps"] == 3
+    log = [json.loads(x) for x in open(os.path.join(out, "train_log.jsonl"))]
+    assert [x["step"] for x in log] == [1, 2, 3]  # the old run's log was cleared
+    args = ["train", "--data", beir, "--output", out, "--steps", "3", "--batch-size", "2", "--lr", "1e-3"]
+    assert main(args) == 2  # CLI: one-line error, exit 2
+
+
+# a collection the bundled model cannot rank: queries use one word family (animals), the relevant
+# documents another (colours), linked by a fixed pairing the model has to learn from the train queries
+ANIMALS = ["cat", "dog", "horse", "cow", "sheep", "goat", "mouse", "lion", "tiger", "bear", "wolf", "fox"]
+COLOURS = [
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "purple",
+    "orange",
+    "pink",
+    "brown",
+    "black",
+    "white",
+    "gray",
+    "gold",
+]
+
+
+@pytest.fixture
+def pairing(tmp_path):
+    import itertools
+
+    root = tmp_path / "pairing"
+    (root / "qrels").mkdir(parents=True)
+    pairs = list(itertools.combinations(range(len(ANIMALS)), 2))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(pairs))
+    with open(root / "corpus.jsonl", "w") as f:
+        for n, (i, j) in enumerate(pairs):
+            f.write(
+                json.dumps({"_id": f"d{n}", "title": "", "text": f"{COLOURS[i]} and {COLOURS[j]}"}) + "\n"
+            )
+    with open(root / "queries.jsonl", "w") as f:
+        for n, (i, j) in enumerate(pairs):
+            f.write(json.dumps({"_id": f"q{n}", "text": f"{ANIMALS[i]} {ANIMALS[j]}"}) + "\n")
+    for split, rows in (("train", order[:50]), ("dev", order[50:])):
+        with open(root / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for n in rows:
+                f.write(f"q{n}\td{n}\t1\n")
+    return str(root)
+
+
+def test_short_training_improves_dev_ndcg(pairing, tmp_path) -> None:
+    """A short default-recipe run (in-batch negatives: BM25 finds nothing here) lifts dev nDCG@10
+    well above the bundled model's, and the output model gives the best dev figure when reloaded."""
+    import lsr
+    from lsr.training import train
+    from lsr.training.data import evaluate, load_train_data
+
+    out = str(tmp_path / "m")
+    r = train(
+        _cfg(
+            pairing,
+            out,
+            negatives="none",
+            n_negatives=0,
+            steps=30,
+            batch_size=8,
+            lr=5e-4,
+            eval_every=10,
+            checkpoint_every=30,
+            dev_split="dev",
+            dev_candidates=0,  # the whole corpus: BM25 finds nothing here
+        )
+    )
+    start, best = r["dev"][0]["ndcg@10"], r["best"]["ndcg@10"]
+    assert start < 0.05 and best > start + 0.1, (start, best)  # measured: 0.018 -> 0.161
+    data = load_train_data(pairing, "train", "dev")
+    again = evaluate(lsr.load_encoder(out), data.corpus, data.dev_queries, data.dev_qrels)
+    assert again["ndcg@10"] == pytest.approx(best, abs=1e-6)
+
+
+def test_fusion_teacher_equals_the_harness_min_max_fusion(beir, tmp_path) -> None:
+    """``--teacher fusion``: BM25 + the starting model, min-max normalised over each system's top-k
+    and summed, equals the eval harness's ranx fusion for documents both systems retrieved; every
+    (query, positive) pair gets a score; margin_mse and kl train from it."""
+    import lsr
+    from eval.harness import fuse_runs
+    from lsr.training import train
+    from lsr.training.data import bm25_search, fusion_teacher, load_train_data, search_corpus
+
+    enc = lsr.load_encoder("splade-tiny", doc_max_length=32, query_max_length=16)
+    data = load_train_data(beir, "train")
+    depth = 3
+    teacher = fusion_teacher(enc, data, depth)
+    qids = sorted(data.queries)
+    texts = [data.queries[q] for q in qids]
+    bm = bm25_search(enc, data.corpus, texts, depth)
+    model, _, _ = search_corpus(enc, data.corpus, texts, depth)
+    runs = [
+        {q: list(zip(r.ids, map(float, r.scores), strict=True)) for q, r in zip(qids, res, strict=True)}
+        for res in (bm, model)
+    ]
+    fused = fuse_runs(runs, "sum", "min-max")
+    checked = 0
+    for q in qids:
+        both = set(dict(runs[0][q])) & set(dict(runs[1][q]))
+        for d, s in fused[q]:
+            if d in both:
+                assert teacher[q][d] == pytest.approx(s, abs=1e-5)
+                checked += 1
+        assert all(p in teacher[q] for p in data.relevant[q])
+    assert checked >= 4
+    for loss in ("margin_mse", "kl"):
+        r = train(
+            _cfg(
+                beir,
+                str(tmp_path / loss),
+                loss=loss,
+                teacher="fusion",
+                steps=2,
+                n_negatives=2,
+                negatives_depth=5,
+            )
+        )
+        assert np.isfinite(r["last"]["rank_loss"]) and r["calibration"]["teacher_scale"] > 0
+        assert os.path.isfile(tmp_path / loss / "teacher.json")
+
+
+def test_embedding_lr_scale_freezes_the_tied_embedding(beir, tmp_path) -> None:
+    """``embedding_lr_scale=0`` leaves the tied input embedding / vocabulary decoder as it was while
+    the rest of the model trains; 0.1 moves it, less than the full rate does."""
+    from lsr.training import train
+
+    start = _weights(str(__import__("lsr").encoders.base.BUNDLED_MODELS["splade-tiny"]))
+    key = next(k for k in start if k.endswith("word_embeddings.weight"))
+    moved = {}
+    for scale in (0.0, 0.1, 1.0):
+        out = str(tmp_path / f"e{scale}")
+        train(_cfg(beir, out, steps=2, embedding_lr_scale=scale, lr=1e-3))
+        w = _weights(out)
+        moved[scale] = float(np.abs(w[key] - start[key]).max())
+        assert any(not np.array_equal(w[k], start[k]) for k in w if k != key and k in start)
+    assert moved[0.0] == 0.0 and 0 < moved[0.1] < moved[1.0]

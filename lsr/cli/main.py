@@ -420,11 +420,25 @@ def _args_train(p: argparse.ArgumentParser) -> None:
         "--negatives-depth", type=int, default=50, help="sample negatives from this top-k (default 50)"
     )
     p.add_argument(
-        "--teacher", default=None, help="teacher scores: TSV qid docid score, or JSON {qid: {docid: score}}"
+        "--teacher",
+        default=None,
+        help="teacher scores: 'fusion' (BM25 + the starting model, min-max fused over the train queries), "
+        "a TSV qid docid score, or JSON {qid: {docid: score}}",
+    )
+    p.add_argument(
+        "--temperature",
+        default="learn",
+        help="student score temperature: a number, calibrate (minimises the starting loss) or learn "
+        "(log tau trained from the calibrated value; default: learn)",
+    )
+    p.add_argument(
+        "--no-false-negative-mask",
+        action="store_true",
+        help="contrastive: let in-batch documents relevant to a query count as its negatives",
     )
     p.add_argument("--loss", default="contrastive", choices=["contrastive", "margin_mse", "kl"])
     p.add_argument("--no-in-batch", action="store_true", help="contrastive: no in-batch negatives")
-    p.add_argument("--batch-size", type=int, default=16, help="queries per step (default 16)")
+    p.add_argument("--batch-size", type=int, default=8, help="queries per step (default 8)")
     p.add_argument(
         "--steps", type=int, default=None, help="total steps (default: --epochs passes over the pairs)"
     )
@@ -433,28 +447,63 @@ def _args_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up (default 0)")
+    p.add_argument(
+        "--embedding-lr-scale",
+        type=float,
+        default=1.0,
+        help="learning-rate factor of the tied embedding/decoder (0 freezes it; default 1)",
+    )
+    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clipping (0: off; default 1)")
     p.add_argument("--reg", default="flops", choices=["flops", "l1", "idf_flops", "none"])
     p.add_argument("--lambda-q", type=float, default=1e-3, help="query regulariser weight (default 1e-3)")
     p.add_argument("--lambda-d", type=float, default=1e-3, help="document regulariser weight (default 1e-3)")
     p.add_argument(
-        "--reg-warmup-steps", type=int, default=0, help="quadratic warm-up of the regularisers (default 0)"
+        "--reg-warmup-steps",
+        type=int,
+        default=None,
+        help="quadratic warm-up of the regularisers (default: a third of the steps)",
+    )
+    p.add_argument(
+        "--target-doc-nnz",
+        default="start",
+        help="adapt lambda_d to hold documents at N non-zeros: a number, start (the starting model's) "
+        "or none (fixed lambda_d; default: start)",
     )
     p.add_argument(
         "--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)"
     )
-    p.add_argument("--no-resume", action="store_true", help="start over even if --output has checkpoints")
+    r = p.add_mutually_exclusive_group()
+    r.add_argument("--no-resume", action="store_true", help="start over even if --output has checkpoints")
+    r.add_argument(
+        "--resume", action="store_true", help="resume the run in --output even if its settings differ"
+    )
     p.add_argument("--seed", type=int, default=42)
     _add_threads(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--dev-split", default=None, help="qrels split to evaluate on during training")
     p.add_argument(
-        "--dev-fraction", type=float, default=0.0, help="hold out this fraction of the train queries as dev"
+        "--dev-split", default=None, help="qrels split to select checkpoints on (default: dev when present)"
+    )
+    p.add_argument(
+        "--dev-fraction",
+        type=float,
+        default=0.1,
+        help="without a dev split, hold out this fraction of the train queries as dev (0: none; default 0.1)",
+    )
+    p.add_argument(
+        "--dev-candidates",
+        type=int,
+        default=10,
+        help="dev search over the dev qrels documents + BM25 top-N of each dev query (0: the whole "
+        "corpus; default 10)",
     )
     p.add_argument(
         "--learn-query-weights", action="store_true", help="inference-free: learn the query weight table too"
     )
     p.add_argument(
-        "--eval-every", type=int, default=0, help="evaluate on dev every N steps (default: at the end)"
+        "--eval-every",
+        type=int,
+        default=None,
+        help="evaluate on dev every N steps (default: 4 times after step 0; 0: at the start and end only)",
     )
     p.add_argument(
         "--doc-max-length", type=int, default=None, help="override the document max length in tokens"

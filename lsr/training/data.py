@@ -116,9 +116,6 @@ def mine_negatives(
     show_progress: bool = False,
 ) -> dict[str, list[str]]:
     """Ranked hard negatives per training query (top ``depth`` of ``source``, minus relevant docs)."""
-    from lsr.index.builder import build_index
-    from lsr.index.searcher import Index
-
     qids = sorted(data.queries)
     if source == "none":
         return {}
@@ -126,26 +123,94 @@ def mine_negatives(
         if not os.path.isfile(source):
             raise LsrError(f"negatives {source!r}: not 'bm25', 'model', 'none' or an existing TSV file")
         return _read_negatives_file(source, data)
-    doc_ids = list(data.corpus)
-    texts = [data.corpus[d] for d in doc_ids]
-    with tempfile.TemporaryDirectory(prefix="lsr-negatives-") as tmp:
-        if source == "bm25":
-            tok = getattr(encoder, "tokenizer", None)
-            if tok is None:
-                raise LsrError("BM25 negatives need an encoder with a tokenizer")
-            docs, vocab = bm25_vectors(tok, texts)
-            build_index(docs, tmp, ids=doc_ids, methods=("exact",), overwrite=True)
-            queries: Any = _query_bags(tok, [data.queries[q] for q in qids], vocab)
-            index = Index(tmp)
-            results = index.search(queries, k=depth + 20)
-        else:
-            results, _, _ = search_corpus(
-                encoder, data.corpus, [data.queries[q] for q in qids], depth + 20, show_progress
-            )
+    if source == "bm25":
+        results = bm25_search(encoder, data.corpus, [data.queries[q] for q in qids], depth + 20)
+    else:
+        results, _, _ = search_corpus(
+            encoder, data.corpus, [data.queries[q] for q in qids], depth + 20, show_progress
+        )
     out: dict[str, list[str]] = {}
     for qid, res in zip(qids, results, strict=True):
         rel = data.relevant.get(qid, set())
         out[qid] = [d for d in res.ids if d not in rel][:depth]
+    return out
+
+
+def bm25_search(encoder: Any, corpus: dict[str, str], query_texts: list[str], k: int) -> list[Any]:
+    """BM25 results (ids, scores) of ``query_texts`` over ``corpus``, on the encoder's word pieces,
+    indexed and searched exactly by :mod:`lsr.index`."""
+    from lsr.index.builder import build_index
+    from lsr.index.searcher import Index
+
+    tok = getattr(encoder, "tokenizer", None)
+    if tok is None:
+        raise LsrError("BM25 (negatives, dev candidates, fusion teacher) needs an encoder with a tokenizer")
+    doc_ids = list(corpus)
+    docs, vocab = bm25_vectors(tok, [corpus[d] for d in doc_ids])
+    with tempfile.TemporaryDirectory(prefix="lsr-bm25-") as tmp:
+        build_index(docs, tmp, ids=doc_ids, methods=("exact",), overwrite=True)
+        queries: Any = _query_bags(tok, query_texts, vocab)
+        return Index(tmp).search(queries, k=k)
+
+
+def dev_candidates(data: TrainData, encoder: Any, depth: int) -> list[str]:
+    """The documents dev evaluation searches: every judged document of the dev queries plus the BM25
+    top-``depth`` of each dev query, in corpus order. Encoding them instead of the whole corpus
+    makes a dev evaluation ~10x cheaper on SciFact (81 queries: ~2,000 of 5,183 documents at depth
+    30); the nDCG it gives is that of a re-ranking of this pool, comparable between steps of a run,
+    not with full-corpus figures."""
+    qids = [q for q in data.dev_qrels if q in data.dev_queries]
+    keep = {d for q in qids for d, g in data.dev_qrels[q].items() if d in data.corpus}
+    for res in bm25_search(encoder, data.corpus, [data.dev_queries[q] for q in qids], depth):
+        keep.update(res.ids)
+    return [d for d in data.corpus if d in keep]
+
+
+def fusion_teacher(
+    encoder: Any, data: TrainData, depth: int = 100, show_progress: bool = False
+) -> dict[str, dict[str, float]]:
+    """Teacher scores from BM25 + ``encoder`` fused like the eval harness (sum of per-query min-max
+    normalised scores, min and max over the documents of each system's top-``depth`` that share a
+    term with the query, as ranx does), for every training query.
+
+    Scores are given to the union of both top-``depth`` lists and the query's relevant documents;
+    a document outside one system's list gets that system's exact score normalised by the same
+    min and max (below 0 when under the list's minimum) rather than ranx's 0, so every candidate
+    has a graded target.
+    """
+    qids = sorted(data.queries)
+    texts = [data.queries[q] for q in qids]
+    doc_ids = list(data.corpus)
+    pos = {d: i for i, d in enumerate(doc_ids)}
+    tok = getattr(encoder, "tokenizer", None)
+    if tok is None:
+        raise LsrError("the fusion teacher needs an encoder with a tokenizer (for BM25)")
+    bm_docs, vocab = bm25_vectors(tok, [data.corpus[d] for d in doc_ids])
+    bm_q = _query_bags(tok, texts, vocab)
+    _, m_docs, m_q = search_corpus(encoder, data.corpus, texts, 1, show_progress)
+
+    blocks = []
+    for qb, db in ((bm_q, bm_docs), (m_q, m_docs)):
+        width = max(qb.to_scipy().shape[1], db.to_scipy().shape[1])
+        qm, dm = qb.to_scipy(), db.to_scipy()
+        qm.resize((qm.shape[0], width))
+        dm.resize((dm.shape[0], width))
+        blocks.append(np.asarray((qm @ dm.T).todense(), dtype=np.float64))  # (queries, documents)
+    out: dict[str, dict[str, float]] = {}
+    for r, q in enumerate(qids):
+        cand: set[int] = {pos[d] for d in data.relevant.get(q, ()) if d in pos}
+        fused = np.zeros(len(doc_ids))
+        for sc in blocks:
+            row = sc[r]
+            kth = min(depth, len(row)) - 1
+            top = np.argpartition(-row, kth)[: kth + 1]
+            top = top[row[top] > 0]  # what a search returns: documents sharing a term
+            if not len(top):
+                continue
+            cand.update(top.tolist())
+            lo, hi = row[top].min(), row[top].max()
+            fused += (row - lo) / max(hi - lo, 1e-9)  # as ranx's min-max
+        out[q] = {doc_ids[i]: float(fused[i]) for i in sorted(cand)}
     return out
 
 
