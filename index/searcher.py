@@ -443,16 +443,7 @@ class Index:
             # too small for this call: drop it and look further (a new one is made if none fits)
 
     def _results(self, docs: np.ndarray, scores: np.ndarray, unknown: np.ndarray) -> list[SearchResult]:
-        out = []
-        for qi in range(docs.shape[0]):
-            n = int(np.count_nonzero(docs[qi] >= 0))
-            dq = docs[qi, :n]
-            out.append(
-                SearchResult(
-                    self.doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi])
-                )
-            )
-        return out
+        return search_results(self.doc_ids, docs, scores, unknown)
 
     def warmup(self, methods: Sequence[str] | None = None) -> None:
         """Compile (or load from cache) the search kernels of ``methods`` (default: all this index
@@ -474,6 +465,22 @@ class Index:
 
 _PARALLEL_LOCK = threading.Lock()
 _NO_MASK = np.empty(0, np.uint8)  # "no document masked": one kernel signature with and without a mask
+
+
+def search_results(
+    doc_ids: Any, docs: np.ndarray, scores: np.ndarray, unknown: np.ndarray
+) -> list[SearchResult]:
+    """One :class:`SearchResult` per row of (docs int64[nq, k] with -1 padding, scores float32[nq, k]);
+    ``doc_ids`` maps an array of document numbers to external ids (the index, segments or shards
+    decide what a number means)."""
+    out = []
+    for qi in range(docs.shape[0]):
+        n = int(np.count_nonzero(docs[qi] >= 0))
+        dq = docs[qi, :n]
+        out.append(
+            SearchResult(doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi]))
+        )
+    return out
 
 
 def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -58,7 +58,7 @@ from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index import metadata as md
 from lsr.index.parts import DEFAULT_BMP, DEFAULT_REORDER, DEFAULT_SEISMIC
-from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, _check_k, _check_threads
+from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
 from lsr.vectors import SparseBatch, Vocabulary
 
 GENERATION_FORMAT = "lsr-generation"
@@ -426,22 +426,13 @@ class Snapshot:
         ``docs`` of each result are document handles (segment number << 32 | doc number) that
         :meth:`document` reads. Segments without the method's parts are searched exactly.
         """
-        k = _check_k(k)
-        threads = _check_threads(threads)
+        k = check_k(k)
+        threads = check_threads(threads)
         params = self.check_params(method, params)
         masks = self.segment_masks(filter)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
         docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, masks, **params)
-        out = []
-        for qi in range(docs.shape[0]):
-            n = int(np.count_nonzero(docs[qi] >= 0))
-            dq = docs[qi, :n]
-            out.append(
-                SearchResult(
-                    self.doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi])
-                )
-            )
-        return out
+        return search_results(self.doc_ids, docs, scores, unknown)
 
     def search_arrays(
         self,

@@ -37,13 +37,7 @@ import numpy as np
 from lsr.errors import LsrError
 from lsr.index.builder import DEFAULT_RUN_POSTINGS, IndexBuilder
 from lsr.index.parts import ALL_METHODS
-from lsr.index.searcher import (
-    METHOD_PARAMS,
-    Index,
-    SearchResult,
-    _check_k,
-    _check_threads,
-)
+from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
 from lsr.vectors import SparseBatch, Vocabulary
 
 SHARDS_FILE = "shards.json"
@@ -599,8 +593,8 @@ class ShardedIndex:
     ) -> list[SearchResult]:
         """Top-``k`` per query over all shards: the same results, scores and tie order as one index
         over all documents (see :meth:`Index.search` for the arguments)."""
-        k = _check_k(k)
-        threads = _check_threads(threads)
+        k = check_k(k)
+        threads = check_threads(threads)
         params = self.check_params(method, params)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
         docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
@@ -622,16 +616,7 @@ class ShardedIndex:
         return merge_topk(parts, self.first_docs, k)
 
     def _results(self, docs: np.ndarray, scores: np.ndarray, unknown: np.ndarray) -> list[SearchResult]:
-        out = []
-        for qi in range(docs.shape[0]):
-            n = int(np.count_nonzero(docs[qi] >= 0))
-            dq = docs[qi, :n]
-            out.append(
-                SearchResult(
-                    self.doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi])
-                )
-            )
-        return out
+        return search_results(self.doc_ids, docs, scores, unknown)
 
     def warmup(self, methods: Sequence[str] | None = None) -> None:
         """Compile the kernels once (in-process shards share them)."""
