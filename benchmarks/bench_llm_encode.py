@@ -54,7 +54,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    corpus = os.path.join(os.path.dirname(__file__), "data", "scifact", "corpus.jsonl.gz")
+    from lsr.eval.datasets import beir_folder
+
+    corpus = beir_folder("scifact").corpus  # the bundled SciFact
     texts = [r.full_text for _, r in zip(range(a.docs), iter_texts(corpus), strict=False)]
     out: dict = {"params": n_params, "docs": len(texts), "device": a.device, "precision": a.precision,
                  "weights_dtype": a.weights_dtype, "threads": torch.get_num_threads(), "docs_per_s": {}}  # fmt: skip
