@@ -523,10 +523,6 @@ def check_threads(threads: Any) -> int:
     return int(threads)
 
 
-_check_k = check_k  # the old private names, still imported by callers being split elsewhere
-_check_threads = check_threads
-
-
 def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) -> Any:
     """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
     or of another format version). A sharded index root (``shards.json``, :mod:`lsr.index.shards`)
