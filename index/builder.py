@@ -29,6 +29,7 @@ import numpy as np
 from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index.methods import wants_reorder
+from lsr.index.npy import read_npy
 from lsr.index.parts import ALL_METHODS, build_parts, check_methods, check_part_params
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
@@ -231,8 +232,8 @@ class IndexBuilder:
             runs = tqdm(runs, desc="merging runs", unit="run", leave=False)
         for prefix, c in runs:
             c = np.pad(c, (0, n_terms - len(c)))
-            rdocs = np.load(prefix + "_docs.npy", mmap_mode="r")
-            rw = np.load(prefix + "_weights.npy")
+            rdocs = read_npy(prefix + "_docs.npy", mmap=True)
+            rw = read_npy(prefix + "_weights.npy")
             nz = np.flatnonzero(c)
             run_start = np.zeros(n_terms, np.int64)
             np.cumsum(c[:-1], out=run_start[1:])

@@ -41,7 +41,8 @@ Optional parts (version 2; ``manifest["parts"]`` says which exist and with what 
     seismic_summary_values.npy     uint8[n_summary_entries]  x seismic_summary_scale[b] = impact
     seismic_summary_scale.npy      float32[n_blocks]
 
-All arrays are plain ``.npy`` files opened with ``np.load(mmap_mode="r")``: opening an index costs
+All arrays are plain ``.npy`` files memory-mapped read-only (``lsr.index.npy.read_npy``, which reads the
+header without ``ast``, see there why): opening an index costs
 no RAM beyond the pages a search touches. Impacts quantized to uint8/uint16 are
 ``round(w / scale)`` (at least 1, so a positive weight never becomes 0); a score is
 ``scale * sum(q_weight * impact)``. ``manifest["quantization"] = {"dtype", "scale"}`` with
@@ -108,6 +109,7 @@ from typing import Any
 import numpy as np
 
 from lsr.errors import LsrError
+from lsr.index.npy import read_npy
 
 FORMAT_NAME = "lsr-index"
 FORMAT_VERSION = 2
@@ -253,7 +255,7 @@ def open_array(index_dir: str, name: str, manifest: dict[str, Any], length: int 
     if not os.path.isfile(path):
         raise LsrError(f"{index_dir}: missing {name}.npy (incomplete or damaged index)")
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = read_npy(path, mmap=True)
     except (ValueError, OSError, EOFError) as e:
         raise LsrError(f"{path}: unreadable or truncated ({e})") from None
     dtype, length_key = ARRAYS[name]

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from lsr.errors import LsrError
+from lsr.index.npy import read_npy
 
 META_FILE = "metadata.json"
 KEYWORD = "keyword"
@@ -192,7 +193,7 @@ def read_columns(seg_dir: str, n_docs: int) -> Columns:
             spec = json.load(f)["fields"]
         out: Columns = {}
         for name, field in spec.items():
-            arr = np.load(os.path.join(seg_dir, field["file"]), allow_pickle=False)
+            arr = read_npy(os.path.join(seg_dir, field["file"]))
             if arr.shape != (n_docs,):
                 raise ValueError(f"{field['file']} has {arr.shape} entries for {n_docs} documents")
             if field["type"] == KEYWORD:

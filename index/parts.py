@@ -28,6 +28,7 @@ from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index import methods as registry
 from lsr.index.methods import BuildContext, check_methods
+from lsr.index.npy import read_npy
 
 METHOD_PARTS: dict[str, tuple[str, ...]] = {m.name: m.parts for m in registry.METHODS.values()}
 ALL_METHODS = registry.NAMES
@@ -102,9 +103,9 @@ def build_parts(
     def save(name: str, arr: np.ndarray) -> None:
         np.save(fmt.array_path(index_dir, name), arr)
 
-    offsets = np.load(fmt.array_path(index_dir, "offsets"))
-    docs = np.load(fmt.array_path(index_dir, "postings_docs"))
-    imps = np.load(fmt.array_path(index_dir, "postings_impacts"))
+    offsets = read_npy(fmt.array_path(index_dir, "offsets"))
+    docs = read_npy(fmt.array_path(index_dir, "postings_docs"))
+    imps = read_npy(fmt.array_path(index_dir, "postings_impacts"))
     empty = np.empty(0, np.int64)
     t0 = time.perf_counter()
     fptr, fterms, fimp = fwd_k.transpose(offsets, docs, imps, n_docs, empty)

@@ -57,6 +57,7 @@ import numpy as np
 from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index import metadata as md
+from lsr.index.npy import read_npy
 from lsr.index.parts import DEFAULT_BMP, DEFAULT_REORDER, DEFAULT_SEISMIC
 from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
 from lsr.vectors import SparseBatch, Vocabulary
@@ -153,9 +154,10 @@ def read_bitmap(path: str, n_docs: int, crc: int | None) -> np.ndarray:
         raise LsrError(f"{path}: unreadable live-docs bitmap ({e})") from None
     if crc is not None and zlib.crc32(raw) != crc:
         raise LsrError(f"{path}: live-docs bitmap fails its checksum (damaged index)")
-    import io
-
-    packed = np.load(io.BytesIO(raw), allow_pickle=False)
+    try:
+        packed = read_npy(raw)
+    except ValueError as e:
+        raise LsrError(f"{path}: unreadable live-docs bitmap ({e})") from None
     if packed.dtype != np.uint8 or packed.shape != ((n_docs + 7) // 8,):
         raise LsrError(f"{path}: live-docs bitmap has the wrong size for {n_docs} documents")
     return np.unpackbits(packed, count=n_docs, bitorder="little").astype(bool)

@@ -36,6 +36,7 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index.builder import DEFAULT_RUN_POSTINGS, IndexBuilder
+from lsr.index.npy import read_npy
 from lsr.index.parts import ALL_METHODS
 from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
 from lsr.vectors import SparseBatch, Vocabulary
@@ -284,7 +285,7 @@ def write_shards_manifest(root: str | os.PathLike, shard_dirs: Sequence[str]) ->
             ref = m
         else:
             _check_compatible(ref, m, shard_dirs[0], name)
-        offsets = np.load(fmt.array_path(d, "offsets"), mmap_mode="r")
+        offsets = read_npy(fmt.array_path(d, "offsets"), mmap=True)
         part_df = np.diff(np.asarray(offsets, np.int64))
         df = part_df if df is None else df + part_df
         entries.append(
