@@ -6,7 +6,8 @@ buffer is turned term-major (a stable sort by term keeps doc numbers ascending) 
 *run* of ``.npy`` files in the build directory. At the end the runs are merged straight into the
 memory-mapped output arrays: each run's postings land at ``offsets[t] + (postings of t in earlier
 runs)``, so the merge needs no sort and no more memory than one run. Impacts stay float32 in the
-runs and are quantized during the merge, once the global maximum weight is known.
+runs and are quantized during the merge, once the global maximum weight (and, with the default
+per-term quantizer, each term's maximum) is known.
 
 Peak memory is about one run (``run_postings`` x ~24 bytes) plus the pages of the output arrays,
 never the JSON text or the whole collection in Python objects.
@@ -36,8 +37,15 @@ from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 DEFAULT_RUN_POSTINGS = 16_000_000
 
 
-def quantize(weights: np.ndarray, dtype: str, scale: float) -> np.ndarray:
-    """Linear quantization ``round(w / scale)``, clipped to [1, max]: a positive weight never becomes 0."""
+QUANTIZERS = ("term", "global")
+# significant bits of a per-term step factor: a factor is k / 8 x 2^e (k in 8..16), so query weights
+# times factors stay exact in float32 sums as often as plain query weights do (see term_factors)
+FACTOR_BITS = 3
+
+
+def quantize(weights: np.ndarray, dtype: str, scale: float | np.ndarray) -> np.ndarray:
+    """Linear quantization ``round(w / scale)``, clipped to [1, max]: a positive weight never becomes 0.
+    ``scale`` is one step or one per weight (the per-term quantizer's ``scale * term_scale[t]``)."""
     if dtype == "float32":
         return weights.astype(np.float32, copy=False)
     top = np.iinfo(dtype).max
@@ -51,6 +59,30 @@ def quantization_scale(max_weight: float, dtype: str) -> float:
     if dtype == "float32" or max_weight <= 0:
         return 1.0
     return float(max_weight) / float(np.iinfo(dtype).max)
+
+
+def term_factors(term_max_weight: np.ndarray, max_weight: float) -> np.ndarray:
+    """Per-term step factors of the ``term`` quantizer: float32[n_terms] in (0, 1].
+
+    Term t is quantized with step ``scale * f[t]`` where ``scale`` maps the collection's largest
+    weight to the dtype's top value (:func:`quantization_scale`) and ``f[t]`` is the ratio
+    ``term_max_weight[t] / max_weight`` rounded *up* to ``FACTOR_BITS + 1`` significant bits (so the
+    term's own largest weight still fits: it maps to at least ``top * 8 / 9``, never clipped). One
+    outlier then coarsens only its own term's grid, not every term's (the global quantizer's flaw on
+    heavy-tailed weights). Few significant bits keep ``q_weight * f[t] * impact`` exact in float32
+    for short query weights, as the kernels' rank-safety tests need. A term with no posting gets 1.
+    """
+    tmax = np.asarray(term_max_weight, np.float64)
+    f = np.ones(len(tmax), np.float64)
+    if max_weight <= 0:
+        return f.astype(np.float32)
+    r = tmax / float(max_weight)
+    has = r > 0
+    r = np.clip(r[has], 2.0**-60, 1.0)
+    e = np.floor(np.log2(r))
+    unit = np.exp2(e - FACTOR_BITS)  # the last kept bit of r's binary expansion
+    f[has] = np.minimum(np.ceil(r / unit) * unit, 1.0)
+    return f.astype(np.float32)
 
 
 class IndexBuilder:
@@ -75,8 +107,11 @@ class IndexBuilder:
         reorder_params: dict[str, Any] | None = None,
         threads: int | None = None,
         scale: float | None = None,
+        quantizer: str = "term",
         **part_params: dict[str, Any] | None,
     ) -> None:
+        if quantizer not in QUANTIZERS:
+            raise LsrError(f"quantizer must be one of {', '.join(QUANTIZERS)}, not {quantizer!r}")
         if quantization not in fmt.QUANTIZATIONS:
             raise LsrError(
                 f"quantization must be one of {', '.join(fmt.QUANTIZATIONS)}, not {quantization!r}"
@@ -102,6 +137,10 @@ class IndexBuilder:
         # a fixed quantization step (the living index's segments share one, so scores compare and
         # merges copy impacts unchanged); None: from this build's largest weight
         self.fixed_scale = scale
+        # "term": one step per term (scale x term_scale[t]); "global": one step for all. A fixed step
+        # (living index segments) implies "global", as does float32 (nothing to quantize).
+        self.quantizer = "global" if quantization == "float32" or scale is not None else quantizer
+        self._term_max_weight = np.zeros(0, np.float64)  # largest weight of each term ("term" only)
         self.vocab = vocab
         self.encoder_config = encoder_config
         self.run_postings = run_postings
@@ -135,6 +174,11 @@ class IndexBuilder:
             if not np.all(np.isfinite(batch.data)) or batch.data.min() < 0:
                 raise LsrError("document weights must be finite and >= 0")
             self.max_weight = max(self.max_weight, float(batch.data.max()))
+            if self.quantizer == "term":
+                top = int(batch.indices.max()) + 1
+                if top > len(self._term_max_weight):
+                    self._term_max_weight = np.pad(self._term_max_weight, (0, top - len(self._term_max_weight)))
+                np.maximum.at(self._term_max_weight, batch.indices, batch.data.astype(np.float64))
         for doc_id in batch.ids:
             enc = doc_id.encode("utf-8")
             if not enc or b"\x00" in enc:
@@ -215,6 +259,11 @@ class IndexBuilder:
         scale = quantization_scale(self.max_weight, self.quantization)
         if self.fixed_scale is not None and self.quantization != "float32":
             scale = float(self.fixed_scale)
+        factors = None
+        if self.quantizer == "term":
+            tmw = np.zeros(n_terms, np.float64)
+            tmw[: len(self._term_max_weight)] = self._term_max_weight[:n_terms]
+            factors = term_factors(tmw, self.max_weight)
         d = self.tmp_dir
         np.save(fmt.array_path(d, "offsets"), offsets)
         out_docs = np.lib.format.open_memmap(
@@ -238,7 +287,10 @@ class IndexBuilder:
             run_start = np.zeros(n_terms, np.int64)
             np.cumsum(c[:-1], out=run_start[1:])
             dest = np.repeat(filled[nz] - run_start[nz], c[nz]) + np.arange(len(rw), dtype=np.int64)
-            q = quantize(rw, self.quantization, scale)
+            if factors is None:
+                q = quantize(rw, self.quantization, scale)
+            else:  # each posting with its term's step
+                q = quantize(rw, self.quantization, scale * np.repeat(factors[nz].astype(np.float64), c[nz]))
             out_docs[dest] = rdocs
             out_imp[dest] = q
             if len(nz):
@@ -253,6 +305,8 @@ class IndexBuilder:
         out_imp.flush()
         del out_docs, out_imp
         np.save(fmt.array_path(d, "term_max"), term_max)
+        if factors is not None:
+            np.save(fmt.array_path(d, "term_scale"), factors)
         np.save(fmt.array_path(d, "doc_lengths"), np.concatenate(self._lengths))
         self._write_doc_ids()
         has_store = self._write_store()
@@ -275,7 +329,12 @@ class IndexBuilder:
             "n_docs": self.n_docs,
             "n_terms": n_terms,
             "n_postings": n_postings,
-            "quantization": {"dtype": self.quantization, "scale": scale, "max_weight": self.max_weight},
+            "quantization": {
+                "dtype": self.quantization,
+                "scale": scale,
+                "max_weight": self.max_weight,
+                "quantizer": self.quantizer,
+            },
             "encoder": self.encoder_config,
             "source": self.source,
             "build_seconds": round(time.perf_counter() - self._t0, 3),
@@ -522,6 +581,7 @@ def build_index(
     threads: int | None = None,
     source_name: str | None = None,
     scale: float | None = None,
+    quantizer: str = "term",
     **part_params: dict[str, Any] | None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
@@ -547,7 +607,10 @@ def build_index(
     in the manifest (e.g. ``corpus:<path>`` when the caller encoded the corpus itself). ``threads`` caps the
     parallel part builds (default: every core).
     ``scale`` fixes the quantization step (uint8/uint16; weights above ``scale * max`` are clipped)
-    instead of deriving it from the largest weight.
+    instead of deriving it from the largest weight (it implies the ``global`` quantizer).
+    ``quantizer`` picks how uint8/uint16 steps are chosen: ``"term"`` (default) one step per term,
+    ``scale x term_scale[t]`` (:func:`term_factors`), or ``"global"``, one step for every term (the
+    quantizer of format versions 1-2; ``lsr.index.format`` documents both).
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)
@@ -569,6 +632,7 @@ def build_index(
         reorder_params=reorder_params,
         threads=threads,
         scale=scale,
+        quantizer=quantizer,
         **part_params,
     )
     bar = None

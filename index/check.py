@@ -53,6 +53,12 @@ SEISMIC = (
 )
 
 
+def uses_term_scale(m: dict[str, Any]) -> bool:
+    """Whether the manifest says the index has per-term quantization steps (``term_scale.npy``)."""
+    q = m.get("quantization")
+    return isinstance(q, dict) and q.get("quantizer") == "term" and q.get("dtype") != "float32"
+
+
 @dataclass
 class CheckReport:
     """What :func:`inspect_index` found: ``problems`` (empty when the index is sound), ``notes``
@@ -84,6 +90,8 @@ def _open_arrays(path: str, m: dict[str, Any], problems: list[str]) -> dict[str,
 
     for name in CORE:
         get(name)
+    if uses_term_scale(m):
+        get("term_scale")
     if m.get("store"):
         get("store_offsets")
     p = m.get("parts") or {}
@@ -178,6 +186,9 @@ def _structure(A: dict[str, np.ndarray], m: dict[str, Any], full: bool) -> list[
     tmax = A.get("term_max")
     if tmax is not None and len(tmax) and not np.all(np.isfinite(tmax) & (tmax >= 0)):
         out.append("term_max.npy holds a value that is not finite and >= 0")
+    ts = A.get("term_scale")
+    if ts is not None and len(ts) and not np.all(np.isfinite(ts) & (ts > 0) & (ts <= 1)):
+        out.append("term_scale.npy holds a factor that is not finite and in (0, 1]")
     imps = A.get("postings_impacts")
     if full and imps is not None and len(imps):
         bad = ~(imps > 0) if imps.dtype.kind != "f" else ~((imps > 0) & np.isfinite(imps))

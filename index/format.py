@@ -6,7 +6,10 @@ An index is one directory::
     offsets.npy            int64[n_terms + 1]  postings of term t are [offsets[t], offsets[t + 1])
     postings_docs.npy      uint32[n_postings]  internal doc numbers, ascending within each term
     postings_impacts.npy   float32 | uint16 | uint8 [n_postings]  impacts, aligned with postings_docs
-    term_max.npy           float32[n_terms]    largest (dequantized) impact of each term, for pruning
+    term_max.npy           float32[n_terms]    largest impact of each term x ``scale`` (the true
+                           largest weight for float32 and the global quantizer), for pruning
+    term_scale.npy         float32[n_terms]    version 3, per-term quantizer only: the step factor of
+                           each term in (0, 1] (see the quantization paragraph below)
     doc_ids.npy            bytes (S<w>)[n_docs] external doc ids, UTF-8, by internal doc number
     doc_lengths.npy        uint32[n_docs]      non-zeros per document
     store.jsonl            optional: one JSON line {"title", "text"} per document (an empty line
@@ -14,7 +17,7 @@ An index is one directory::
                            vectors with a "content"; ``manifest["store"]`` says whether it is there
     store_offsets.npy      int64[n_docs + 1]   byte range of each document's line in store.jsonl
 
-Optional parts (version 2; ``manifest["parts"]`` says which exist and with what parameters; see
+Optional parts (version 2 and later; ``manifest["parts"]`` says which exist and with what parameters; see
 :mod:`lsr.index.parts` for how they are built and which search method needs which):
 
     doc_order.npy          uint32[n_docs]      build-order number of each internal doc number, when
@@ -43,11 +46,26 @@ Optional parts (version 2; ``manifest["parts"]`` says which exist and with what 
 
 All arrays are plain ``.npy`` files memory-mapped read-only (``lsr.index.npy.read_npy``, which reads the
 header without ``ast``, see there why): opening an index costs
-no RAM beyond the pages a search touches. Impacts quantized to uint8/uint16 are
-``round(w / scale)`` (at least 1, so a positive weight never becomes 0); a score is
-``scale * sum(q_weight * impact)``. ``manifest["quantization"] = {"dtype", "scale"}`` with
-``scale = 1.0`` for float32. Version 1 indexes (no parts) are still read; they search with
-``exact`` only.
+no RAM beyond the pages a search touches.
+
+Quantization. ``manifest["quantization"] = {"dtype", "scale", "max_weight", "quantizer"}`` with
+``scale = 1.0`` for float32. Impacts quantized to uint8/uint16 are ``round(w / step_t)``, clipped to
+[1, top] (so a positive weight never becomes 0), where ``scale = max_weight / top`` and
+
+- ``"quantizer": "term"`` (the default since version 3): ``step_t = scale * term_scale[t]``, with
+  ``term_scale[t]`` the ratio (largest weight of term t) / ``max_weight`` rounded *up* to 4
+  significant bits (``k / 8 * 2^e``, k in 8..16; 1 for a term without postings;
+  :func:`lsr.index.builder.term_factors`). A term's grid is set by its own largest weight, so
+  one outlier weight no longer coarsens every term (on heavy-tailed weights the global step moved
+  many top-10s; ``benchmarks/results/quantization_scifact.md`` has the measurements). A search
+  multiplies each query weight by ``term_scale[t]`` first (:meth:`lsr.index.Index.search_arrays`),
+  so every kernel, block bound and summary works unchanged on the stored integers;
+- ``"quantizer": "global"`` (versions 1-2, and the key absent): ``step_t = scale`` for every term
+  (no ``term_scale.npy``). Living-index segments and shards always use it: they share one step.
+
+A score is ``scale * sum(q_weight * term_scale[t] * impact)`` (``term_scale`` = 1 for the global
+quantizer and float32). Version 1 indexes (no parts) are still read; they search with ``exact``
+only. Version 2 indexes are read as global-quantizer indexes.
 
 The vocabulary may have any size (DyVo indexes hold 30,522 word pieces plus one ``ENT:<id>`` term
 per entity, hundreds of thousands): term ids are int32 in queries and uint32 in the forward index,
@@ -112,8 +130,8 @@ from lsr.errors import LsrError
 from lsr.index.npy import read_npy
 
 FORMAT_NAME = "lsr-index"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 STORE = "store.jsonl"
 QUANTIZATIONS = ("float32", "uint16", "uint8")
@@ -125,6 +143,7 @@ ARRAYS: dict[str, tuple[str | None, str | None]] = {
     "postings_docs": ("uint32", "n_postings"),
     "postings_impacts": (None, "n_postings"),
     "term_max": ("float32", "n_terms"),
+    "term_scale": ("float32", "n_terms"),
     "doc_ids": (None, "n_docs"),
     "doc_lengths": ("uint32", "n_docs"),
     "store_offsets": ("int64", "n_docs+1"),

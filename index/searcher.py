@@ -106,6 +106,10 @@ class Index:
         self.postings_docs = fmt.open_array(self.path, "postings_docs", m)
         self.postings_impacts = fmt.open_array(self.path, "postings_impacts", m)
         self.term_max = fmt.open_array(self.path, "term_max", m)
+        # per-term quantizer: query weights are multiplied by each term's step factor (format docs)
+        self.term_scale: np.ndarray | None = (
+            fmt.open_array(self.path, "term_scale", m) if m["quantization"].get("quantizer") == "term" else None
+        )
         self.doc_lengths = fmt.open_array(self.path, "doc_lengths", m)
         self._doc_ids = fmt.open_array(self.path, "doc_ids", m)
         if int(self.offsets[-1]) != self.n_postings or int(self.offsets[0]) != 0:
@@ -388,6 +392,8 @@ class Index:
 
         Returns (build-order doc numbers int64[nq, k] with -1 padding, scores float32[nq, k]).
         """
+        if self.term_scale is not None:  # per-term steps folded into the query: kernels unchanged
+            weights = weights * self.term_scale[terms]
         if mask is None:
             mask = _NO_MASK
         else:

@@ -1422,6 +1422,8 @@ class SegmentedIndex:
             weights = np.asarray(fimp)[take].astype(np.float32)
             if ix.quantization != "float32":
                 weights = weights * np.float32(ix.scale)
+                if ix.term_scale is not None:  # segment "." built with per-term steps
+                    weights = weights * ix.term_scale[np.asarray(fterms)[take]]
             b = SparseBatch(indptr, np.asarray(fterms)[take].astype(np.int32), weights, self._pending_vocab)
             b.ids = ix.doc_ids(live)
             chunks.append(b)

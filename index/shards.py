@@ -109,6 +109,7 @@ def build_shard(
         reorder=reorder,
         bmp=bmp,
         seismic=seismic,
+        quantizer="global",  # one step shared by every shard (per-term steps would need global maxima)
     )
     try:
         for chunk in chunks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -20,23 +21,57 @@ from conftest import random_collection, vocab_of
 
 
 def own_quantize(weights: np.ndarray, dtype: str) -> tuple[list[int], float]:
-    """The documented quantizer, written here independently of the engine's ``quantize``: the step
-    maps the largest weight to the dtype's top value, each weight becomes ``round(w / step)``
+    """The documented global quantizer, written here independently of the engine's ``quantize``: the
+    step maps the largest weight to the dtype's top value, each weight becomes ``round(w / step)``
     (Python's round: half to even) and never less than 1."""
     top = {"uint8": 255, "uint16": 65535}[dtype]
     step = float(max(float(w) for w in weights)) / top
     return [min(top, max(1, round(float(w) / step))) for w in weights], step
 
 
+def own_term_factor(term_max: float, max_weight: float) -> float:
+    """The documented per-term step factor, written independently: term_max / max_weight rounded up
+    to 4 significant bits (k / 8 x 2^e with k in 8..16), 1 for a term without postings."""
+    if term_max <= 0:
+        return 1.0
+    mant, exp = math.frexp(term_max / max_weight)  # ratio = mant x 2^exp, mant in [0.5, 1)
+    unit = 2.0 ** (exp - 1 - 3)  # 2^e with e = exp - 1, three bits after the leading one
+    return min(1.0, math.ceil((term_max / max_weight) / unit) * unit)
+
+
+def own_quantize_per_term(docs_matrix, dtype: str) -> tuple[sp.csr_matrix, float]:
+    """The documented per-term quantizer (independent code): term t's step is ``step x f_t`` with
+    ``step`` the global quantizer's and ``f_t`` from :func:`own_term_factor`. Returns the matrix of
+    ``impact x f_t`` (what the index scores with, before the global step) and the step."""
+    top = {"uint8": 255, "uint16": 65535}[dtype]
+    csc = sp.csc_matrix(docs_matrix, dtype=np.float64)
+    gmax = float(csc.data.max())
+    step = gmax / top
+    data = csc.data.copy()
+    for t in range(csc.shape[1]):
+        a, b = csc.indptr[t], csc.indptr[t + 1]
+        if a == b:
+            continue
+        f = own_term_factor(float(max(csc.data[a:b])), gmax)
+        for i in range(a, b):
+            data[i] = min(top, max(1, round(float(csc.data[i]) / (step * f)))) * f
+    out = sp.csc_matrix((data, csc.indices, csc.indptr), shape=csc.shape).tocsr()
+    return out, step
+
+
 def dequantized(index, docs_matrix):
-    """The document matrix the index actually scores with (impacts x scale), as float64, from the
-    oracle's own quantizer (so a rounding bug in the engine cannot hide in the oracle)."""
+    """The document matrix the index actually scores with (impacts x term factor, before the global
+    step) and the step, from the oracle's own quantizer (so a rounding bug in the engine cannot hide
+    in the oracle)."""
     q = index.quantization
     if q == "float32":
         return docs_matrix.astype(np.float64)
-    m = docs_matrix.copy().astype(np.float64)
-    values, step = own_quantize(docs_matrix.data, q)
-    m.data = np.array(values, np.float64)
+    if index.manifest["quantization"].get("quantizer") == "term":
+        m, step = own_quantize_per_term(docs_matrix, q)
+    else:
+        m = docs_matrix.copy().astype(np.float64)
+        values, step = own_quantize(docs_matrix.data, q)
+        m.data = np.array(values, np.float64)
     assert index.manifest["quantization"]["scale"] == pytest.approx(step, rel=1e-12)
     return m, index.manifest["quantization"]["scale"]
 
@@ -71,18 +106,27 @@ def random_queries(n_terms, n, seed, exact_weights=True):
     return q
 
 
-@pytest.mark.parametrize("quantization", ["float32", "uint16", "uint8"])
+@pytest.mark.parametrize(
+    "quantization,quantizer",
+    [("float32", "term"), ("uint16", "term"), ("uint8", "term"), ("uint16", "global"), ("uint8", "global")],
+)
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_exact_equals_oracle(tmp_path, quantization, seed, threads):
+def test_exact_equals_oracle(tmp_path, quantization, quantizer, seed, threads):
     n_docs, n_terms = 600 + 37 * seed, 200
     docs = random_collection(n_docs, n_terms, seed, density=0.04 + 0.02 * seed)
     queries = random_queries(n_terms, 25, seed + 100)
     idx = open_index(
         build_index(
-            docs, tmp_path / "ix", vocab=vocab_of(n_terms), quantization=quantization, run_postings=500
+            docs,
+            tmp_path / "ix",
+            vocab=vocab_of(n_terms),
+            quantization=quantization,
+            quantizer=quantizer,
+            run_postings=500,
         )
     )
+    assert (idx.term_scale is not None) == (quantization != "float32" and quantizer == "term")
     for k in (1, 10, 100, n_docs + 5):
         want = oracle(idx, docs, queries, k)
         got = idx.search(queries, k=k, threads=threads)
