@@ -177,7 +177,9 @@ class IndexBuilder:
             if self.quantizer == "term":
                 top = int(batch.indices.max()) + 1
                 if top > len(self._term_max_weight):
-                    self._term_max_weight = np.pad(self._term_max_weight, (0, top - len(self._term_max_weight)))
+                    self._term_max_weight = np.pad(
+                        self._term_max_weight, (0, top - len(self._term_max_weight))
+                    )
                 np.maximum.at(self._term_max_weight, batch.indices, batch.data.astype(np.float64))
         for doc_id in batch.ids:
             enc = doc_id.encode("utf-8")

@@ -108,7 +108,9 @@ class Index:
         self.term_max = fmt.open_array(self.path, "term_max", m)
         # per-term quantizer: query weights are multiplied by each term's step factor (format docs)
         self.term_scale: np.ndarray | None = (
-            fmt.open_array(self.path, "term_scale", m) if m["quantization"].get("quantizer") == "term" else None
+            fmt.open_array(self.path, "term_scale", m)
+            if m["quantization"].get("quantizer") == "term"
+            else None
         )
         self.doc_lengths = fmt.open_array(self.path, "doc_lengths", m)
         self._doc_ids = fmt.open_array(self.path, "doc_ids", m)
