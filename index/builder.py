@@ -66,7 +66,8 @@ def term_factors(term_max_weight: np.ndarray, max_weight: float) -> np.ndarray:
 
     Term t is quantized with step ``scale * f[t]`` where ``scale`` maps the collection's largest
     weight to the dtype's top value (:func:`quantization_scale`) and ``f[t]`` is the ratio
-    ``term_max_weight[t] / max_weight`` rounded *up* to ``FACTOR_BITS + 1`` significant bits (so the
+    ``term_max_weight[t] / max_weight`` (at least 2^-60, far from float32's underflow) rounded *up* to
+    ``FACTOR_BITS + 1`` significant bits (so the
     term's own largest weight still fits: it maps to at least ``top * 8 / 9``, never clipped). One
     outlier then coarsens only its own term's grid, not every term's (the global quantizer's flaw on
     heavy-tailed weights). Few significant bits keep ``q_weight * f[t] * impact`` exact in float32

@@ -53,8 +53,8 @@ Quantization. ``manifest["quantization"] = {"dtype", "scale", "max_weight", "qua
 [1, top] (so a positive weight never becomes 0), where ``scale = max_weight / top`` and
 
 - ``"quantizer": "term"`` (the default since version 3): ``step_t = scale * term_scale[t]``, with
-  ``term_scale[t]`` the ratio (largest weight of term t) / ``max_weight`` rounded *up* to 4
-  significant bits (``k / 8 * 2^e``, k in 8..16; 1 for a term without postings;
+  ``term_scale[t]`` the ratio (largest weight of term t) / ``max_weight`` (at least 2^-60) rounded
+  *up* to 4 significant bits (``k / 8 * 2^e``, k in 8..16; 1 for a term without postings;
   :func:`lsr.index.builder.term_factors`). A term's grid is set by its own largest weight, so
   one outlier weight no longer coarsens every term (on heavy-tailed weights the global step moved
   many top-10s; ``benchmarks/results/quantization_scifact.md`` has the measurements). A search

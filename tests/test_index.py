@@ -30,13 +30,15 @@ def own_quantize(weights: np.ndarray, dtype: str) -> tuple[list[int], float]:
 
 
 def own_term_factor(term_max: float, max_weight: float) -> float:
-    """The documented per-term step factor, written independently: term_max / max_weight rounded up
-    to 4 significant bits (k / 8 x 2^e with k in 8..16), 1 for a term without postings."""
+    """The documented per-term step factor, written independently: term_max / max_weight (at least
+    2^-60) rounded up to 4 significant bits (k / 8 x 2^e with k in 8..16), 1 for a term without
+    postings."""
     if term_max <= 0:
         return 1.0
-    mant, exp = math.frexp(term_max / max_weight)  # ratio = mant x 2^exp, mant in [0.5, 1)
+    ratio = max(term_max / max_weight, 2.0**-60)
+    mant, exp = math.frexp(ratio)  # ratio = mant x 2^exp, mant in [0.5, 1)
     unit = 2.0 ** (exp - 1 - 3)  # 2^e with e = exp - 1, three bits after the leading one
-    return min(1.0, math.ceil((term_max / max_weight) / unit) * unit)
+    return min(1.0, math.ceil(ratio / unit) * unit)
 
 
 def own_quantize_per_term(docs_matrix, dtype: str) -> tuple[sp.csr_matrix, float]:
