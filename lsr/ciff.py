@@ -8,8 +8,9 @@ https://github.com/osirrc/ciff/blob/master/src/main/protobuf/common-index-file-f
 classes are built here from that schema with the ``protobuf`` runtime (no generated code, no ``protoc``).
 
 For learned sparse indexes ``tf`` holds the quantized impact (an integer), as PISA's and BMP's
-``ciff2*`` tools read it. Export (:func:`export_ciff`): a uint8/uint16 index writes its stored impacts; a
-float32 index whose impacts are all integers (e.g. one imported from CIFF) writes them unchanged; any other
+``ciff2*`` tools read it. Export (:func:`export_ciff`): a uint8/uint16 index of the ``global`` quantizer
+writes its stored impacts; one of the per-term quantizer (the default, whose steps differ by term, which
+CIFF cannot say) is dequantized and quantized again like a float32 index; a float32 index whose impacts are all integers (e.g. one imported from CIFF) writes them unchanged; any other
 float32 index is quantized linearly to ``bits`` (default 8) bits, ``round(w / scale)`` clipped to
 [1, 2^bits - 1] with ``scale = max / (2^bits - 1)``, the same quantizer as ``lsr index --quantization``
 (scores are then ``1 / scale`` times lsr's: the same ranking). Doc ids are the index's build order (the
@@ -275,18 +276,26 @@ def export_ciff(
         raise LsrError(f"bits must be 8 or 16, not {bits!r}")
     index = open_index(index_dir)
     imp = np.asarray(index.postings_impacts)
-    if index.quantization != "float32":
+    # per-term steps (format version 3's default): CIFF has one scale, so the dequantized weights are
+    # quantized again with one global step, as a float32 index's are
+    per_term = index.term_scale is not None
+    if index.quantization != "float32" and not per_term:
         scale, dtype = float(index.scale), None
-    elif len(imp) == 0 or (np.all(imp == np.rint(imp)) and float(imp.max()) < 2**31):
+    elif not per_term and (len(imp) == 0 or (np.all(imp == np.rint(imp)) and float(imp.max()) < 2**31)):
         scale, dtype = 1.0, None
     else:
         dtype = "uint8" if bits == 8 else "uint16"
-        scale = quantization_scale(float(imp.max()), dtype)
+        top = index.term_max.astype(np.float64) * index.term_scale if per_term else imp
+        scale = quantization_scale(float(top.max()), dtype)
+
+    def weights(t: int, w: np.ndarray) -> np.ndarray:
+        return w * (float(index.scale) * float(index.term_scale[t])) if per_term else w
+
     msgs = messages()
     doc_len = np.zeros(index.n_docs, np.int64)
     n_lists = 0
-    for _t, docs, w in _postings_in_build_order(index):
-        tf = quantize(w, dtype, scale).astype(np.int64) if dtype else w.astype(np.int64)
+    for t, docs, w in _postings_in_build_order(index):
+        tf = quantize(weights(t, w), dtype, scale).astype(np.int64) if dtype else w.astype(np.int64)
         np.add.at(doc_len, docs, tf)
         n_lists += 1
     total = int(doc_len.sum())
@@ -311,7 +320,7 @@ def export_ciff(
         with open(tmp, "wb") as f:
             _write_delimited(f, header)
             for t, docs, w in _postings_in_build_order(index):
-                tf = quantize(w, dtype, scale).astype(np.int64) if dtype else w.astype(np.int64)
+                tf = quantize(weights(t, w), dtype, scale).astype(np.int64) if dtype else w.astype(np.int64)
                 gaps = np.diff(docs, prepend=0)
                 pl = msgs["PostingsList"](term=index.vocab.token(t), df=len(docs), cf=int(tf.sum()))
                 pl.postings.extend(

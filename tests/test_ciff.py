@@ -18,16 +18,17 @@ from lsr.index import build_index, open_index  # noqa: E402
 from conftest import random_collection, vocab_of  # noqa: E402
 
 
-def _index(tmp_path, quantization="uint8", methods="all", n_docs=300, n_terms=80, seed=0):
+def _index(tmp_path, quantization="uint8", methods="all", n_docs=300, n_terms=80, seed=0, quantizer="global"):
     m = random_collection(n_docs, n_terms, seed, density=0.08, exact_weights=False)
     ids = [f"doc-{i}" for i in range(n_docs)]
     path = build_index(
         m,
-        tmp_path / f"idx-{quantization}-{methods}",
+        tmp_path / f"idx-{quantization}-{methods}-{quantizer}",
         vocab=vocab_of(n_terms),
         ids=ids,
         quantization=quantization,
         methods=methods,
+        quantizer=quantizer,  # global: one step, so CIFF holds the stored impacts (tests below)
     )
     return m, ids, path
 
@@ -144,3 +145,28 @@ def test_bmp_searches_our_ciff_like_exact(tmp_path) -> None:
         np.testing.assert_allclose(got[: above.sum()], np.asarray(want.scores)[above] * ratio, rtol=1e-5)
         assert {d for d, a in zip(want.ids, above, strict=True) if a} <= set(docnos)
         assert len(docnos) == len(want.ids)
+
+
+def test_export_of_a_per_term_index_quantizes_with_one_step(tmp_path) -> None:
+    """A per-term uint8 index (the default quantizer): CIFF has one scale, so each posting's tf is its
+    dequantized weight (impact x scale x term_scale[t]) quantized again with one step (own formula)."""
+    m, ids, path = _index(tmp_path, methods="exact", quantizer="term")
+    idx = open_index(path)
+    assert idx.term_scale is not None
+    out = tmp_path / "t.ciff"
+    assert main(["export-ciff", path, str(out)]) == 0
+    c = read_ciff(out)
+    offsets = np.asarray(idx.offsets)
+    deq = {}  # (term, build-order doc) -> dequantized weight
+    for t in range(idx.n_terms):
+        for p in range(int(offsets[t]), int(offsets[t + 1])):
+            w = float(idx.postings_impacts[p]) * float(idx.scale) * float(idx.term_scale[t])
+            deq[(t, int(idx.postings_docs[p]))] = w
+    step = max(deq.values()) / 255
+    for i, term in enumerate(c.terms):
+        t = int(term[1:])
+        a, b = c.offsets[i], c.offsets[i + 1]
+        for d, tf in zip(c.docs[a:b], c.tfs[a:b], strict=True):
+            x = deq[(t, int(d))] / step  # round to nearest (a product order may move a .5 tie)
+            assert 1 <= tf <= 255 and abs(tf - min(255.0, max(1.0, x))) <= 0.5 + 1e-9
+    assert f"impact = tf x {step!r}"[:30] in c.description

@@ -34,7 +34,8 @@ def pair(request, tmp_path_factory):
     q = request.param
     docs = random_collection(400, 90, 7, density=0.06)  # weights k/8: many exact ties
     d = tmp_path_factory.mktemp(f"shards-{q}")
-    build_index(docs, d / "one", vocab=vocab_of(90), quantization=q, **PARTS)
+    # shards share one global quantization step: compare with a one-index build of the same quantizer
+    build_index(docs, d / "one", vocab=vocab_of(90), quantization=q, quantizer="global", **PARTS)
     build_sharded_index(docs, d / "sharded", 3, vocab=vocab_of(90), quantization=q, **PARTS)
     return open_index(d / "one"), open_index(d / "sharded"), docs
 
