@@ -157,6 +157,7 @@ def _run_interleaving(tmp_path, seed: int, quantization: str, n_ops: int) -> Seg
         tmp_path / f"ix{seed}{quantization}",
         vocab=vocab_of(N_TERMS),
         quantization=quantization,
+        quantizer="global",  # the oracle quantizes with one step, as every later segment does
         **SMALL_PARTS,
     )
     ix = open_index(path, writable=True, parts_min_docs=40, merge_factor=3, merge_min_docs=10)
@@ -483,3 +484,63 @@ def test_readers_opening_during_commits_and_merges_always_get_a_whole_generation
     for t in threads:
         t.join()
     assert not errors, errors[:3]
+
+
+def test_per_term_base_segment_searches_and_merges(tmp_path):
+    """A living index over a plain index of the per-term quantizer (the default): segment "." searches
+    with its own steps, later segments with the shared global one, and a force-merge requantizes
+    segment "."'s dequantized impacts with the global step. Oracle (own code): base documents
+    quantized per term (test_index's independent quantizer), added ones globally, and after the merge
+    the base ones rounded again to the global grid."""
+    from test_index import own_quantize_per_term, random_queries
+
+    n_terms = 40
+    base = random_collection(200, n_terms, 11, density=0.1, exact_weights=False)
+    extra = random_collection(60, n_terms, 12, density=0.1, exact_weights=False)
+    path = build_index(
+        base, tmp_path / "ix", vocab=vocab_of(n_terms), quantization="uint8", methods=["exact"]
+    )
+    ix = open_index(path, writable=True)
+    assert ix.snapshot().segments[0].index.term_scale is not None
+    step = float(ix.scale)
+    tokens = vocab_of(n_terms).tokens
+    ix.add(
+        [{tokens[t]: float(w) for t, w in zip(r.indices, r.data, strict=True)} for r in extra],
+        ids=[f"x{i}" for i in range(extra.shape[0])],
+    )
+    ix.commit()
+    queries = random_queries(n_terms, 20, 13, exact_weights=False)
+
+    base_q, _ = own_quantize_per_term(base, "uint8")  # impact x factor, before the global step
+    extra_q = extra.copy().astype(np.float64)
+    extra_q.data = np.clip(np.rint(extra_q.data / step), 1, 255)
+
+    def check(base_matrix):
+        scores = np.hstack([(queries @ base_matrix.T).toarray(), (queries @ extra_q.T).toarray()]) * step
+        ids = [str(i) for i in range(base.shape[0])] + [f"x{i}" for i in range(extra.shape[0])]
+        for row, got in zip(scores, ix.search(queries, k=10), strict=True):
+            order = np.argsort(-row, kind="stable")[: len(got.ids)]
+            np.testing.assert_allclose(got.scores, row[order], rtol=1e-5)
+            assert set(got.ids) == {ids[i] for i in order} or np.isclose(row[order[-1]], got.scores[-1])
+
+    check(base_q)
+    before = [set(r.ids) for r in ix.search(queries, k=10)]
+    ix.merge(max_segments=1)
+    assert len(ix.segments) == 1
+    # segment "."'s integers x factor, rounded to the global grid; an exact .5 may round either way
+    # (float32 dequantization), so each returned score lies between the two roundings' scores
+    lo, hi = base_q.copy(), base_q.copy()
+    lo.data = np.clip(np.ceil(base_q.data - 0.5), 1, 255)
+    hi.data = np.clip(np.floor(base_q.data + 0.5), 1, 255)
+    ids = [str(i) for i in range(base.shape[0])] + [f"x{i}" for i in range(extra.shape[0])]
+    s_lo = np.hstack([(queries @ lo.T).toarray(), (queries @ extra_q.T).toarray()]) * step
+    s_hi = np.hstack([(queries @ hi.T).toarray(), (queries @ extra_q.T).toarray()]) * step
+    overlap = []
+    for qi, got in enumerate(ix.search(queries, k=10)):
+        cols = [ids.index(d) for d in got.ids]
+        assert np.all(np.asarray(got.scores) >= s_lo[qi, cols] * (1 - 1e-5))
+        assert np.all(np.asarray(got.scores) <= s_hi[qi, cols] * (1 + 1e-5))
+        if before[qi]:
+            overlap.append(len(before[qi] & set(got.ids)) / len(before[qi]))
+    assert np.mean(overlap) >= 0.9  # the merge's second rounding moves few results
+    ix.close()
