@@ -128,3 +128,22 @@ def test_term_index_without_its_factors_is_refused(tmp_path):
 def test_unknown_quantizer_is_refused(tmp_path):
     with pytest.raises(LsrError, match="quantizer must be one of term, global"):
         build_index(random_collection(10, 5, 0), tmp_path / "ix", vocab=vocab_of(5), quantizer="log")
+
+
+def test_cli_quantizer_flag(tmp_path, capsys):
+    """``lsr index --quantizer``: term by default, global on request; --shards refuses term."""
+    from lsr.cli.main import main
+    from lsr.vectors import SparseBatch, write_vectors
+
+    docs = random_collection(120, 30, 8, exact_weights=False)
+    vec = tmp_path / "v.jsonl"
+    write_vectors(vec, SparseBatch.from_scipy(docs, vocab_of(30), [f"d{i}" for i in range(120)]))
+    base = ["index", "--input", str(vec), "--quantization", "uint8", "--methods", "exact"]
+    assert main([*base, "--output", str(tmp_path / "a")]) == 0
+    assert main([*base, "--output", str(tmp_path / "b"), "--quantizer", "global"]) == 0
+    assert open_index(tmp_path / "a").manifest["quantization"]["quantizer"] == "term"
+    assert open_index(tmp_path / "b").manifest["quantization"]["quantizer"] == "global"
+    capsys.readouterr()
+    code = main([*base, "--output", str(tmp_path / "c"), "--shards", "2", "--quantizer", "term"])
+    assert code == 2
+    assert "lsr: error: --quantizer term: shards share one quantization step" in capsys.readouterr().err

@@ -65,6 +65,7 @@ def run(args: Any) -> int:
     } or None
     options = dict(
         quantization=args.quantization,
+        quantizer=args.quantizer or "term",
         overwrite=args.overwrite,
         show_progress=True,
         methods=args.methods,
@@ -103,6 +104,7 @@ def _index_ciff(args: Any) -> int:
         args.input,
         args.output,
         quantization=args.quantization,
+        quantizer=args.quantizer or "term",
         overwrite=args.overwrite,
         show_progress=True,
         methods=args.methods,
@@ -135,6 +137,8 @@ def _run_sharded(args: Any) -> int:
 
     shards = args.shards if args.shards is not None else 1
     check_positive("shards", shards)
+    if args.quantizer == "term":
+        raise LsrError("--quantizer term: shards share one quantization step; use --quantizer global")
     check_positive("block-size", args.block_size)
     bmp, seismic = _part_params(args)
     methods = args.methods

@@ -152,6 +152,13 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="index directory to create")
     p.add_argument("--model", default=None, help="encode a BEIR corpus on the fly with this model")
     p.add_argument("--quantization", choices=["float32", "uint16", "uint8"], default="float32")
+    p.add_argument(
+        "--quantizer",
+        choices=["term", "global"],
+        default=None,
+        help="uint8/uint16 steps: term = one per term, set by its largest weight (default); global = one "
+        "for all terms (format version 2's; what --shards always uses)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     p.add_argument(
         "--batch-size", type=int, default=32, help="texts per forward pass when encoding (default 32)"
