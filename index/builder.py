@@ -108,7 +108,7 @@ class IndexBuilder:
         reorder_params: dict[str, Any] | None = None,
         threads: int | None = None,
         scale: float | None = None,
-        quantizer: str = "term",
+        quantizer: str = "global",
         **part_params: dict[str, Any] | None,
     ) -> None:
         if quantizer not in QUANTIZERS:
@@ -326,7 +326,8 @@ class IndexBuilder:
         )
         manifest = {
             "format": fmt.FORMAT_NAME,
-            "format_version": fmt.FORMAT_VERSION,
+            # the per-term quantizer's term_scale.npy is version 3; without it the layout is version 2's
+            "format_version": fmt.FORMAT_VERSION if factors is not None else 2,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "lsr_version": _lsr_version(),
             "n_docs": self.n_docs,
@@ -584,7 +585,7 @@ def build_index(
     threads: int | None = None,
     source_name: str | None = None,
     scale: float | None = None,
-    quantizer: str = "term",
+    quantizer: str = "global",
     **part_params: dict[str, Any] | None,
 ) -> str:
     """Build an index directory from ``source`` and return its path.
@@ -611,9 +612,10 @@ def build_index(
     parallel part builds (default: every core).
     ``scale`` fixes the quantization step (uint8/uint16; weights above ``scale * max`` are clipped)
     instead of deriving it from the largest weight (it implies the ``global`` quantizer).
-    ``quantizer`` picks how uint8/uint16 steps are chosen: ``"term"`` (default) one step per term,
-    ``scale x term_scale[t]`` (:func:`term_factors`), or ``"global"``, one step for every term (the
-    quantizer of format versions 1-2; ``lsr.index.format`` documents both).
+    ``quantizer`` picks how uint8/uint16 steps are chosen: ``"global"`` (default) one step for every
+    term, or ``"term"``, one step per term, ``scale x term_scale[t]`` (:func:`term_factors`; format
+    version 3), for heavy-tailed weights; ``lsr.index.format`` documents both and why global is the
+    default.
     """
     if isinstance(vocab, list):
         vocab = Vocabulary(vocab)

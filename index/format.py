@@ -52,20 +52,27 @@ Quantization. ``manifest["quantization"] = {"dtype", "scale", "max_weight", "qua
 ``scale = 1.0`` for float32. Impacts quantized to uint8/uint16 are ``round(w / step_t)``, clipped to
 [1, top] (so a positive weight never becomes 0), where ``scale = max_weight / top`` and
 
-- ``"quantizer": "term"`` (the default since version 3): ``step_t = scale * term_scale[t]``, with
+- ``"quantizer": "global"`` (the default; versions 1-2 had only it, the key absent): ``step_t =
+  scale`` for every term (no ``term_scale.npy``). Living-index segments and shards always use it:
+  they share one step;
+- ``"quantizer": "term"`` (version 3, ``quantizer="term"`` / ``--quantizer term``):
+  ``step_t = scale * term_scale[t]``, with
   ``term_scale[t]`` the ratio (largest weight of term t) / ``max_weight`` (at least 2^-60) rounded
   *up* to 4 significant bits (``k / 8 * 2^e``, k in 8..16; 1 for a term without postings;
   :func:`lsr.index.builder.term_factors`). A term's grid is set by its own largest weight, so
   one outlier weight no longer coarsens every term (on heavy-tailed weights the global step moved
   many top-10s; ``benchmarks/results/quantization_scifact.md`` has the measurements). A search
   multiplies each query weight by ``term_scale[t]`` first (:meth:`lsr.index.Index.search_arrays`),
-  so every kernel, block bound and summary works unchanged on the stored integers;
-- ``"quantizer": "global"`` (versions 1-2, and the key absent): ``step_t = scale`` for every term
-  (no ``term_scale.npy``). Living-index segments and shards always use it: they share one step.
+  so every kernel, block bound and summary works unchanged on the stored integers (rank-safe
+  methods stay rank-safe). It is not the default because on real SPLADE vectors (bounded weights)
+  it gains nothing for exact search and costs Seismic recall: Seismic's query_cut ranks query terms
+  by the folded weights and its summaries weigh terms in per-term units (SciFact uint8, query_cut
+  5: recall@10 0.81 global, 0.71 term; the benchmark above).
 
 A score is ``scale * sum(q_weight * term_scale[t] * impact)`` (``term_scale`` = 1 for the global
 quantizer and float32). Version 1 indexes (no parts) are still read; they search with ``exact``
-only. Version 2 indexes are read as global-quantizer indexes.
+only. A global-quantizer or float32 build writes version 2 (its layout is version 2's), so older
+readers still open it; a per-term build writes version 3, which they refuse (rebuild message).
 
 The vocabulary may have any size (DyVo indexes hold 30,522 word pieces plus one ``ENT:<id>`` term
 per entity, hundreds of thousands): term ids are int32 in queries and uint32 in the forward index,

@@ -487,7 +487,7 @@ def test_readers_opening_during_commits_and_merges_always_get_a_whole_generation
 
 
 def test_per_term_base_segment_searches_and_merges(tmp_path):
-    """A living index over a plain index of the per-term quantizer (the default): segment "." searches
+    """A living index over a plain index of the per-term quantizer: segment "." searches
     with its own steps, later segments with the shared global one, and a force-merge requantizes
     segment "."'s dequantized impacts with the global step. Oracle (own code): base documents
     quantized per term (test_index's independent quantizer), added ones globally, and after the merge
@@ -498,7 +498,12 @@ def test_per_term_base_segment_searches_and_merges(tmp_path):
     base = random_collection(200, n_terms, 11, density=0.1, exact_weights=False)
     extra = random_collection(60, n_terms, 12, density=0.1, exact_weights=False)
     path = build_index(
-        base, tmp_path / "ix", vocab=vocab_of(n_terms), quantization="uint8", methods=["exact"]
+        base,
+        tmp_path / "ix",
+        vocab=vocab_of(n_terms),
+        quantization="uint8",
+        quantizer="term",
+        methods=["exact"],
     )
     ix = open_index(path, writable=True)
     assert ix.snapshot().segments[0].index.term_scale is not None

@@ -1,5 +1,6 @@
-"""Quantization quality and format: the per-term quantizer (format version 3's default) against float32
-on heavy-tailed weights, its factors against an independent implementation, and older indexes."""
+"""Quantization quality and format: the per-term quantizer (format version 3, ``quantizer="term"``)
+against float32 on heavy-tailed weights, its factors against an independent implementation, its
+files, and older indexes."""
 
 from __future__ import annotations
 
@@ -80,7 +81,14 @@ def test_term_quantized_index_is_rank_safe(tmp_path, method):
     docs = random_collection(900, 120, 5, density=0.05, exact_weights=False)
     queries = random_queries(120, 30, 6, exact_weights=False)
     idx = open_index(
-        build_index(docs, tmp_path / "ix", vocab=vocab_of(120), quantization="uint8", methods=[method])
+        build_index(
+            docs,
+            tmp_path / "ix",
+            vocab=vocab_of(120),
+            quantization="uint8",
+            quantizer="term",
+            methods=[method],
+        )
     )
     assert idx.manifest["quantization"]["quantizer"] == "term" and idx.term_scale is not None
     want = oracle(idx, docs, queries, 20)
@@ -118,8 +126,17 @@ def test_version_2_index_reads_as_global_quantizer(tmp_path):
 
 def test_term_index_without_its_factors_is_refused(tmp_path):
     docs = random_collection(200, 40, 4)
-    path = build_index(docs, tmp_path / "ix", vocab=vocab_of(40), quantization="uint16")
-    assert json.load(open(os.path.join(path, fmt.MANIFEST)))["quantization"]["quantizer"] == "term"
+    path = build_index(docs, tmp_path / "ix", vocab=vocab_of(40), quantization="uint16", quantizer="term")
+    m = json.load(open(os.path.join(path, fmt.MANIFEST)))
+    assert m["quantization"]["quantizer"] == "term" and m["format_version"] == 3
+    from lsr.index.check import check_index
+
+    assert check_index(path) == []
+    ts = fmt.array_path(str(path), "term_scale")
+    data = open(ts, "rb").read()
+    open(ts, "wb").write(data[:-1] + bytes([data[-1] ^ 0x10]))  # a flipped bit is found
+    assert any("term_scale.npy" in p for p in check_index(path))
+    open(ts, "wb").write(data)
     os.remove(fmt.array_path(str(path), "term_scale"))
     with pytest.raises(LsrError, match="missing term_scale.npy"):
         open_index(path)
@@ -131,7 +148,8 @@ def test_unknown_quantizer_is_refused(tmp_path):
 
 
 def test_cli_quantizer_flag(tmp_path, capsys):
-    """``lsr index --quantizer``: term by default, global on request; --shards refuses term."""
+    """``lsr index --quantizer``: global by default (format version 2, readable by older lsr), term on
+    request (version 3); --shards refuses term."""
     from lsr.cli.main import main
     from lsr.vectors import SparseBatch, write_vectors
 
@@ -140,9 +158,10 @@ def test_cli_quantizer_flag(tmp_path, capsys):
     write_vectors(vec, SparseBatch.from_scipy(docs, vocab_of(30), [f"d{i}" for i in range(120)]))
     base = ["index", "--input", str(vec), "--quantization", "uint8", "--methods", "exact"]
     assert main([*base, "--output", str(tmp_path / "a")]) == 0
-    assert main([*base, "--output", str(tmp_path / "b"), "--quantizer", "global"]) == 0
-    assert open_index(tmp_path / "a").manifest["quantization"]["quantizer"] == "term"
-    assert open_index(tmp_path / "b").manifest["quantization"]["quantizer"] == "global"
+    assert main([*base, "--output", str(tmp_path / "b"), "--quantizer", "term"]) == 0
+    a, b = open_index(tmp_path / "a").manifest, open_index(tmp_path / "b").manifest
+    assert a["quantization"]["quantizer"] == "global" and a["format_version"] == 2
+    assert b["quantization"]["quantizer"] == "term" and b["format_version"] == 3
     capsys.readouterr()
     code = main([*base, "--output", str(tmp_path / "c"), "--shards", "2", "--quantizer", "term"])
     assert code == 2

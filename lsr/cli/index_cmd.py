@@ -65,7 +65,7 @@ def run(args: Any) -> int:
     } or None
     options = dict(
         quantization=args.quantization,
-        quantizer=args.quantizer or "term",
+        quantizer=args.quantizer or "global",
         overwrite=args.overwrite,
         show_progress=True,
         methods=args.methods,
@@ -104,7 +104,7 @@ def _index_ciff(args: Any) -> int:
         args.input,
         args.output,
         quantization=args.quantization,
-        quantizer=args.quantizer or "term",
+        quantizer=args.quantizer or "global",
         overwrite=args.overwrite,
         show_progress=True,
         methods=args.methods,

@@ -156,8 +156,8 @@ def _args_index(p: argparse.ArgumentParser) -> None:
         "--quantizer",
         choices=["term", "global"],
         default=None,
-        help="uint8/uint16 steps: term = one per term, set by its largest weight (default); global = one "
-        "for all terms (format version 2's; what --shards always uses)",
+        help="uint8/uint16 steps: global = one for all terms (default; what --shards always uses); term = "
+        "one per term, set by its largest weight (for heavy-tailed weights; format version 3)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     p.add_argument(
