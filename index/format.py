@@ -67,7 +67,8 @@ Quantization. ``manifest["quantization"] = {"dtype", "scale", "max_weight", "qua
   methods stay rank-safe). It is not the default because on real SPLADE vectors (bounded weights)
   it gains nothing for exact search and costs Seismic recall: Seismic's query_cut ranks query terms
   by the folded weights and its summaries weigh terms in per-term units (SciFact uint8, query_cut
-  5: recall@10 0.81 global, 0.71 term; the benchmark above).
+  5: recall@10 0.81 global, 0.71 term; on log-normal weights it is the other way, 0.77 and 0.90;
+  the benchmark above).
 
 A score is ``scale * sum(q_weight * term_scale[t] * impact)`` (``term_scale`` = 1 for the global
 quantizer and float32). Version 1 indexes (no parts) are still read; they search with ``exact``
