@@ -6,7 +6,7 @@ buffer is turned term-major (a stable sort by term keeps doc numbers ascending) 
 *run* of ``.npy`` files in the build directory. At the end the runs are merged straight into the
 memory-mapped output arrays: each run's postings land at ``offsets[t] + (postings of t in earlier
 runs)``, so the merge needs no sort and no more memory than one run. Impacts stay float32 in the
-runs and are quantized during the merge, once the global maximum weight (and, with the default
+runs and are quantized during the merge, once the global maximum weight (and, with the
 per-term quantizer, each term's maximum) is known.
 
 Peak memory is about one run (``run_postings`` x ~24 bytes) plus the pages of the output arrays,
