@@ -84,7 +84,7 @@ class SpladeEncoder(Encoder):
         echo: bool = False,
         backbone: str | None = None,
         weights_dtype: str | None = None,
-        query_path: str = "auto",
+        query_path: str | None = None,
     ) -> None:
         import torch
 
@@ -113,6 +113,7 @@ class SpladeEncoder(Encoder):
             raise LsrError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if backend not in BACKENDS:
             raise LsrError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        query_path = query_path or os.environ.get("LSR_QUERY_PATH") or "auto"
         if query_path not in QUERY_PATHS:
             raise LsrError(f"query_path must be one of {QUERY_PATHS}, not {query_path!r}")
         if query_path == "screen-onnx":
