@@ -58,6 +58,11 @@ class SpladeEncoder(Encoder):
     sentence-transformers' ``SpladePooling`` option) and ``drop_special`` (special tokens such as [CLS] get
     weight 0, as OpenSearch's document encoders do) come from the checkpoint layouts
     (:mod:`lsr.encoders.layouts`); they appear in :meth:`config` only when not the default.
+    ``query_path`` (speed only, never in :meth:`config`; default ``$LSR_QUERY_PATH``, else ``"auto"``) is how
+    calls of at most ``FAST_MAX_QUERIES`` queries are encoded: ``"auto"`` / ``"screen-torch"`` /
+    ``"screen-onnx"``: the screened fast path of :mod:`lsr.encoders.query_fast` (same vectors to float32
+    rounding; ``auto`` moves the backbone to ONNX Runtime after ``AUTO_ONNX_AFTER`` queries or at
+    :meth:`prepare_queries` when onnxruntime is installed), ``"reference"``: the batched path.
     """
 
     kind = "splade"
