@@ -36,7 +36,7 @@ BACKENDS = ("torch", "onnx")
 QUERY_PATHS = ("auto", "screen-torch", "screen-onnx", "reference")
 FAST_MAX_QUERIES = 16  # the screened fast path encodes calls of at most this many queries, one by one
 # query_path="auto" moves the backbone to ONNX Runtime once this many queries went the fast path (or at
-# prepare_queries(), which the service's warm-up calls): the export costs ~0.5 s, which a one-off
+# prepare_queries(), which the service's warm-up calls): the export costs ~0.5-1 s, which a one-off
 # `lsr search` would never earn back.
 AUTO_ONNX_AFTER = 64
 VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
