@@ -8,6 +8,12 @@ are then run in this process through `index.search` (encoding included), one thr
 the ratio HTTP QPS / in-process QPS. Writes JSON and Markdown.
 
     python benchmarks/bench_service.py --index demo-output/index --clients 8 --duration 30 --workers 1,2
+
+End-to-end latency of one text query at a time, the SPLADE query fast path against the reference path
+(``LSR_QUERY_PATH`` of the server; see lsr.encoders.query_fast):
+
+    python benchmarks/bench_service.py --index demo-output/index --clients 1 --workers 1 \
+        --query-paths reference,auto --duration 30 --output benchmarks/results/service_query_paths.json
 """
 
 from __future__ import annotations
@@ -78,9 +84,12 @@ async def load(url: str, queries: list[str], clients: int, duration: float, k: i
     }
 
 
-def serve(index: str, workers: int) -> tuple[subprocess.Popen, str]:
+def serve(index: str, workers: int, query_path: str | None = None) -> tuple[subprocess.Popen, str]:
     import httpx
 
+    env = dict(os.environ)
+    if query_path:
+        env["LSR_QUERY_PATH"] = query_path  # how the server's SPLADE encoder encodes text queries
     port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "lsr")
     proc = subprocess.Popen(
@@ -95,7 +104,8 @@ def serve(index: str, workers: int) -> tuple[subprocess.Popen, str]:
             str(workers),
             "--log-level",
             "warning",
-        ]
+        ],
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
@@ -152,6 +162,12 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--inproc-threads", type=int, default=2)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument(
+        "--query-paths",
+        default="",
+        help="comma-separated LSR_QUERY_PATH values to run the server with (e.g. reference,auto: the old "
+        "and the new SPLADE query encoding); default: the server's default only",
+    )
     ap.add_argument("--output", default="benchmarks/results/service.json")
     a = ap.parse_args()
 
@@ -174,14 +190,18 @@ def main() -> int:
         "k": a.k,
         "http": {},
     }
-    for w in [int(x) for x in a.workers.split(",")]:
-        proc, url = serve(a.index, w)
+    runs = [
+        (w, qp)
+        for qp in (a.query_paths.split(",") if a.query_paths else [None])
+        for w in map(int, a.workers.split(","))
+    ]
+    for w, qp in runs:
+        name = f"workers={w}" + (f",query_path={qp}" if qp else "")
+        proc, url = serve(a.index, w, qp)
         try:
             asyncio.run(load(url, queries[:20], min(a.clients, 4), 3.0, a.k))  # warm-up
-            print(
-                f"loading {url} with {a.clients} clients, {w} worker(s), {a.duration:.0f} s ...", flush=True
-            )
-            rec["http"][f"workers={w}"] = asyncio.run(load(url, queries, a.clients, a.duration, a.k))
+            print(f"loading {url} with {a.clients} clients, {name}, {a.duration:.0f} s ...", flush=True)
+            rec["http"][name] = asyncio.run(load(url, queries, a.clients, a.duration, a.k))
         finally:
             proc.terminate()
             proc.wait(timeout=60)

@@ -207,6 +207,9 @@ class Retriever:
         """Compile the search kernels (see :meth:`Index.warmup`) and run the query encoder once."""
         self.index.warmup(methods)
         if self.has_encoder:
+            prepare = getattr(self.query_encoder, "prepare_queries", None)
+            if prepare is not None:  # SPLADE's query fast path: build it now, not in the first request
+                prepare()
             self.encode_queries(["warm up the encoder"])
 
     # -- build -----------------------------------------------------------------------------------------

@@ -348,6 +348,12 @@ class AsymmetricSpladeEncoder(Encoder):
     def encode_queries(self, texts: Sequence[str], show_progress: bool = False) -> SparseBatch:
         return self.query.encode_queries(texts, show_progress)
 
+    def prepare_queries(self) -> None:
+        """Build the query encoder's fast path now (see :meth:`SpladeEncoder.prepare_queries`)."""
+        prepare = getattr(self.query, "prepare_queries", None)
+        if prepare is not None:
+            prepare()
+
     def config(self) -> dict[str, Any]:
         cfg = dict(self.doc.config())
         cfg["model_path"] = self.path

@@ -32,6 +32,13 @@ POOLINGS = ("max", "sum")
 ACTIVATIONS = ("relu", "log1p_relu")
 PRECISIONS = ("float32", "bfloat16", "float16")
 BACKENDS = ("torch", "onnx")
+# How queries are encoded (speed only, same vectors): see SpladeEncoder and lsr.encoders.query_fast.
+QUERY_PATHS = ("auto", "screen-torch", "screen-onnx", "reference")
+FAST_MAX_QUERIES = 16  # the screened fast path encodes calls of at most this many queries, one by one
+# query_path="auto" moves the backbone to ONNX Runtime once this many queries went the fast path (or at
+# prepare_queries(), which the service's warm-up calls): the export costs ~0.5-1 s, which a one-off
+# `lsr search` would never earn back.
+AUTO_ONNX_AFTER = 64
 VOCAB_TILE = 2048  # vocabulary columns per projection tile (x token_chunk x 4 bytes = the logits buffer)
 
 
@@ -51,6 +58,11 @@ class SpladeEncoder(Encoder):
     sentence-transformers' ``SpladePooling`` option) and ``drop_special`` (special tokens such as [CLS] get
     weight 0, as OpenSearch's document encoders do) come from the checkpoint layouts
     (:mod:`lsr.encoders.layouts`); they appear in :meth:`config` only when not the default.
+    ``query_path`` (speed only, never in :meth:`config`; default ``$LSR_QUERY_PATH``, else ``"auto"``) is how
+    calls of at most ``FAST_MAX_QUERIES`` queries are encoded: ``"auto"`` / ``"screen-torch"`` /
+    ``"screen-onnx"``: the screened fast path of :mod:`lsr.encoders.query_fast` (same vectors to float32
+    rounding; ``auto`` moves the backbone to ONNX Runtime after ``AUTO_ONNX_AFTER`` queries or at
+    :meth:`prepare_queries` when onnxruntime is installed), ``"reference"``: the batched path.
     """
 
     kind = "splade"
@@ -77,6 +89,7 @@ class SpladeEncoder(Encoder):
         echo: bool = False,
         backbone: str | None = None,
         weights_dtype: str | None = None,
+        query_path: str | None = None,
     ) -> None:
         import torch
 
@@ -105,6 +118,13 @@ class SpladeEncoder(Encoder):
             raise LsrError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if backend not in BACKENDS:
             raise LsrError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        query_path = query_path or os.environ.get("LSR_QUERY_PATH") or "auto"
+        if query_path not in QUERY_PATHS:
+            raise LsrError(f"query_path must be one of {QUERY_PATHS}, not {query_path!r}")
+        if query_path == "screen-onnx":
+            from lsr.encoders.onnx_backend import require_onnxruntime
+
+            require_onnxruntime()
         if backend == "onnx":
             if precision != "float32":
                 raise LsrError(f'backend="onnx" runs in float32: precision={precision!r} is not supported')
@@ -147,6 +167,10 @@ class SpladeEncoder(Encoder):
         self.drop_special = bool(drop_special)
         self._session: Any = None  # the ONNX Runtime session, built on first use (backend="onnx")
         self._session_lock = threading.Lock()
+        self.query_path = query_path
+        self._screen: Any = None  # query fast path: the int8 screen, built on first use
+        self._query_session: Any = None  # query fast path: ONNX Runtime backbone session
+        self._fast_queries = 0  # queries encoded by the fast path (query_path="auto" policy)
         self._backbone = model.base_model
         head = getattr(model, "cls", None)
         predictions = getattr(head, "predictions", None)
@@ -207,6 +231,7 @@ class SpladeEncoder(Encoder):
             "echo",
             "backbone",
             "weights_dtype",
+            "query_path",
         }
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -338,8 +363,16 @@ class SpladeEncoder(Encoder):
                 bar = tqdm(total=n, desc=f"encoding {what}", unit="text", leave=False)
                 bar.update(n - len(order))  # the texts with no usable token
             pad = self.tokenizer.pad_token_id or 0
+            fast = self._fast_query_mode(len(order)) if what == "queries" else None
             with torch.inference_mode():
-                for batch in _batches(order, lengths, self.batch_size, self.max_batch_tokens):
+                for d in order if fast is not None else ():
+                    rows_idx[d], rows_w[d] = self._screened_query(ids[d], top_k, fast)
+                    if bar is not None:
+                        bar.update(1)
+                batches = (
+                    _batches(order, lengths, self.batch_size, self.max_batch_tokens) if fast is None else []
+                )
+                for batch in batches:
                     lens = lengths[batch]
                     width = int(lens.max())
                     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -354,6 +387,104 @@ class SpladeEncoder(Encoder):
             if bar is not None:
                 bar.close()
         return SparseBatch.from_rows(rows_idx, rows_w, self._vocab)
+
+    # -- the query fast path (lsr.encoders.query_fast) ----------------------------------------------
+    def _fast_query_mode(self, n: int) -> str | None:
+        """How to encode a call of ``n`` queries: ``"torch"`` / ``"onnx"`` (the screened fast path with
+        that backbone) or None (the reference batched path). The fast path needs max pooling, float32
+        weights and projection, a CPU, an encoder-only backbone and an int8 GEMM in torch; anything
+        else, ``query_path="reference"`` and calls of more than ``FAST_MAX_QUERIES`` queries go the
+        reference way."""
+        if (
+            self.query_path == "reference"
+            or n > FAST_MAX_QUERIES
+            or self.pooling != "max"
+            or self.precision != "float32"
+            or self.weights_dtype != "float32"
+            or self.causal
+            or self._device.type != "cpu"
+            or not _int8_gemm()
+        ):
+            return None
+        if self.query_path == "screen-onnx" or (self.query_path == "auto" and self.backend == "onnx"):
+            return "onnx"
+        if self.query_path == "auto" and self._query_session is not None:
+            return "onnx"
+        if (
+            self.query_path == "auto"
+            and self._fast_queries >= AUTO_ONNX_AFTER
+            and _onnxruntime_installed()
+            and self._query_session is not False
+        ):
+            return "onnx"
+        return "torch"
+
+    def prepare_queries(self) -> None:
+        """Build what the query fast path uses (the int8 screen and, with ``query_path="auto"`` and
+        onnxruntime installed, the ONNX Runtime backbone) now rather than on first use: the service's
+        warm-up calls this, so no request pays the ~0.5 s."""
+        if self._fast_query_mode(1) is None:
+            return
+        self._get_screen()
+        if self.query_path in ("auto", "screen-onnx") and _onnxruntime_installed():
+            self._get_query_session()
+
+    def _get_screen(self) -> Any:
+        with self._session_lock:
+            if self._screen is None:
+                from lsr.encoders.query_fast import ScreenedProjection
+
+                self._screen = ScreenedProjection(self._decoder.weight, self._bias)
+            return self._screen
+
+    def _get_query_session(self) -> Any:
+        """The ONNX Runtime backbone session, or None where the export failed with ``query_path="auto"``
+        (then the torch backbone serves; with ``"screen-onnx"`` the failure is raised)."""
+        import torch
+
+        with self._session_lock:
+            if self._query_session is None:
+                from lsr.encoders.query_fast import backbone_session
+
+                try:
+                    self._query_session = backbone_session(self, torch.get_num_threads())
+                except LsrError:
+                    if self.query_path != "auto":
+                        raise
+                    self._query_session = False  # tried and failed: torch backbone from now on
+            return self._query_session or None
+
+    def _screened_query(self, ids: list[int], top_k: int | None, mode: str) -> tuple[np.ndarray, np.ndarray]:
+        """One query's sparse row (term ids int32 ascending, weights float32) by the screened fast path:
+        the same terms and weights (to float32 rounding) as the reference path, threshold, top-k and
+        special tokens handled alike."""
+        import torch
+
+        session = self._get_query_session() if mode == "onnx" else None
+        if session is not None:
+            (h,) = session.run(None, {"input_ids": np.asarray([ids], dtype=np.int64)})
+            h = torch.from_numpy(h)
+        else:
+            t = torch.tensor([ids], dtype=torch.long)
+            h = self._backbone(input_ids=t, attention_mask=torch.ones_like(t)).last_hidden_state[0]
+            if self._transform is not None:
+                h = self._transform(h)
+        terms, logits = self._get_screen().pooled(h)
+        self._fast_queries += 1
+        w = torch.log1p(torch.relu(logits))
+        if self.activation == "log1p_relu":
+            w = torch.log1p(w)
+        terms, w = terms.numpy(), w.numpy()
+        keep = w > 0
+        if self.drop_special and len(self._special_ids):
+            keep &= ~np.isin(terms, self._special_ids.cpu().numpy())
+        if self.threshold > 0:
+            keep &= w > self.threshold
+        terms, w = terms[keep], w[keep]
+        if top_k is not None and len(terms) > top_k:
+            sel = np.sort(np.argsort(-w, kind="stable")[:top_k])
+            terms, w = terms[sel], w[sel]
+        return terms.astype(np.int32), w.astype(np.float32)
 
     def _inputs(self, texts: list[str], max_length: int) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
         """Token ids of each text, and the [start, end) positions pooled: all of them, except with ``echo``:
@@ -541,6 +672,7 @@ class SpladeEncoder(Encoder):
             drop_special=self.drop_special,
             max_batch_tokens=self.max_batch_tokens,
             echo=self.echo,
+            query_path=self.query_path,
         )
 
     def _onnx_session(self) -> Any:
@@ -586,6 +718,25 @@ class SpladeEncoder(Encoder):
             nz = np.flatnonzero(w[r] > 0)
             rows_idx[d] = nz.astype(np.int32)
             rows_w[d] = w[r, nz].astype(np.float32)
+
+
+_INT8_GEMM: bool | None = None
+
+
+def _int8_gemm() -> bool:
+    """Whether torch multiplies int8 matrices on this CPU (checked once per process)."""
+    global _INT8_GEMM
+    if _INT8_GEMM is None:
+        from lsr.encoders.query_fast import int8_gemm_available
+
+        _INT8_GEMM = int8_gemm_available()
+    return _INT8_GEMM
+
+
+def _onnxruntime_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def _batches(
