@@ -13,6 +13,11 @@ import numpy as np
 from lsr.index import format as fmt
 from lsr.index.methods import BuildContext, Method, Param, Part
 
+# Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
+# see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
+# exhaustive search. Rank-safe either way (the fallback returns exact search's top-k bit for bit).
+FALLBACK = 1.0
+
 ARRAYS = (
     "bmp_offsets",
     "bmp_blocks",
@@ -67,12 +72,15 @@ def search(
     mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int64 row of (query terms x blocks)
-    per chunk."""
+    per chunk, ``scratch.buffer("acc")`` the zeroed accumulators exact search shares (for the
+    fallback to exact search: see :mod:`lsr.index.kernels.bmp`)."""
     from lsr.index.kernels import bmp
 
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
     max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
     slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
+    fallback = float(FALLBACK)
+    accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (
         *index.postings,
         index.doc_order,
@@ -85,10 +93,11 @@ def search(
         k,
         params["alpha"],
         params["beta"],
+        fallback,
     )
     if n_chunks == 1:
-        return bmp.search_serial(*args, slots[0], mask)
-    return bmp.search_batch(*args, slots, n_chunks, mask)
+        return bmp.search_serial(*args, slots[0], accs[0], mask)
+    return bmp.search_batch(*args, slots, accs[:n_chunks], n_chunks, mask)
 
 
 PARTS = (
