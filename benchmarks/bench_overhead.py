@@ -13,7 +13,9 @@ for every way and the difference is the call's own cost, not the data's; the ord
   * ``search_dict``: ``Index.search`` with ``[{token: weight}]`` (the service's and users' form).
 
 Each time is the median over ``--repeats`` passes; the record gives mean / p50 / p99 per way and the
-overhead (way minus kernel) in microseconds per query, mean and p50. Data: a folder with
+overhead (way minus kernel) in microseconds per query, mean and p50; then the QPS of one
+``Index.search`` call over the whole batch with 1 and 2 threads (``--batch-threads``; leave
+NUMBA_NUM_THREADS unset or >= 2). Data: a folder with
 ``docs.jsonl`` and ``queries.jsonl`` vectors (``{"id", "vector": {token: weight}}``), or an index.
 
     python benchmarks/bench_overhead.py --data /path/to/scifact_vec --output benchmarks/results/overhead_scifact.json
@@ -97,6 +99,28 @@ def time_method(index, method: str, dicts: list, k: int, repeats: int) -> dict:
     return out
 
 
+def batch_qps(index, method: str, dicts: list, k: int, repeats: int, threads: tuple[int, ...]) -> dict:
+    """Queries per second of one ``Index.search`` call over the whole batch (a SparseBatch) with each
+    of ``threads``, interleaved, the median of ``repeats`` timings each; and the ratio to 1 thread."""
+    from lsr.vectors import SparseBatch
+
+    ip, t, w, _ = index.prepare_queries(dicts)
+    batch = SparseBatch(ip, t, w, index.vocab)
+    for n in threads:  # warm-up: the parallel kernels compile or load separately
+        index.search(batch, k=k, method=method, threads=n)
+    secs: dict[int, list[float]] = {n: [] for n in threads}
+    for _ in range(repeats):
+        for n in threads:
+            t0 = time.perf_counter()
+            index.search(batch, k=k, method=method, threads=n)
+            secs[n].append(time.perf_counter() - t0)
+    qps = {n: len(dicts) / float(np.median(v)) for n, v in secs.items()}
+    return {
+        "qps": {str(n): q for n, q in qps.items()},
+        "speedup": {str(n): q / qps[threads[0]] for n, q in qps.items()},
+    }
+
+
 def markdown(record: dict) -> str:
     """The record as a Markdown table (microseconds per query)."""
     lines = [
@@ -116,6 +140,14 @@ def markdown(record: dict) -> str:
             f"| {ov['search_arrays']['mean']:.1f} | {ov['search_batch']['mean']:.1f} "
             f"| {ov['search_dict']['mean']:.1f} | {dst['mean']:.1f} / {dst['p50']:.1f} / {dst['p99']:.1f} |"
         )
+    if any("batch" in r for r in record["methods"].values()):
+        lines += ["", "| method | batch QPS by threads | speedup over 1 thread |", "|---|---|---|"]
+        for m, r in record["methods"].items():
+            b = r.get("batch")
+            if b:
+                q = ", ".join(f"{n}: {v:.0f}" for n, v in b["qps"].items())
+                sp = ", ".join(f"{n}: {v:.2f}x" for n, v in b["speedup"].items())
+                lines.append(f"| {m} | {q} | {sp} |")
     lines += [
         "",
         "`+us`: mean per-query difference from the kernel (each query timed all four ways in turn; "
@@ -136,6 +168,11 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--batch-threads",
+        default="1,2",
+        help="thread counts for the batch QPS comparison (one Index.search call over all queries); '' skips it",
+    )
     ap.add_argument("--output", default="benchmarks/results/overhead.json")
     a = ap.parse_args()
     if not a.data and not a.index:
@@ -146,7 +183,6 @@ def main() -> int:
     from lsr.eval.environment import cpu_name, git_commit
     from lsr.index import build_index, open_index
 
-    numba.set_num_threads(1)
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     if a.index:
         path = a.index
@@ -166,7 +202,8 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
-        "threads": 1,
+        "threads": 1,  # the per-query timings; the batch comparison uses --batch-threads
+        "numba_threads": numba.config.NUMBA_NUM_THREADS,
         "python": platform.python_version(),
         "numba": numba.__version__,
         "index": os.path.abspath(path),
@@ -183,6 +220,9 @@ def main() -> int:
             continue
         print(f"timing {m} ...", flush=True)
         record["methods"][m] = time_method(index, m, dicts, a.k, a.repeats)
+        if a.batch_threads:
+            threads = tuple(int(x) for x in a.batch_threads.split(","))
+            record["methods"][m]["batch"] = batch_qps(index, m, dicts, a.k, a.repeats, threads)
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     with open(a.output, "w") as f:
         json.dump(record, f, indent=2)

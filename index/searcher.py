@@ -411,7 +411,15 @@ class Index:
 
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask)
+                    # the batch kernels cut the queries into several parts per thread: hand them out
+                    # one at a time (dynamic), so a thread with slow queries does not hold up the call
+                    old_chunk = numba.set_parallel_chunksize(1)
+                    try:
+                        d, s = self._run(
+                            method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask
+                        )
+                    finally:
+                        numba.set_parallel_chunksize(old_chunk)
         finally:
             self._pool.put(scratch)
         if k_eff < k:
@@ -492,12 +500,21 @@ def search_results(
     """One :class:`SearchResult` per row of (docs int64[nq, k] with -1 padding, scores float32[nq, k]);
     ``doc_ids`` maps an array of document numbers to external ids (the index, segments or shards
     decide what a number means)."""
-    out = []
-    found = (docs >= 0).sum(axis=1).tolist()  # -1 padding only at the end of a row
+    found = (docs >= 0).sum(axis=1)  # -1 padding only at the end of a row
     unknown = unknown.tolist()
-    for qi, n in enumerate(found):
-        dq = docs[qi, :n]
-        out.append(SearchResult(doc_ids(dq), scores[qi, :n].tolist(), dq, unknown[qi]))
+    if docs.shape[0] == 1:  # one query: the latency path
+        n = int(found[0])
+        dq = docs[0, :n]
+        return [SearchResult(doc_ids(dq), scores[0, :n].tolist(), dq, unknown[0])]
+    # a batch: every id looked up in one call, then cut per query (no numpy call per query)
+    valid = docs >= 0
+    ids = doc_ids(docs[valid])
+    flat_scores = scores[valid].tolist()
+    out = []
+    pos = 0
+    for qi, n in enumerate(found.tolist()):
+        out.append(SearchResult(ids[pos : pos + n], flat_scores[pos : pos + n], docs[qi, :n], unknown[qi]))
+        pos += n
     return out
 
 
@@ -514,6 +531,9 @@ def _dicts_to_queries(
     from lsr.vectors import _dicts_to_csr
 
     nq = len(queries)
+    if nq > 1:  # a batch: one vectorised conversion of all the queries (unknown tokens per row)
+        indptr, terms, weights, unknown = _dicts_to_csr(queries, vocab, False, False, lambda i: f"vector {i}")
+        return indptr, terms.astype(np.int32), weights.astype(np.float32), unknown.astype(np.int64)
     get = vocab._ids.get
     dict_query = _query_kernels().dict_query
     t_rows: list[np.ndarray] = []

@@ -31,9 +31,9 @@ can. Work is counted in *array touches*, the same unit for both methods:
   term's probe of a block is a few cache misses, a posting of exact search's scan is streamed).
 
 Up front, ``F >= fallback * E`` runs exact search instead. While blocks are visited, at work
-checkpoints (``E / 32`` after ``F``, then doubling) the blocks still to visit are bounded by the
-buckets whose bound can beat the current k-th score (an O(n_buckets) look at the bucket counts,
-an upper bound since the k-th score only rises); their estimated work (each such block at the
+checkpoints (every ``E / 32`` after ``F``) the blocks still to visit are bounded by the buckets
+whose bound can beat the current k-th score (a binary search over the bucket edges and a look at
+the bucket counts, an upper bound since the k-th score only rises); their estimated work (each such block at the
 per-block cost plus the query's average postings per positive block) or the work already spent
 over ``fallback * E`` switches to exact search, which starts over (the heap is discarded). The
 result is exact search's, over the kept terms: with alpha = beta = 1 the same top-k and scores
@@ -48,13 +48,14 @@ prefix sum are a fixed cost per query).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 from lsr.index.kernels import exact as exact_k
+from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 N_BUCKETS = 4096  # at most; see n_buckets
-FIRST_CHECK = 32  # the first fallback checkpoint after 1/FIRST_CHECK of exact search's work
+CHECKS = 32  # fallback checkpoints every 1/CHECKS of exact search's work
 # What one (query term, block) probe of a visit costs in exact search's unit (one posting added):
 # a slot, a block entry and the start of a short run of postings far from the last one (cache
 # misses), against exact search's streaming scan of whole posting lists.
@@ -299,7 +300,8 @@ def search_one(
         n_pos = bucket_start[nbk]
         per_block = 2 * block_size + PROBE * n_kept + n_post // max(n_pos, 1)
         spent = fixed  # work so far, in the units of exact_work
-        check_at = fixed + exact_work // FIRST_CHECK
+        step = max(1, exact_work // CHECKS)
+        check_at = fixed + step
         thr = np.float32(0)
         a = np.float32(alpha) * SLACK
         for r in range(nbk):
@@ -312,18 +314,22 @@ def search_one(
                     continue
                 if fallback > 0 and spent >= check_at:
                     # blocks that may still be visited: the rest of the buckets whose bound can beat thr
-                    last = r
-                    if size == k:
-                        while last + 1 < nbk and np.float32(nbk - last - 1) / inv * a >= thr:
-                            last += 1
-                    else:
-                        last = nbk - 1
+                    last = nbk - 1
+                    if size == k:  # the last bucket whose edge can beat thr (edges fall with r)
+                        lo_r, hi_r = r, nbk - 1
+                        while lo_r < hi_r:
+                            mid = (lo_r + hi_r + 1) // 2
+                            if np.float32(nbk - mid) / inv * a >= thr:
+                                lo_r = mid
+                            else:
+                                hi_r = mid - 1
+                        last = lo_r
                     left = bucket_start[last + 1] - oi
                     if spent > budget or left * per_block > budget:
                         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k,
                                         full_acc, hs, hd, out_d, out_s, mask)  # fmt: skip
                         return
-                    check_at = fixed + 2 * (check_at - fixed) + 1
+                    check_at += step
                 lo = b * block_size
                 hi = min(n_docs, lo + block_size)
                 acc[: hi - lo] = 0
@@ -412,17 +418,20 @@ def search_batch(
     dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots, full_accs, n_chunks, mask,
 ):  # fmt: skip
-    """Like :func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
-    ``slots[c]`` and ``full_accs[c]``."""
+    """Like :func:`search_serial` on ``n_chunks`` threads, thread i using ``slots[i]`` and
+    ``full_accs[i]``; the queries cut into up to ``PARTS_PER_THREAD`` parts per thread (see
+    :func:`lsr.index.kernels.exact.search_batch`)."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
-    per = (nq + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
+    per = (nq + n_parts - 1) // n_parts
+    for c in prange(n_parts):
+        tid = get_thread_id()
         search_range(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
-            block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots[c], full_accs[c],
+            block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots[tid], full_accs[tid],
             c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
@@ -517,7 +526,8 @@ def search_python(
         rank = {b: nbk - 1 - min(nbk - 1, int(f32(ub[b] * inv))) for b in range(n_blocks) if ub[b] > 0}
         n_pos = len(rank)
         per_block = 2 * block_size + PROBE * len(terms) + n_post // max(n_pos, 1)
-        spent, check_at = fixed, fixed + exact_work // FIRST_CHECK
+        step = max(1, exact_work // CHECKS)
+        spent, check_at = fixed, fixed + step
         taken = 0  # blocks taken from the visiting order so far (the kernel's position oi)
         a = f32(f32(alpha) * SLACK)
         for r in range(nbk):
@@ -529,7 +539,7 @@ def search_python(
                 if heap.size == k and f32(ub[b] * a) < heap.threshold:
                     continue
                 if fallback > 0 and spent >= check_at:
-                    last = r
+                    last = r  # the last bucket whose edge can beat the threshold (a linear walk)
                     if heap.size == k:
                         while last + 1 < nbk and f32(f32(f32(nbk - last - 1) / inv) * a) >= heap.threshold:
                             last += 1
@@ -539,7 +549,7 @@ def search_python(
                     if spent > budget or left * per_block > budget:
                         trace.append("midway")
                         return exact_top()
-                    check_at = fixed + 2 * (check_at - fixed) + 1
+                    check_at += step
                 lo, hi = b * block_size, min(n_docs, (b + 1) * block_size)
                 acc = np.zeros(hi - lo, np.float32)
                 for t, x in terms:

@@ -2,7 +2,15 @@
 ``bmp.search_python`` at any alpha and beta, ``bmp.search_reference`` (numpy, rank-safe setting)
 and a numpy twin of ``build_blocks`` in the tests). The ``bmp`` part holds per-term block maxima
 over blocks of ``block_size`` internal doc numbers (dense rows for terms in >= ``dense_fraction``
-of the blocks)."""
+of the blocks).
+
+Pruning never pays when the query's terms touch most blocks (short real vectors on a small
+collection): the kernel then runs exact search instead. It estimates both in the same unit (array
+touches): exact search = the query terms' postings plus the accumulator scan; BMP = the bound pass
+and the bucket sort up front, then the blocks whose bound can still beat the k-th score, at
+``2 block_size + 24 x query terms + average postings per block`` each, re-estimated at
+checkpoints every 1/32 of exact's work; over ``FALLBACK`` x exact's, it switches (details in
+:mod:`lsr.index.kernels.bmp`). The fallback returns exact search's top-k, so alpha = beta = 1 stays rank-safe."""
 
 from __future__ import annotations
 
@@ -77,7 +85,10 @@ def search(
     from lsr.index.kernels import bmp
 
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
-    max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    if len(indptr) == 2:  # one query: no numpy call for its length
+        max_nq = int(indptr[1] - indptr[0])
+    else:
+        max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
     slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
     fallback = float(FALLBACK)
     accs = scratch.buffer("acc", index.n_docs, np.float32)
