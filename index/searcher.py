@@ -30,6 +30,7 @@ import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -196,7 +197,8 @@ class Index:
         return None
 
     def doc_ids(self, docs: np.ndarray) -> list[str]:
-        return [b.decode("utf-8") for b in self._doc_ids[np.asarray(docs, dtype=np.int64)]]
+        """External ids of internal doc numbers ``docs``."""
+        return [b.decode("utf-8") for b in self._doc_ids[np.asarray(docs, dtype=np.int64)].tolist()]
 
     def size_bytes(self) -> int:
         """Bytes on disk of every file of the index."""
@@ -254,15 +256,8 @@ class Index:
                 if len(queries) and all(isinstance(q, str) for q in queries):
                     batch = self.encode_queries(queries, encoder=encoder, force=force)  # via a Retriever
                 elif all(isinstance(q, Mapping) for q in queries):
-                    unknown_per_q = np.zeros(len(queries), np.int64)
-                    rows = []
-                    for i, q in enumerate(queries):
-                        b = SparseBatch.from_dicts([q], self.vocab, unknown="skip")
-                        unknown_per_q[i] = b.unknown_tokens
-                        rows.append(b)
-                    from lsr.vectors import concat_batches
-
-                    batch = concat_batches(rows) if rows else SparseBatch.from_dicts([], self.vocab)
+                    # already canonical over this index's term ids: no mapping, checks or sorting left
+                    return _dicts_to_queries(queries, self.vocab)
                 else:
                     raise LsrError(
                         "queries must be a SparseBatch, a scipy CSR matrix, a list of {token: weight} dicts or a list of strings"
@@ -283,13 +278,23 @@ class Index:
                 indptr = np.zeros(len(batch) + 1, np.int64)
                 np.cumsum(lens, out=indptr[1:])
             terms, weights = mapped[keep].astype(np.int32), weights[keep]
-        elif len(terms) and (terms.max() >= self.n_terms or terms.min() < 0):
+        # one compiled pass checks ids and weights and says whether sorting is needed (a dozen
+        # numpy reductions cost more than a small collection's search)
+        indptr = np.asarray(indptr, np.int64)
+        terms, weights = np.asarray(terms), np.asarray(weights)
+        if terms.dtype not in (np.int32, np.int64):
+            terms = terms.astype(np.int64)
+        if weights.dtype not in (np.float32, np.float64):
+            weights = weights.astype(np.float64)
+        qk = _query_kernels()
+        code = qk.check_queries(indptr, terms, weights, self.n_terms)
+        if code == qk.BAD_TERM:
             raise LsrError(f"query term id outside the index vocabulary (0 .. {self.n_terms - 1})")
-        if len(weights) and (not np.all(np.isfinite(weights)) or weights.min() < 0):
+        if code == qk.BAD_WEIGHT:
             raise LsrError("query weights must be finite and >= 0")
-        indptr, terms, weights = _canonical(
-            np.asarray(indptr, np.int64), np.asarray(terms, np.int32), np.asarray(weights, np.float32)
-        )
+        terms, weights = np.asarray(terms, np.int32), np.asarray(weights, np.float32)
+        if code == qk.NOT_CANONICAL:
+            indptr, terms, weights = _canonical(indptr, terms, weights)
         return (
             np.ascontiguousarray(indptr, np.int64),
             np.ascontiguousarray(terms, np.int32),
@@ -414,7 +419,15 @@ class Index:
 
                 with _PARALLEL_LOCK:
                     numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask)
+                    # the batch kernels cut the queries into several parts per thread: hand them out
+                    # one at a time (dynamic), so a thread with slow queries does not hold up the call
+                    old_chunk = numba.set_parallel_chunksize(1)
+                    try:
+                        d, s = self._run(
+                            method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask
+                        )
+                    finally:
+                        numba.set_parallel_chunksize(old_chunk)
         finally:
             self._pool.put(scratch)
         if k_eff < k:
@@ -472,6 +485,20 @@ class Index:
 
 
 _PARALLEL_LOCK = threading.Lock()
+_QUERY_KERNELS: Any = None
+
+
+def _query_kernels() -> Any:
+    """:mod:`lsr.index.kernels.query`, imported on first use (importing the package stays free of
+    Numba) and then held here, so a search pays no import statement."""
+    global _QUERY_KERNELS
+    if _QUERY_KERNELS is None:
+        from lsr.index.kernels import query
+
+        _QUERY_KERNELS = query
+    return _QUERY_KERNELS
+
+
 _NO_MASK = np.empty(0, np.uint8)  # "no document masked": one kernel signature with and without a mask
 
 
@@ -481,14 +508,68 @@ def search_results(
     """One :class:`SearchResult` per row of (docs int64[nq, k] with -1 padding, scores float32[nq, k]);
     ``doc_ids`` maps an array of document numbers to external ids (the index, segments or shards
     decide what a number means)."""
+    found = (docs >= 0).sum(axis=1)  # -1 padding only at the end of a row
+    unknown = unknown.tolist()
+    if docs.shape[0] == 1:  # one query: the latency path
+        n = int(found[0])
+        dq = docs[0, :n]
+        return [SearchResult(doc_ids(dq), scores[0, :n].tolist(), dq, unknown[0])]
+    # a batch: every id looked up in one call, then cut per query (no numpy call per query)
+    valid = docs >= 0
+    ids = doc_ids(docs[valid])
+    flat_scores = scores[valid].tolist()
     out = []
-    for qi in range(docs.shape[0]):
-        n = int(np.count_nonzero(docs[qi] >= 0))
-        dq = docs[qi, :n]
-        out.append(
-            SearchResult(doc_ids(dq), scores[qi, :n].astype(np.float64).tolist(), dq, int(unknown[qi]))
-        )
+    pos = 0
+    for qi, n in enumerate(found.tolist()):
+        out.append(SearchResult(ids[pos : pos + n], flat_scores[pos : pos + n], docs[qi, :n], unknown[qi]))
+        pos += n
     return out
+
+
+def _dicts_to_queries(
+    queries: Sequence[Mapping[str, Any]], vocab: Vocabulary
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``{token: weight}`` queries as canonical CSR arrays over ``vocab``'s term ids (what
+    :meth:`Index.prepare_queries` returns): unknown tokens skipped and counted, zero weights dropped,
+    terms ascending and unique. The common case (numeric weights, one id per token) is two
+    ``np.fromiter`` and one compiled call per query (:func:`lsr.index.kernels.query.dict_query`):
+    this is the latency path of every dict query. Anything else goes through
+    :func:`lsr.vectors._dicts_to_csr` (as :meth:`SparseBatch.from_dicts`), which names the bad
+    weight or merges aliased tokens."""
+    from lsr.vectors import _dicts_to_csr
+
+    nq = len(queries)
+    if nq > 1:  # a batch: one vectorised conversion of all the queries (unknown tokens per row)
+        indptr, terms, weights, unknown = _dicts_to_csr(queries, vocab, False, False, lambda i: f"vector {i}")
+        return indptr, terms.astype(np.int32), weights.astype(np.float32), unknown.astype(np.int64)
+    get = vocab._ids.get
+    dict_query = _query_kernels().dict_query
+    t_rows: list[np.ndarray] = []
+    w_rows: list[np.ndarray] = []
+    unknown = np.zeros(nq, np.int64)
+    indptr = np.zeros(nq + 1, np.int64)
+    for i, q in enumerate(queries):
+        n = len(q)
+        try:
+            w = np.fromiter(q.values(), np.float64, n)
+        except (TypeError, ValueError):
+            ok = False
+        else:
+            ok, t, w32, unk = dict_query(np.fromiter(map(get, q, repeat(-1)), np.int64, n), w)
+        if not ok:
+            _, t, w32, u = _dicts_to_csr([q], vocab, False, False, lambda _, i=i: f"vector {i}")
+            unk = int(u[0])
+        t_rows.append(t)
+        w_rows.append(w32)
+        unknown[i] = unk
+        indptr[i + 1] = indptr[i] + len(t)
+    if nq == 1:
+        terms, weights = t_rows[0], w_rows[0]
+    elif nq:
+        terms, weights = np.concatenate(t_rows), np.concatenate(w_rows)
+    else:
+        terms, weights = np.empty(0, np.int32), np.empty(0, np.float32)
+    return indptr, np.asarray(terms, np.int32), np.asarray(weights, np.float32), unknown
 
 
 def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -108,19 +108,24 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     n_blocks = (a["n_docs"] + block_size - 1) // block_size
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
     slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    full_acc = np.zeros(a["n_docs"], np.float32)
+    trace: list[str] = []
     for alpha, beta in ((1.0, 1.0), (0.9, 1.0), (0.5, 1.0), (1.0, 0.7), (0.8, 0.5)):
         for k in (1, 10):
-            got_d, got_s = bmp_k.search_serial(
-                a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
-                a["n_docs"], indptr, terms, weights, k, alpha, beta, slots, NO_MASK,
-            )  # fmt: skip
-            for q, qt, qw in _rows(indptr, terms, weights):
-                want_d, want_s = bmp_k.search_python(
+            for fallback in (0.0, 0.2, 1.0, 1.5, 3.0):  # 0: never fall back to exact search
+                got_d, got_s = bmp_k.search_serial(
                     a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
-                    a["n_docs"], qt, qw, k, alpha, beta,
+                    a["n_docs"], indptr, terms, weights, k, alpha, beta, fallback, slots, full_acc, NO_MASK,
                 )  # fmt: skip
-                assert got_d[q].tolist() == want_d.tolist(), (alpha, beta, k, q)
-                assert got_s[q].tobytes() == want_s.tobytes(), (alpha, beta, k, q)
+                assert not full_acc.any()  # left zeroed for the next call
+                for q, qt, qw in _rows(indptr, terms, weights):
+                    want_d, want_s = bmp_k.search_python(
+                        a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
+                        a["n_docs"], qt, qw, k, alpha, beta, fallback, trace,
+                    )  # fmt: skip
+                    assert got_d[q].tolist() == want_d.tolist(), (alpha, beta, k, fallback, q)
+                    assert got_s[q].tobytes() == want_s.tobytes(), (alpha, beta, k, fallback, q)
+    assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
 
 
 def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, threads=1):

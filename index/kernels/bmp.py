@@ -18,16 +18,77 @@ start (relative to the term's first posting) and their largest impact. Per query
 ``slot`` is never cleared: an entry number read from it is trusted only if it lies in the term's
 entry range and names the block asked for, which a stale value from another query cannot fake
 (a term has at most one entry per block).
+
+**Fallback to exact search** (``fallback`` > 0, the method's default 1): pruning must never cost
+more than exhaustive search, and on short real vectors (whose query terms touch most blocks) it
+can. Work is counted in *array touches*, the same unit for both methods:
+
+- exact search costs ``E = P + (P if 16 P < n_docs else n_docs)``: P postings of the (kept) query
+  terms accumulated, then a replay of them or a scan of the accumulator;
+- BMP's fixed cost is ``F = sum over kept terms of (n_blocks if the term is dense else its block
+  entries) + 3 n_blocks + 2 n_buckets`` (the bound pass, the max and the two counting-sort passes);
+  visiting a block costs ``2 block_size + PROBE n_kept_terms + its postings`` (``PROBE`` = 24: a
+  term's probe of a block is a few cache misses, a posting of exact search's scan is streamed).
+
+Up front, ``F >= fallback * E`` runs exact search instead. While blocks are visited, at work
+checkpoints (every ``E / 32`` after ``F``) the blocks still to visit are bounded by the buckets
+whose bound can beat the current k-th score (a binary search over the bucket edges and a look at
+the bucket counts, an upper bound since the k-th score only rises); their estimated work (each such block at the
+per-block cost plus the query's average postings per positive block) or the work already spent
+over ``fallback * E`` switches to exact search, which starts over (the heap is discarded). The
+result is exact search's, over the kept terms: with alpha = beta = 1 the same top-k and scores
+bit for bit, so the method stays rank-safe; with alpha < 1 it can only be better. A query whose
+estimate was wrong pays at most about ``F + 2 fallback E`` (a bounded tail instead of BMP's
+worst case); ``fallback = 0`` never falls back.
+
+Buckets: ``n_buckets = clip(n_blocks, 16, 4096)`` (no more buckets than blocks: their reset and
+prefix sum are a fixed cost per query).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
+from lsr.index.kernels import exact as exact_k
+from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
-N_BUCKETS = 4096
+N_BUCKETS = 4096  # at most; see n_buckets
+CHECKS = 32  # fallback checkpoints every 1/CHECKS of exact search's work
+# What one (query term, block) probe of a visit costs in exact search's unit (one posting added):
+# a slot, a block entry and the start of a short run of postings far from the last one (cache
+# misses), against exact search's streaming scan of whole posting lists.
+PROBE = 24
+
+
+@njit(cache=True, nogil=True)
+def n_buckets(n_blocks):
+    """Buckets of the counting sort for ``n_blocks`` blocks: no more than blocks, 16 .. 4096."""
+    return max(16, min(N_BUCKETS, n_blocks))
+
+
+@njit(cache=True, nogil=True)
+def work_estimate(offsets, bm_offsets, dense_row, n_blocks, n_docs, q_terms, keep):
+    """(exact search's work E, BMP's fixed work F, postings P, kept terms) of one query, in array
+    touches (see the module docs)."""
+    p = 0
+    fixed = 3 * n_blocks + 2 * n_buckets(n_blocks)
+    n_kept = 0
+    for i in range(q_terms.shape[0]):
+        if not keep[i]:
+            continue
+        t = q_terms[i]
+        n_kept += 1
+        p += offsets[t + 1] - offsets[t]
+        if dense_row[t] >= 0:
+            fixed += n_blocks
+        else:
+            fixed += bm_offsets[t + 1] - bm_offsets[t]
+    exact_work = p + (p if p * 16 < n_docs else n_docs)
+    return exact_work, fixed, p, n_kept
+
+
 SLACK = np.float32(1.0001)  # bounds are sums in another order than scores: allow float rounding
 
 
@@ -122,6 +183,26 @@ def _kept_terms(q_weights, beta):
 
 
 @njit(cache=True, nogil=True)
+def _exact_fallback(
+    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd, out_d, out_s, mask
+):  # fmt: skip
+    """Exact search (:func:`lsr.index.kernels.exact.search_one`) over the kept query terms."""
+    n_kept = 0
+    for i in range(keep.shape[0]):
+        if keep[i]:
+            n_kept += 1
+    if n_kept == keep.shape[0]:
+        exact_k.search_one(
+            offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d, out_s, mask
+        )  # fmt: skip
+    else:
+        exact_k.search_one(
+            offsets, docs, impacts, scale, doc_order, q_terms[keep], q_weights[keep], k, full_acc, hs, hd,
+            out_d, out_s, mask,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
 def search_one(
     offsets,
     docs,
@@ -142,11 +223,13 @@ def search_one(
     k,
     alpha,
     beta,
+    fallback,
     ub,
     slot,
     order,
     bucket_start,
     acc,
+    full_acc,
     hs,
     hd,
     out_d,
@@ -156,7 +239,9 @@ def search_one(
     """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding).
 
     Scratch: ``ub`` float32[n_blocks], ``slot`` int64[>= n_query_terms * n_blocks],
-    ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size].
+    ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size],
+    ``full_acc`` a zeroed float32[n_docs] for the exact fallback (left zeroed; may be empty when
+    ``fallback`` <= 0, which never falls back; see the module docs).
     A document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 never
     enters the heap (block bounds still count it: they stay upper bounds, so alpha = 1 is safe).
     """
@@ -165,6 +250,15 @@ def search_one(
     nq = q_terms.shape[0]
     keep = _kept_terms(q_weights, beta)
     reordered = doc_order.shape[0] > 0
+    exact_work, fixed, n_post, n_kept = work_estimate(
+        offsets, bm_offsets, dense_row, n_blocks, n_docs, q_terms, keep
+    )
+    budget = fallback * exact_work
+    if fallback > 0 and fixed >= budget:
+        _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd,
+                        out_d, out_s, mask)  # fmt: skip
+        return
+    nbk = n_buckets(n_blocks)
     ub[:] = 0
     top = np.float32(0)
     for i in range(nq):
@@ -189,30 +283,53 @@ def search_one(
     size = 0
     if top > 0:
         # counting sort of the blocks with a positive bound into buckets, highest bucket first
-        bucket_start[:] = 0
-        inv = np.float32(N_BUCKETS) / top
+        bucket_start[: nbk + 1] = 0
+        inv = np.float32(nbk) / top
         for b in range(n_blocks):
             if ub[b] > 0:
-                bk = min(N_BUCKETS - 1, int(ub[b] * inv))
-                bucket_start[N_BUCKETS - bk] += 1
-        for i in range(N_BUCKETS):
+                bk = min(nbk - 1, int(ub[b] * inv))
+                bucket_start[nbk - bk] += 1
+        for i in range(nbk):
             bucket_start[i + 1] += bucket_start[i]
-        fill = bucket_start[:N_BUCKETS].copy()
+        fill = bucket_start[:nbk].copy()
         for b in range(n_blocks):
             if ub[b] > 0:
-                r = N_BUCKETS - 1 - min(N_BUCKETS - 1, int(ub[b] * inv))
+                r = nbk - 1 - min(nbk - 1, int(ub[b] * inv))
                 order[fill[r]] = b
                 fill[r] += 1
+        n_pos = bucket_start[nbk]
+        per_block = 2 * block_size + PROBE * n_kept + n_post // max(n_pos, 1)
+        spent = fixed  # work so far, in the units of exact_work
+        step = max(1, exact_work // CHECKS)
+        check_at = fixed + step
         thr = np.float32(0)
         a = np.float32(alpha) * SLACK
-        for r in range(N_BUCKETS):
-            edge = np.float32(N_BUCKETS - r) / inv  # the bucket's upper bound
+        for r in range(nbk):
+            edge = np.float32(nbk - r) / inv  # the bucket's upper bound
             if size == k and edge * a < thr:
                 break
             for oi in range(bucket_start[r], bucket_start[r + 1]):
                 b = order[oi]
                 if size == k and ub[b] * a < thr:
                     continue
+                if fallback > 0 and spent >= check_at:
+                    # blocks that may still be visited: the rest of the buckets whose bound can beat thr
+                    last = nbk - 1
+                    if size == k:  # the last bucket whose edge can beat thr (edges fall with r)
+                        lo_r, hi_r = r, nbk - 1
+                        while lo_r < hi_r:
+                            mid = (lo_r + hi_r + 1) // 2
+                            if np.float32(nbk - mid) / inv * a >= thr:
+                                lo_r = mid
+                            else:
+                                hi_r = mid - 1
+                        last = lo_r
+                    left = bucket_start[last + 1] - oi
+                    if spent > budget or left * per_block > budget:
+                        _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k,
+                                        full_acc, hs, hd, out_d, out_s, mask)  # fmt: skip
+                        return
+                    check_at += step
                 lo = b * block_size
                 hi = min(n_docs, lo + block_size)
                 acc[: hi - lo] = 0
@@ -220,9 +337,9 @@ def search_one(
                     if not keep[i]:
                         continue
                     t = q_terms[i]
-                    r = dense_row[t]
-                    if r >= 0:
-                        so = r * (n_blocks + 1) + b
+                    dr = dense_row[t]  # not r: the bucket loop's r is read by the fallback check
+                    if dr >= 0:
+                        so = dr * (n_blocks + 1) + b
                         p0 = offsets[t] + dense_start[so]
                         p1 = offsets[t] + dense_start[so + 1]
                     else:
@@ -234,8 +351,10 @@ def search_one(
                         p0 = offsets[t] + bm_start[j]
                         p1 = offsets[t] + bm_start[j + 1] if j + 1 < e1 else offsets[t + 1]
                     w = np.float32(q_weights[i])
+                    spent += p1 - p0
                     for p in range(p0, p1):
                         acc[docs[p] - lo] += w * np.float32(impacts[p])
+                spent += 2 * (hi - lo) + PROBE * n_kept
                 for x in range(hi - lo):
                     s = acc[x]
                     if s > 0 and (size < k or s >= thr) and not (masked and mask[lo + x] == 0):
@@ -250,14 +369,16 @@ def search_one(
 def search_range(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, q_lo, q_hi, out_d, out_s, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, q_lo, q_hi, out_d, out_s,
+    mask,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
-    (int64[>= max query terms * n_blocks]) as this thread's scratch."""
+    (int64[>= max query terms * n_blocks]) and ``full_acc`` (zeroed float32[n_docs], or empty when
+    ``fallback`` <= 0) as this thread's scratch."""
     n_blocks = (n_docs + block_size - 1) // block_size
     ub = np.zeros(n_blocks, np.float32)
     order = np.empty(n_blocks, np.int32)
-    bucket_start = np.zeros(N_BUCKETS + 1, np.int64)
+    bucket_start = np.zeros(n_buckets(n_blocks) + 1, np.int64)
     acc = np.zeros(block_size, np.float32)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
@@ -266,8 +387,8 @@ def search_range(
         search_one(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
-            block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, ub, slot, order,
-            bucket_start, acc, hs, hd, out_d[q], out_s[q], mask,
+            block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, fallback, ub, slot, order,
+            bucket_start, acc, full_acc, hs, hd, out_d[q], out_s[q], mask,
         )  # fmt: skip
 
 
@@ -275,17 +396,18 @@ def search_range(
 def search_serial(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, mask,
 ):  # fmt: skip
     """BMP for every query of a CSR batch, one after the other. Returns (docs int64[nq, k],
-    scores float32[nq, k]), -1 / 0 past the matches."""
+    scores float32[nq, k]), -1 / 0 past the matches. ``fallback`` and ``full_acc``: see
+    :func:`search_one`."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     search_range(
         offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, 0, nq, out_d, out_s, mask,
+        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, 0, nq, out_d, out_s, mask,
     )  # fmt: skip
     return out_d, out_s
 
@@ -294,19 +416,22 @@ def search_serial(
 def search_batch(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots, n_chunks, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots, full_accs, n_chunks, mask,
 ):  # fmt: skip
-    """Like :func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
-    ``slots[c]``."""
+    """Like :func:`search_serial` on ``n_chunks`` threads, thread i using ``slots[i]`` and
+    ``full_accs[i]``; the queries cut into up to ``PARTS_PER_THREAD`` parts per thread (see
+    :func:`lsr.index.kernels.exact.search_batch`)."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
-    per = (nq + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
+    per = (nq + n_parts - 1) // n_parts
+    for c in prange(n_parts):
+        tid = get_thread_id()
         search_range(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
-            block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots[c],
+            block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots[tid], full_accs[tid],
             c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
@@ -333,12 +458,16 @@ def search_reference(offsets, docs, impacts, scale, q_terms, q_weights, k, n_doc
 
 def search_python(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
-    dense_max, dense_start, block_size, n_docs, q_terms, q_weights, k, alpha=1.0, beta=1.0,
+    dense_max, dense_start, block_size, n_docs, q_terms, q_weights, k, alpha=1.0, beta=1.0, fallback=0.0,
+    trace=None,
 ):  # fmt: skip
-    """Plain-Python twin of :func:`search_one` for any ``alpha`` and ``beta``: the same block bounds,
-    buckets, visiting order, stopping rule and float32 block scoring, written without the
-    scratch-array tricks (a dict of each term's entries, a sorted list for the top-k). Returns
-    (keys int64[k], scores float32[k]), -1 / 0 padded, equal to the kernel bit for bit."""
+    """Plain-Python twin of :func:`search_one` for any ``alpha``, ``beta`` and ``fallback``: the same
+    block bounds, buckets, visiting order, stopping rule, work counts and float32 block scoring,
+    written without the scratch-array tricks (a dict of each term's entries, a sorted list for the
+    top-k; the exact fallback as a float32 dense accumulator). Returns (keys int64[k], scores
+    float32[k]), -1 / 0 padded, equal to the kernel bit for bit. ``trace`` (a list) gets what
+    happened: ``"up front"`` or ``"midway"`` (fell back to exact search) or ``"bmp"``."""
+    trace = [] if trace is None else trace
     from lsr.index.kernels.topk import TopKReference
 
     f32 = np.float32
@@ -355,6 +484,30 @@ def search_python(
                 break
         keep = [x >= cut for x in w]
     terms = [(int(t), x) for t, x, kp in zip(q_terms, w, keep, strict=True) if kp]
+
+    def exact_top():
+        acc_full = np.zeros(n_docs, np.float32)
+        touched = set()
+        for t, x in terms:
+            for p in range(int(offsets[t]), int(offsets[t + 1])):
+                d = int(docs[p])
+                acc_full[d] = f32(acc_full[d] + f32(x * f32(impacts[p])))
+                touched.add(d)
+        top_k = TopKReference(k)
+        for d in sorted(touched):
+            if acc_full[d] > 0:
+                top_k.push(acc_full[d], int(doc_order[d]) if len(doc_order) else d)
+        return top_k.finish(scale)
+
+    n_post = sum(int(offsets[t + 1] - offsets[t]) for t, _ in terms)
+    exact_work = n_post + (n_post if n_post * 16 < n_docs else n_docs)
+    nbk = max(16, min(N_BUCKETS, n_blocks))
+    fixed = 3 * n_blocks + 2 * nbk
+    fixed += sum(n_blocks if dense_row[t] >= 0 else int(bm_offsets[t + 1] - bm_offsets[t]) for t, _ in terms)
+    budget = fallback * exact_work
+    if fallback > 0 and fixed >= budget:
+        trace.append("up front")
+        return exact_top()
     ub = np.zeros(n_blocks, np.float32)
     entry: dict[tuple[int, int], int] = {}
     for t, x in terms:
@@ -369,18 +522,34 @@ def search_python(
     heap = TopKReference(k)
     top = ub.max() if n_blocks else f32(0)
     if top > 0:
-        inv = f32(N_BUCKETS) / top
-        rank = {
-            b: N_BUCKETS - 1 - min(N_BUCKETS - 1, int(f32(ub[b] * inv))) for b in range(n_blocks) if ub[b] > 0
-        }
+        inv = f32(nbk) / top
+        rank = {b: nbk - 1 - min(nbk - 1, int(f32(ub[b] * inv))) for b in range(n_blocks) if ub[b] > 0}
+        n_pos = len(rank)
+        per_block = 2 * block_size + PROBE * len(terms) + n_post // max(n_pos, 1)
+        step = max(1, exact_work // CHECKS)
+        spent, check_at = fixed, fixed + step
+        taken = 0  # blocks taken from the visiting order so far (the kernel's position oi)
         a = f32(f32(alpha) * SLACK)
-        for r in range(N_BUCKETS):
-            edge = f32(f32(N_BUCKETS - r) / inv)
+        for r in range(nbk):
+            edge = f32(f32(nbk - r) / inv)
             if heap.size == k and f32(edge * a) < heap.threshold:
                 break
             for b in sorted(b for b, rb in rank.items() if rb == r):
+                taken += 1
                 if heap.size == k and f32(ub[b] * a) < heap.threshold:
                     continue
+                if fallback > 0 and spent >= check_at:
+                    last = r  # the last bucket whose edge can beat the threshold (a linear walk)
+                    if heap.size == k:
+                        while last + 1 < nbk and f32(f32(f32(nbk - last - 1) / inv) * a) >= heap.threshold:
+                            last += 1
+                    else:
+                        last = nbk - 1
+                    left = sum(1 for rb in rank.values() if rb <= last) - (taken - 1)
+                    if spent > budget or left * per_block > budget:
+                        trace.append("midway")
+                        return exact_top()
+                    check_at += step
                 lo, hi = b * block_size, min(n_docs, (b + 1) * block_size)
                 acc = np.zeros(hi - lo, np.float32)
                 for t, x in terms:
@@ -394,9 +563,12 @@ def search_python(
                         p1 = offsets[t] + bm_start[j + 1] if j + 1 < bm_offsets[t + 1] else offsets[t + 1]
                     else:
                         continue
+                    spent += int(p1 - p0)
                     for p in range(int(p0), int(p1)):
                         acc[docs[p] - lo] = f32(acc[docs[p] - lo] + f32(x * f32(impacts[p])))
+                spent += 2 * (hi - lo) + PROBE * len(terms)
                 for i in range(hi - lo):
                     if acc[i] > 0:
                         heap.push(acc[i], int(doc_order[lo + i]) if len(doc_order) else lo + i)
+    trace.append("bmp")
     return heap.finish(scale)

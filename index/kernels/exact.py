@@ -10,10 +10,11 @@ not pay for a full pass over ``n_docs``. Scores are ``scale * sum(w * impact)``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 from lsr.index.kernels.topk import heap_finish, heap_push, topk_reference
 
+PARTS_PER_THREAD = 8  # batch search: query ranges per thread, handed out as threads free up
 SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max before any heap work
 
 
@@ -146,15 +147,18 @@ def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q
 def search_batch(
     offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks, mask
 ):  # fmt: skip
-    """Like :func:`search_serial`, with the queries split into ``n_chunks`` parallel chunks, chunk c
-    using the zeroed accumulator ``accs[c]``."""
+    """Like :func:`search_serial` on ``n_chunks`` threads, each using its own zeroed accumulator
+    ``accs[numba.get_thread_id()]``. The queries are cut into up to ``PARTS_PER_THREAD`` parts per
+    thread, handed out one at a time when the caller sets ``numba.set_parallel_chunksize(1)`` (as
+    ``Index.search_arrays`` does), so one thread's slow queries do not leave the other idle."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
-    per = (nq + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
+    per = (nq + n_parts - 1) // n_parts
+    for c in prange(n_parts):
         search_range(
-            offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs[c],
+            offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs[get_thread_id()],
             c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 WINDOW = 4096
@@ -225,12 +226,14 @@ def search_batch(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
     q_indptr, q_terms, q_weights, k, n_chunks, mask,
 ):  # fmt: skip
-    """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks."""
+    """:func:`search_serial` on ``n_chunks`` threads, the queries cut into up to
+    ``PARTS_PER_THREAD`` parts per thread (see :func:`lsr.index.kernels.exact.search_batch`)."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
-    per = (nq + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
+    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
+    per = (nq + n_parts - 1) // n_parts
+    for c in prange(n_parts):
         search_range(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
             q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask,

@@ -28,6 +28,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -148,8 +149,15 @@ class Method:
         """The parameters at their defaults."""
         return {p.name: p.default for p in self.params}
 
+    @cached_property
+    def _checked_defaults(self) -> dict[str, Any]:
+        """The defaults as :meth:`check_params` returns them (typed), computed once per method."""
+        return {p.name: p.check(self.name, p.default) for p in self.params}
+
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Refuse unknown or out-of-bounds parameters; fill in the defaults."""
+        if not params:  # the common call: the defaults, checked once (a copy: callers may add to it)
+            return dict(self._checked_defaults)
         names = [p.name for p in self.params]
         unknown = sorted(set(params) - set(names))
         if unknown:

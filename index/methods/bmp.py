@@ -2,7 +2,15 @@
 ``bmp.search_python`` at any alpha and beta, ``bmp.search_reference`` (numpy, rank-safe setting)
 and a numpy twin of ``build_blocks`` in the tests). The ``bmp`` part holds per-term block maxima
 over blocks of ``block_size`` internal doc numbers (dense rows for terms in >= ``dense_fraction``
-of the blocks)."""
+of the blocks).
+
+Pruning never pays when the query's terms touch most blocks (short real vectors on a small
+collection): the kernel then runs exact search instead. It estimates both in the same unit (array
+touches): exact search = the query terms' postings plus the accumulator scan; BMP = the bound pass
+and the bucket sort up front, then the blocks whose bound can still beat the k-th score, at
+``2 block_size + 24 x query terms + average postings per block`` each, re-estimated at
+checkpoints every 1/32 of exact's work; over ``FALLBACK`` x exact's, it switches (details in
+:mod:`lsr.index.kernels.bmp`). The fallback returns exact search's top-k, so alpha = beta = 1 stays rank-safe."""
 
 from __future__ import annotations
 
@@ -12,6 +20,11 @@ import numpy as np
 
 from lsr.index import format as fmt
 from lsr.index.methods import BuildContext, Method, Param, Part
+
+# Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
+# see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
+# exhaustive search. Rank-safe either way (the fallback returns exact search's top-k bit for bit).
+FALLBACK = 1.0
 
 ARRAYS = (
     "bmp_offsets",
@@ -67,12 +80,18 @@ def search(
     mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int64 row of (query terms x blocks)
-    per chunk."""
+    per chunk, ``scratch.buffer("acc")`` the zeroed accumulators exact search shares (for the
+    fallback to exact search: see :mod:`lsr.index.kernels.bmp`)."""
     from lsr.index.kernels import bmp
 
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
-    max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    if len(indptr) == 2:  # one query: no numpy call for its length
+        max_nq = int(indptr[1] - indptr[0])
+    else:
+        max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
     slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
+    fallback = float(FALLBACK)
+    accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (
         *index.postings,
         index.doc_order,
@@ -85,10 +104,11 @@ def search(
         k,
         params["alpha"],
         params["beta"],
+        fallback,
     )
     if n_chunks == 1:
-        return bmp.search_serial(*args, slots[0], mask)
-    return bmp.search_batch(*args, slots, n_chunks, mask)
+        return bmp.search_serial(*args, slots[0], accs[0], mask)
+    return bmp.search_batch(*args, slots, accs[:n_chunks], n_chunks, mask)
 
 
 PARTS = (
