@@ -312,3 +312,34 @@ def test_graph_bisection_is_a_permutation_that_lowers_gap_cost():
     before = _gap_cost(fptr, fterms, np.arange(2000), 200)
     after = _gap_cost(fptr, fterms, order.astype(np.int64), 200)
     assert after < 0.8 * before, (before, after)
+
+
+def test_seismic_part_of_an_older_layout_opens_but_asks_for_a_rebuild(tmp_path):
+    """An index whose seismic part an older lsr built (layout 1: no "layout" in its record) still
+    opens and searches with the other methods; seismic refuses with a one-line 'rebuild' error
+    instead of reading arrays of another layout."""
+    import json
+
+    from lsr.index import format as fmt
+
+    docs = topical_collection(300, 60, 5)
+    path = build_index(docs, tmp_path / "ix", vocab=vocab_of(60), **SMALL_PARTS)
+    m = json.loads(
+        open(f"{path}/manifest.json", encoding="utf-8").read().rsplit(', "manifest_crc32"', 1)[0] + "}"
+    )
+    assert m["parts"]["seismic"]["layout"] == 2
+    del m["parts"]["seismic"]["layout"]
+    fmt.write_manifest(path, m)
+    idx = open_index(path)
+    q = [{"t1": 1.0, "t7": 0.5}]
+    assert idx.search(q, k=5, method="bmp")[0].ids == idx.search(q, k=5)[0].ids
+    with pytest.raises(LsrError, match="seismic part has layout 1 .*rebuild the index"):
+        idx.search(q, k=5, method="seismic")
+
+
+def test_seismic_refuses_lists_of_more_blocks_than_uint16_numbers(tmp_path):
+    docs = topical_collection(50, 60, 5)
+    with pytest.raises(LsrError, match="at most 65536 blocks per list"):
+        build_index(
+            docs, tmp_path / "bad", vocab=vocab_of(60), seismic={"n_postings": 10**6, "block_size": 1}
+        )
