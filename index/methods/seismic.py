@@ -208,7 +208,7 @@ PARTS = (
             "n_postings": 2000,
             "block_size": 10,
             "summary_energy": 0.4,
-            "summary_terms": 256,
+            "summary_terms": 4096,
             "cluster_doc_terms": 15,
             "min_cluster_size": 2,
         },
