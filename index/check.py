@@ -46,10 +46,12 @@ SEISMIC = (
     "seismic_term_blocks",
     "seismic_block_docs_offsets",
     "seismic_block_docs",
-    "seismic_summary_offsets",
-    "seismic_summary_terms",
-    "seismic_summary_values",
-    "seismic_summary_scale",
+    "seismic_block_scale",
+    "seismic_list_groups",
+    "seismic_group_terms",
+    "seismic_group_offsets",
+    "seismic_group_blocks",
+    "seismic_group_values",
 )
 
 
@@ -112,20 +114,31 @@ def _open_arrays(path: str, m: dict[str, Any], problems: list[str]) -> dict[str,
             nb = (int(m["n_docs"]) + bs - 1) // bs
             for name, length in zip(BMP, (None, n, n, n, None, nd * nb, nd * (nb + 1)), strict=True):
                 get(name, length)
-        if p.get("seismic"):
-            nb, ns = int(p["seismic"]["n_blocks"]), int(p["seismic"]["n_summary_entries"])
+        if p.get("seismic") and _seismic_current(p["seismic"]):  # an older layout is never searched
+            sp = p["seismic"]
+            nb, ng, ns = int(sp["n_blocks"]), int(sp["n_groups"]), int(sp["n_summary_entries"])
             get("seismic_term_blocks")
             get("seismic_block_docs_offsets", nb + 1)
             bptr = out.get("seismic_block_docs_offsets")
             if bptr is not None and len(bptr):
                 get("seismic_block_docs", int(bptr[-1]) if bptr[-1] >= 0 else 0)
-            get("seismic_summary_offsets", nb + 1)
-            get("seismic_summary_terms", ns)
-            get("seismic_summary_values", ns)
-            get("seismic_summary_scale", nb)
+            get("seismic_block_scale", nb)
+            get("seismic_list_groups")
+            get("seismic_group_terms", ng)
+            get("seismic_group_offsets", ng + 1)
+            get("seismic_group_blocks", ns)
+            get("seismic_group_values", ns)
     except (KeyError, TypeError, ValueError) as e:
         problems.append(f"manifest: part parameters are damaged ({e!r})")
     return out
+
+
+def _seismic_current(record: Any) -> bool:
+    """Whether a seismic part record is of the layout this lsr searches (older ones are opened for
+    the other methods only, see :mod:`lsr.index.methods.seismic`)."""
+    from lsr.index.methods.seismic import LAYOUT
+
+    return isinstance(record, dict) and record.get("layout") == LAYOUT
 
 
 def _csr_problem(name: str, ptr: np.ndarray, n_rows: int, total: int) -> str | None:
@@ -226,7 +239,7 @@ def _structure(A: dict[str, np.ndarray], m: dict[str, Any], full: bool) -> list[
         out.append("forward_impacts.npy holds an impact <= 0")
     if p.get("bmp") and postings_ok and all(name in A for name in BMP):
         out += _bmp_problems(A, p["bmp"], n_docs, n_terms, full)
-    if p.get("seismic") and all(name in A for name in SEISMIC):
+    if p.get("seismic") and _seismic_current(p["seismic"]) and all(name in A for name in SEISMIC):
         out += _seismic_problems(A, p["seismic"], n_docs, n_terms, full)
     if full:
         out += _full_extras(A, m, postings_ok)
@@ -305,31 +318,47 @@ def _bmp_problems(
 def _seismic_problems(
     A: dict[str, np.ndarray], params: dict[str, Any], n_docs: int, n_terms: int, full: bool
 ) -> list[str]:
-    """Seismic: block ranges per term, documents per block and summary entries all in range."""
+    """Seismic: block ranges per term, documents per block, summary groups per term and every
+    group entry's block number inside its list (the kernel's per-list accumulator)."""
     tb, bptr, bdocs = A["seismic_term_blocks"], A["seismic_block_docs_offsets"], A["seismic_block_docs"]
-    sptr, sterms, sscale = (
-        A["seismic_summary_offsets"],
-        A["seismic_summary_terms"],
-        A["seismic_summary_scale"],
-    )
-    nb, ns = int(params["n_blocks"]), int(params["n_summary_entries"])
+    lg, gterms, goff = A["seismic_list_groups"], A["seismic_group_terms"], A["seismic_group_offsets"]
+    gblk, scale = A["seismic_group_blocks"], A["seismic_block_scale"]
+    nb, ng, ns = int(params["n_blocks"]), int(params["n_groups"]), int(params["n_summary_entries"])
     for name, ptr, rows, total in (
         ("seismic_term_blocks", tb, n_terms, nb),
         ("seismic_block_docs_offsets", bptr, nb, len(bdocs)),
-        ("seismic_summary_offsets", sptr, nb, ns),
+        ("seismic_list_groups", lg, n_terms, ng),
+        ("seismic_group_offsets", goff, ng, ns),
     ):
         prob = _csr_problem(name, ptr, rows, total)
         if prob:
             return [prob]
-    out = []
+    from lsr.index.methods.seismic import DTYPES
+
+    out = [
+        f"{name}.npy has dtype {A[name].dtype}, expected one of {', '.join(ok)}"
+        for name, ok in DTYPES.items()
+        if A[name].dtype.name not in ok
+    ]
+    if out:
+        return out
+    blocks = np.diff(tb)
+    if len(blocks) and int(blocks.max()) > int(params.get("max_list_blocks", 0)):
+        out.append("seismic_term_blocks.npy: a list has more blocks than the manifest's max_list_blocks")
     if len(bdocs) and int(bdocs.max()) >= n_docs:
         out.append(
             f"seismic_block_docs.npy holds doc {int(bdocs.max())}, but the index has {n_docs} documents"
         )
-    if len(sterms) and (int(sterms.min()) < 0 or int(sterms.max()) >= n_terms):
-        out.append(f"seismic_summary_terms.npy holds a term outside 0 .. {n_terms - 1}")
-    if full and len(sscale) and not np.all(np.isfinite(sscale) & (sscale > 0)):
-        out.append("seismic_summary_scale.npy holds a scale that is not finite and > 0")
+    if len(gblk):
+        per_list = np.repeat(np.diff(lg), 1)  # groups of each term
+        entries_of_term = np.add.reduceat(np.diff(goff), lg[:-1][per_list > 0]) if ng else np.zeros(0)
+        limit = np.repeat(blocks[per_list > 0], entries_of_term.astype(np.int64))
+        if len(limit) != len(gblk) or np.any(gblk >= limit):
+            out.append("seismic_group_blocks.npy holds a block outside its list")
+    if full and len(scale) and not np.all(np.isfinite(scale) & (scale > 0)):
+        out.append("seismic_block_scale.npy holds a scale that is not finite and > 0")
+    if full and len(gterms) and (int(gterms.min()) < 0 or int(gterms.max()) >= n_terms):
+        out.append(f"seismic_group_terms.npy holds a term outside 0 .. {n_terms - 1}")
     return out
 
 

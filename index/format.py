@@ -36,13 +36,22 @@ Optional parts (version 2 and later; ``manifest["parts"]`` says which exist and 
     bmp_dense_max.npy      like postings_impacts [n_dense * n_blocks]  max per (row, block)
     bmp_dense_starts.npy   uint32[n_dense * (n_blocks + 1)]  first posting of (row, block), relative
                            to offsets[t]; the block's postings end where block + 1's start
+    Seismic, part layout 2 (``parts.seismic.layout == 2``; summaries inverted per list):
     seismic_term_blocks.npy        int64[n_terms + 1]   blocks of term t (its pruned list, in order)
     seismic_block_docs_offsets.npy int64[n_blocks + 1]  documents of block b:
     seismic_block_docs.npy         uint32[]             [offsets[b], offsets[b + 1]), internal numbers
-    seismic_summary_offsets.npy    int64[n_blocks + 1]  summary of block b (terms in no set order):
-    seismic_summary_terms.npy      int32[n_summary_entries]
-    seismic_summary_values.npy     uint8[n_summary_entries]  x seismic_summary_scale[b] = impact
-    seismic_summary_scale.npy      float32[n_blocks]
+    seismic_block_scale.npy        float32[n_blocks]    summary value = code x scale of the block
+    seismic_list_groups.npy        int64[n_terms + 1]   summary groups of term t's list: one per
+                                                        summary term, [groups[t], groups[t + 1])
+    seismic_group_terms.npy        uint16 | int32 [n_groups]  the group's term, ascending per list
+                                                        (uint16 when n_terms <= 65,536)
+    seismic_group_offsets.npy      uint32 | int64 [n_groups + 1]  entries of group g
+    seismic_group_blocks.npy       uint8 | uint16 [n_summary_entries]  block number within the list
+                                                        (uint8 when no list has more than 256 blocks)
+    seismic_group_values.npy       uint8[n_summary_entries]  the block's code for the term
+    Layout 1 (older lsr: no ``layout`` key; ``seismic_summary_{offsets,terms,values,scale}``,
+    block-major) is still opened for the other methods; searching it with seismic asks for a
+    rebuild.
 
 All arrays are plain ``.npy`` files memory-mapped read-only (``lsr.index.npy.read_npy``, which reads the
 header without ``ast``, see there why): opening an index costs

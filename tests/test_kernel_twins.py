@@ -128,49 +128,89 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
 
 
-def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, threads=1):
+def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, min_size=1, threads=1):
+    from lsr.index.methods.seismic import narrowed
+
     cptr, cterms, cw = reorder_k.top_terms(a["fptr"], a["fterms"], a["fimp"], 6)
-    return seismic_k.build(
+    arrays = seismic_k.build(
         a["offsets"], a["docs"], a["imps"], a["fptr"], a["fterms"], a["fimp"], cptr, cterms, cw,
-        n_postings, block_size, energy, max_terms, threads,
+        n_postings, block_size, energy, max_terms, min_size, threads,
     )  # fmt: skip
+    return narrowed(arrays, a["n_terms"]) if threads == 1 else arrays
 
 
 @pytest.mark.parametrize("seed,dtype,reordered", CASES)
 def test_seismic_blocks_and_summaries_equal_their_twins(seed, dtype, reordered):
-    """Each term's blocks hold exactly its kept postings (the n_postings heaviest), each block's
-    documents ascending, and each block's summary equals the twin's over the same documents. (Which
-    documents share a block is the clustering's choice: checked as a partition, not as a twin.)"""
+    """Each term's blocks hold exactly its kept postings (the n_postings heaviest), no block empty,
+    each block's documents ascending, and each list's inverted summaries (groups, block numbers,
+    codes, scales) equal the twin's over the same blocks. (Which documents share a block is the
+    clustering's choice: checked as a partition, not as a twin.)"""
     a = random_arrays(seed, dtype, reordered)
     n_postings, block_size, energy, max_terms = 24, 6, 0.5, 12
-    tb, bptr, bdocs, sptr, sterms, svals, sscale = _seismic(a, n_postings, block_size, energy, max_terms)
+    arrays = _seismic(a, n_postings, block_size, energy, max_terms)
+    tb, bptr, bdocs, scale, lg, gterms, goff, gblk, gval = arrays
+    assert gblk.dtype == np.uint8 and gterms.dtype == np.uint16 and goff.dtype == np.uint32
     for t in range(a["n_terms"]):
         kept = seismic_k.kept_reference(a["offsets"], a["docs"], a["imps"], t, n_postings)
-        assert tb[t + 1] - tb[t] == (len(kept) + block_size - 1) // block_size
-        held = []
+        assert tb[t + 1] - tb[t] <= (len(kept) + block_size - 1) // block_size
+        blocks = []
         for b in range(tb[t], tb[t + 1]):
             block = bdocs[bptr[b] : bptr[b + 1]].astype(np.int64)
-            assert np.all(np.diff(block) > 0)
-            held += block.tolist()
-            if len(block) == 0:
-                assert sscale[b] == 1 and sptr[b + 1] == sptr[b]
-                continue
-            want_t, want_v, want_sc = seismic_k.summary_reference(
-                block, a["fptr"], a["fterms"], a["fimp"], energy, max_terms
-            )
-            assert sterms[sptr[b] : sptr[b + 1]].tolist() == want_t.tolist(), (t, b)
-            assert svals[sptr[b] : sptr[b + 1]].tolist() == want_v.tolist(), (t, b)
-            assert sscale[b] == want_sc
-        assert sorted(held) == kept.tolist()
+            assert len(block) > 0 and np.all(np.diff(block) > 0)
+            blocks.append(block.tolist())
+        assert sorted(sum(blocks, [])) == kept.tolist()
+        w_terms, w_off, w_blk, w_val, w_scale = seismic_k.list_summaries_reference(
+            blocks, a["fptr"], a["fterms"], a["fimp"], energy, max_terms
+        )
+        g0, g1 = lg[t], lg[t + 1]
+        assert gterms[g0:g1].tolist() == w_terms.tolist(), t
+        assert (goff[g0 : g1 + 1].astype(np.int64) - int(goff[g0])).tolist() == w_off.tolist(), t
+        e0, e1 = int(goff[g0]), int(goff[g1])
+        assert gblk[e0:e1].tolist() == w_blk.tolist() and gval[e0:e1].tolist() == w_val.tolist(), t
+        assert scale[tb[t] : tb[t + 1]].tolist() == w_scale.tolist(), t
     # the parallel build makes the same structures
-    for x, y in zip(_seismic(a, threads=3), (tb, bptr, bdocs, sptr, sterms, svals, sscale), strict=True):
+    for x, y in zip(_seismic(a, threads=3), arrays, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_seismic_summary_keeps_the_energy_with_the_fewest_terms():
+    """The summary is the shortest prefix, heaviest first, holding >= energy of the block's L1 mass
+    (the old 256-bucket histogram kept whole buckets: up to a bucket too many terms)."""
+    fptr = np.array([0, 4, 7], np.int64)
+    fterms = np.array([0, 1, 2, 3, 1, 4, 5], np.uint32)
+    fimp = np.array([4.0, 1.0, 2.0, 0.5, 3.0, 0.25, 1.0], np.float32)  # maxima: 4, 3, 2, .5, .25, 1
+    mx, seen = np.zeros(6, np.float32), np.zeros(6, np.int32)
+    total = 4 + 3 + 2 + 0.5 + 0.25 + 1
+    for energy, want in (
+        (0.3, [0]),
+        (0.4, [0, 1]),
+        (0.65, [0, 1]),
+        (0.7, [0, 1, 2]),
+        (1.0, [0, 1, 2, 5, 3, 4]),
+    ):
+        terms, vals = seismic_k._summary(np.array([0, 1]), fptr, fterms, fimp, energy, 256, mx, seen)
+        assert terms.tolist() == want, energy
+        assert float(vals.sum()) >= energy * total
+        assert seismic_k.summary_reference([0, 1], fptr, fterms, fimp, energy, 256)[0].tolist() == want
+    assert not mx.any()
+
+
+def test_seismic_clusters_dissolve_small_ones():
+    """Clusters of at most min_size documents are dissolved: with min_size 2 no block of a list
+    holds fewer than 3 documents (unless the whole list is that short)."""
+    a = random_arrays(3, "float32", False, n_docs=400, n_terms=30)
+    tb, bptr = _seismic(a, 80, 8, 0.5, 12, min_size=2)[:2]
+    for t in range(a["n_terms"]):
+        sizes = np.diff(bptr[tb[t] : tb[t + 1] + 1])
+        if sizes.sum() > 2 and len(sizes) > 1:
+            assert sizes.min() >= 3, (t, sizes)
 
 
 @pytest.mark.parametrize("seed,dtype,reordered", CASES)
 def test_seismic_search_equals_its_twin(seed, dtype, reordered):
     a = random_arrays(seed, dtype, reordered)
     structures = _seismic(a)
+    max_blocks = int(np.diff(structures[0]).max())
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
     stamps = np.zeros(a["n_docs"], np.int32)
     box = np.ones(1, np.int64)
@@ -178,7 +218,7 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
         for k in (1, 10):
             got_d, got_s = seismic_k.search_serial(
                 *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
-                indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK,
+                max_blocks, indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK,
             )  # fmt: skip
             for q, qt, qw in _rows(indptr, terms, weights):
                 want_d, want_s = seismic_k.search_python(

@@ -1,18 +1,25 @@
 """Seismic-style approximate search (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
 
-Build: each term's posting list is statically pruned to its ``n_postings`` largest impacts; the
+Build, per term: the posting list is statically pruned to its ``n_postings`` largest impacts; the
 kept documents are clustered into about ``len / block_size`` blocks by one round of random
-k-means (centroids drawn from the list, each document joins the centroid with the largest dot
-product over the documents' heaviest terms). Each block
-gets a *summary*: the per-term maximum over its documents (over each document's heaviest terms,
-which the caller passes as the forward CSR), pruned to the heaviest terms holding
-``summary_energy`` of its mass (at most ``summary_terms`` terms) and quantized to uint8 with one
-scale per block.
+k-means, as Seismic does: centroids drawn from the list at random (their *full* vectors indexed),
+each document (its ``cluster_doc_terms`` heaviest terms) joins the centroid with the largest dot
+product; clusters of at most ``min_cluster_size`` documents are dissolved and their documents join
+the best surviving centroid. Empty clusters leave no block. Each block gets a *summary*: the
+per-term maximum over its documents, pruned to the heaviest terms holding ``summary_energy`` of
+its L1 mass (sorted by weight, the term that crosses the target included; at most
+``summary_terms``), quantized to uint8 with one scale per block (code = round(v / scale), scale =
+block max / 255). A term's summaries are stored *inverted* (term-major, Seismic's layout): for each
+summary term, the blocks (numbered within the list, uint16) holding it and their codes, so a
+query scores all of a list's blocks by touching only the entries of its own terms.
 
-Query: the ``query_cut`` heaviest query terms are visited, heaviest first; a block whose summary
-score (dot product of the query with the summary) is under ``heap_factor`` x the current k-th
-score is skipped once the heap is full; every other block's documents not yet seen are scored
-exactly from the forward index (same arithmetic as exact search) and offered to the heap.
+Query: the ``query_cut`` heaviest query terms are visited, heaviest first. For each, every block's
+summary score (dot product of the query with the dequantized summary) is computed at once; the
+first list's blocks are visited best first (the loop stops at the first block under the
+threshold), the others in stored order. Once the heap holds k documents, a block whose summary
+score is under ``heap_factor`` x the current k-th score is skipped; every other block's documents
+not yet seen are scored exactly from the forward index (same arithmetic as exact search) and
+offered to the heap.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lsr.index.kernels.maxscore import forward_score
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 
@@ -40,11 +46,10 @@ def _kept(offsets, docs, impacts, t, n_postings):
 
 @njit(cache=True, nogil=True)
 def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
-    """Summary of a block of docs: (terms int32[], values float32[]): the per-term maxima, keeping
-    the heaviest terms until they hold ``energy`` of the total (at most ``max_terms``). Selection by
-    a 256-bucket histogram of the values (linear time; a whole bucket is kept or left, so the
-    energy kept can exceed the target by one bucket). ``mx`` float32[n_terms] zeros and ``seen``
-    int32[n_terms] scratch; mx is zero again on return."""
+    """Summary of a block of docs: (terms int32[], values float32[]), heaviest first: the per-term
+    maxima, sorted by value (ties: first seen), kept until they hold ``energy`` of the total (the
+    term crossing the target included), at most ``max_terms``. ``mx`` float32[n_terms] zeros and
+    ``seen`` int32[n_terms] scratch; mx is zero again on return."""
     n = 0
     for d in bdocs:
         for p in range(fptr[d], fptr[d + 1]):
@@ -55,137 +60,201 @@ def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
                 n += 1
             if v > mx[t]:
                 mx[t] = v
-    top = np.float32(0)
     total = 0.0
+    top = np.float32(0)
     for i in range(n):
         v = mx[seen[i]]
         total += v
         if v > top:
             top = v
-    cnt = np.zeros(256, np.int64)
+    target = energy * total
+    # only the terms of the buckets down to the one where the mass crosses the target (a 256-bucket
+    # histogram, linear time) need sorting: the answer is a prefix of them
     mass = np.zeros(256, np.float64)
+    cnt = np.zeros(256, np.int64)
     inv = np.float32(255.5) / top if top > 0 else np.float32(0)
     for i in range(n):
-        v = mx[seen[i]]
-        b = min(255, int(v * inv))
+        b = min(255, int(mx[seen[i]] * inv))
+        mass[b] += mx[seen[i]]
         cnt[b] += 1
-        mass[b] += v
     cut = 0
     acc = 0.0
     kept = 0
     for b in range(255, -1, -1):
-        if kept >= max_terms or (kept > 0 and acc >= energy * total):
-            cut = b + 1
-            break
         acc += mass[b]
         kept += cnt[b]
-    size = min(kept, max_terms)
+        if acc >= target or kept >= max_terms:
+            cut = b
+            break
+    cand = np.empty(kept, np.int64)  # positions in seen, in order of first appearance
+    vals = np.empty(kept, np.float32)
+    m = 0
+    for i in range(n):
+        if min(255, int(mx[seen[i]] * inv)) >= cut:
+            cand[m] = i
+            vals[m] = mx[seen[i]]
+            m += 1
+    order = np.argsort(-vals[:m], kind="mergesort")
+    acc = 0.0
+    size = 0
+    while size < m and size < max_terms:
+        acc += vals[order[size]]
+        size += 1
+        if acc >= target:
+            break
     terms = np.empty(size, np.int32)
     out = np.empty(size, np.float32)
-    j = 0
-    for pass_ in range(2):  # buckets above the cut first, then fill from the cut bucket
-        for i in range(n):
-            if j >= size:
-                break
-            t = seen[i]
-            b = min(255, int(mx[t] * inv))
-            if (pass_ == 0 and b > cut) or (pass_ == 1 and b == cut):
-                terms[j] = t
-                out[j] = mx[t]
-                j += 1
+    for j in range(size):
+        terms[j] = seen[cand[order[j]]]
+        out[j] = vals[order[j]]
     for i in range(n):
         mx[seen[i]] = 0
     return terms, out
 
 
 @njit(cache=True, nogil=True)
-def _cluster(kept, n_c, fptr, fterms, fw, seed, inv_cnt, acc):
-    """Assign each of ``kept`` (doc numbers) to one of ``n_c`` centroids drawn from them at random
-    (Seismic's random k-means, one assignment round): the centroid with the largest dot product
-    over the documents' heaviest terms, through a small inverted index of the centroids. A document
-    sharing no term with any centroid joins the smallest cluster. Returns cluster ids int64[len].
+def _best(d, cptr, cterms, cw, slot, off, ic, iw, acc, alive):
+    """The alive centroid with the largest dot product with doc d's heaviest terms (ties: the
+    smaller centroid number), or -1 when d shares no term with any alive centroid. ``acc`` is
+    zero on entry and on return."""
+    best = -1
+    bv = np.float32(0)
+    for p in range(cptr[d], cptr[d + 1]):
+        i = slot[cterms[p]]
+        if i >= 0:
+            w = np.float32(cw[p])
+            for e in range(off[i], off[i + 1]):
+                acc[ic[e]] += w * iw[e]
+    for p in range(cptr[d], cptr[d + 1]):  # read the touched scores back, and clear them
+        i = slot[cterms[p]]
+        if i >= 0:
+            for e in range(off[i], off[i + 1]):
+                c = ic[e]
+                if alive[c] and acc[c] > 0 and (best < 0 or acc[c] > bv or (acc[c] == bv and c < best)):
+                    bv = acc[c]
+                    best = c
+                acc[c] = 0
+    return best
 
-    ``inv_cnt`` int64[n_terms + 1] zeros and ``acc`` float32[>= n_c] zeros, both zero on return."""
+
+@njit(cache=True, nogil=True)
+def _cluster(kept, n_c, fptr, fterms, fimp, cptr, cterms, cw, seed, min_size, slot, acc):
+    """Cluster ids int64[len(kept)] in 0..n_c-1 (Seismic's random k-means, one assignment round):
+    ``n_c`` centroids drawn from ``kept`` at random, indexed by their full vectors (fptr, fterms,
+    fimp); each document, by its heaviest terms (cptr, cterms, cw), joins the centroid of largest
+    dot product (one sharing no term: the first centroid). Clusters of at most ``min_size``
+    documents are then dissolved (unless none would survive) and their documents join the best
+    surviving centroid (none shared: the first survivor).
+
+    ``slot`` int64[n_terms] all -1 and ``acc`` float32[>= n_c] zeros, both so again on return."""
     n = kept.shape[0]
     out = np.zeros(n, np.int64)
     if n_c <= 1:
         return out
     np.random.seed(seed)
     cents = np.random.choice(n, n_c, replace=False)
-    # inverted index of the centroids: term -> (centroid, weight)
     total = 0
     for c in range(n_c):
         d = kept[cents[c]]
-        for p in range(fptr[d], fptr[d + 1]):
-            inv_cnt[fterms[p] + 1] += 1
-            total += 1
-    # prefix sums over the touched terms only (the rest stay 0): walk the centroids' terms again
-    starts = np.empty(total, np.int64)
+        total += fptr[d + 1] - fptr[d]
+    tl = np.empty(total, np.int64)  # distinct centroid terms, in order of first appearance
+    cnt = np.zeros(total + 1, np.int64)
     nt = 0
-    tlist = np.empty(total, np.int64)
     for c in range(n_c):
         d = kept[cents[c]]
         for p in range(fptr[d], fptr[d + 1]):
             t = fterms[p]
-            if inv_cnt[t + 1] > 0:
-                tlist[nt] = t
-                starts[nt] = inv_cnt[t + 1]
-                inv_cnt[t + 1] = -nt - 1  # mark: position of t in tlist
+            if slot[t] < 0:
+                slot[t] = nt
+                tl[nt] = t
                 nt += 1
-    off = np.zeros(nt + 1, np.int64)
+            cnt[slot[t] + 1] += 1
     for i in range(nt):
-        off[i + 1] = off[i] + starts[i]
+        cnt[i + 1] += cnt[i]
     ic = np.empty(total, np.int64)
     iw = np.empty(total, np.float32)
-    fill = off[:nt].copy()
+    fill = cnt[:nt].copy()
     for c in range(n_c):
         d = kept[cents[c]]
         for p in range(fptr[d], fptr[d + 1]):
-            i = -inv_cnt[fterms[p] + 1] - 1
+            i = slot[fterms[p]]
             ic[fill[i]] = c
-            iw[fill[i]] = np.float32(fw[p])
+            iw[fill[i]] = np.float32(fimp[p])
             fill[i] += 1
+    alive = np.ones(n_c, np.bool_)
     sizes = np.zeros(n_c, np.int64)
     for j in range(n):
-        d = kept[j]
-        best = -1
-        bv = np.float32(0)
-        for p in range(fptr[d], fptr[d + 1]):
-            v = inv_cnt[fterms[p] + 1]
-            if v < 0:
-                i = -v - 1
-                w = np.float32(fw[p])
-                for e in range(off[i], off[i + 1]):
-                    acc[ic[e]] += w * iw[e]
-        for p in range(fptr[d], fptr[d + 1]):  # read the touched scores back, and clear them
-            v = inv_cnt[fterms[p] + 1]
-            if v < 0:
-                i = -v - 1
-                for e in range(off[i], off[i + 1]):
-                    c = ic[e]
-                    if acc[c] > bv or (acc[c] == bv and best >= 0 and c < best):
-                        bv = acc[c]
-                        best = c
-                    acc[c] = 0
-        if best < 0:
-            best = int(np.argmin(sizes))
-        out[j] = best
-        sizes[best] += 1
+        b = _best(kept[j], cptr, cterms, cw, slot, cnt, ic, iw, acc, alive)
+        out[j] = b if b >= 0 else 0
+        sizes[out[j]] += 1
+    survivors = 0
+    for c in range(n_c):
+        if sizes[c] <= min_size:
+            alive[c] = False
+        else:
+            survivors += 1
+    if survivors > 0 and survivors < n_c:
+        first = 0
+        while not alive[first]:
+            first += 1
+        for j in range(n):
+            if not alive[out[j]]:
+                b = _best(kept[j], cptr, cterms, cw, slot, cnt, ic, iw, acc, alive)
+                out[j] = b if b >= 0 else first
     for i in range(nt):
-        inv_cnt[tlist[i] + 1] = 0
+        slot[tl[i]] = -1
     return out
 
 
 @njit(cache=True, nogil=True)
-def _term_layout(offsets, n_postings, block_size):
-    n_terms = offsets.shape[0] - 1
-    tb = np.zeros(n_terms + 1, np.int64)  # blocks of each term
-    tk = np.zeros(n_terms + 1, np.int64)  # kept postings of each term
-    for t in range(n_terms):
-        kept = min(offsets[t + 1] - offsets[t], n_postings)
-        tk[t + 1] = tk[t] + kept
-        tb[t + 1] = tb[t] + (kept + block_size - 1) // block_size
-    return tb, tk
+def _list_blocks(t, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms, cw, n_postings,
+                 block_size, min_size, slot, cacc):  # fmt: skip
+    """Term t's kept documents grouped into blocks: (docs int64[] by block, then ascending doc;
+    bounds int64[n_blocks + 1] of the non-empty blocks)."""
+    kept = _kept(offsets, docs, impacts, t, n_postings)
+    n_c = (kept.shape[0] + block_size - 1) // block_size
+    cl = _cluster(kept, n_c, fptr, fterms, fimp, cptr, cterms, cw, t, min_size, slot, cacc)
+    grouped = kept[np.argsort(cl * (np.int64(1) << 32) + kept)]  # by cluster, then doc
+    counts = np.zeros(n_c + 1, np.int64)
+    for j in range(cl.shape[0]):
+        counts[cl[j] + 1] += 1
+    bounds = np.zeros(n_c + 1, np.int64)
+    nb = 0
+    for j in range(n_c):
+        if counts[j + 1] > 0:
+            bounds[nb + 1] = bounds[nb] + counts[j + 1]
+            nb += 1
+    return grouped, bounds[: nb + 1].copy()
+
+
+@njit(cache=True, nogil=True)
+def _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen):
+    """The summaries of one list's blocks, inverted: (keys int64[] = term << 16 | block, ascending;
+    codes uint8[] aligned; scales float32[n_blocks]); a block's value of a term is code x scale."""
+    nb = bounds.shape[0] - 1
+    parts_t = []
+    parts_v = []
+    total = 0
+    for b in range(nb):
+        st, sv = _summary(grouped[bounds[b] : bounds[b + 1]], fptr, fterms, fimp, energy, max_terms, mx, seen)
+        parts_t.append(st)
+        parts_v.append(sv)
+        total += st.shape[0]
+    keys = np.empty(total, np.int64)
+    codes = np.empty(total, np.uint8)
+    scales = np.ones(nb, np.float32)
+    j = 0
+    for b in range(nb):
+        st, sv = parts_t[b], parts_v[b]
+        top = sv.max() if sv.shape[0] else np.float32(0)
+        sc = top / np.float32(255) if top > 0 else np.float32(1)
+        scales[b] = sc
+        for i in range(st.shape[0]):
+            keys[j] = (np.int64(st[i]) << 16) | b
+            codes[j] = np.uint8(min(255.0, max(1.0, np.floor(sv[i] / sc + 0.5))))
+            j += 1
+    order = np.argsort(keys)
+    return keys[order], codes[order], scales
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -203,146 +272,202 @@ def build(
     block_size,
     energy,
     max_terms,
+    min_size,
     n_chunks,
 ):
-    """All Seismic structures; returns (term_blocks int64[n_terms + 1], block_docs_ptr
-    int64[n_blocks + 1], block_docs uint32[], summary_ptr int64[n_blocks + 1], summary_terms int32[],
-    summary_values uint8[], summary_scale float32[n_blocks]). Clustering compares documents by the
-    forward CSR (cptr, cterms, cw) of their heaviest terms; summaries use the full forward index."""
+    """All Seismic structures: (term_blocks int64[n_terms + 1], block_docs_ptr int64[n_blocks + 1],
+    block_docs uint32[], block_scale float32[n_blocks], list_groups int64[n_terms + 1],
+    group_terms int32[n_groups], group_offsets int64[n_groups + 1], group_blocks uint16[n_entries],
+    group_values uint8[n_entries]). Clustering compares documents by the forward CSR (cptr, cterms,
+    cw) of their heaviest terms with the centroids' full vectors; summaries use the full forward
+    index. Two passes over the terms (the second recomputes the same summaries) so that no
+    per-block worst-case buffer is needed."""
     n_terms = offsets.shape[0] - 1
-    tb, tk = _term_layout(offsets, n_postings, block_size)
-    n_blocks = tb[n_terms]
-    bptr = np.zeros(n_blocks + 1, np.int64)
+    tk = np.zeros(n_terms + 1, np.int64)  # kept postings of each term
+    for t in range(n_terms):
+        tk[t + 1] = tk[t] + min(offsets[t + 1] - offsets[t], n_postings)
     bdocs = np.empty(tk[n_terms], np.uint32)
-    sizes = np.zeros(n_blocks + 1, np.int64)
-    cap = max_terms
-    tmp_terms = np.empty(n_blocks * cap, np.int32)
-    tmp_vals = np.empty(n_blocks * cap, np.uint8)
-    sscale = np.zeros(n_blocks, np.float32)
+    nbt = np.zeros(n_terms + 1, np.int64)  # blocks, groups and entries of each term
+    ngt = np.zeros(n_terms + 1, np.int64)
+    net = np.zeros(n_terms + 1, np.int64)
+    bsize = np.zeros(tk[n_terms], np.int64)  # block sizes at the term's kept offset (<= kept blocks)
     per = (n_terms + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         mx = np.zeros(n_terms, np.float32)
         seen = np.empty(n_terms, np.int32)
-        inv_cnt = np.zeros(n_terms + 1, np.int64)
+        slot = np.full(n_terms, -1, np.int64)
         cacc = np.zeros(n_postings // block_size + 2, np.float32)
         for t in range(c * per, min(n_terms, (c + 1) * per)):
-            kept = _kept(offsets, docs, impacts, t, n_postings)
-            b0 = tb[t]
-            n_c = tb[t + 1] - b0
-            cl = _cluster(kept, n_c, cptr, cterms, cw, t, inv_cnt, cacc)
-            grouped = kept[np.argsort(cl * (np.int64(1) << 32) + kept)]  # by cluster, then doc
-            counts = np.zeros(n_c + 1, np.int64)
-            for j in range(cl.shape[0]):
-                counts[cl[j] + 1] += 1
-            for j in range(n_c):
-                counts[j + 1] += counts[j]
-            for j in range(kept.shape[0]):
+            if offsets[t + 1] == offsets[t]:
+                continue
+            grouped, bounds = _list_blocks(t, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms,
+                                           cw, n_postings, block_size, min_size, slot, cacc)  # fmt: skip
+            for j in range(grouped.shape[0]):
                 bdocs[tk[t] + j] = grouped[j]
-            for j in range(n_c):
-                b = b0 + j
-                bptr[b + 1] = counts[j + 1] - counts[j]
-                if counts[j + 1] == counts[j]:
-                    sscale[b] = 1
-                    continue
-                st, sv = _summary(
-                    grouped[counts[j] : counts[j + 1]], fptr, fterms, fimp, energy, max_terms, mx, seen
-                )
-                top = sv.max() if sv.shape[0] else np.float32(0)
-                sc = top / np.float32(255) if top > 0 else np.float32(1)
-                sscale[b] = sc
-                sizes[b + 1] = st.shape[0]
-                for i in range(st.shape[0]):
-                    tmp_terms[b * cap + i] = st[i]
-                    tmp_vals[b * cap + i] = np.uint8(min(255.0, max(1.0, np.floor(sv[i] / sc + 0.5))))
+            nb = bounds.shape[0] - 1
+            nbt[t + 1] = nb
+            for b in range(nb):
+                bsize[tk[t] + b] = bounds[b + 1] - bounds[b]
+            keys, _, _ = _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen)
+            net[t + 1] = keys.shape[0]
+            g = 0
+            for i in range(keys.shape[0]):
+                if i == 0 or (keys[i] >> 16) != (keys[i - 1] >> 16):
+                    g += 1
+            ngt[t + 1] = g
+    for t in range(n_terms):
+        nbt[t + 1] += nbt[t]
+        ngt[t + 1] += ngt[t]
+        net[t + 1] += net[t]
+    n_blocks = nbt[n_terms]
+    bptr = np.zeros(n_blocks + 1, np.int64)
+    for t in range(n_terms):
+        for b in range(nbt[t + 1] - nbt[t]):
+            bptr[nbt[t] + b + 1] = bsize[tk[t] + b]
     for b in range(n_blocks):
         bptr[b + 1] += bptr[b]
-        sizes[b + 1] += sizes[b]
-    s_terms = np.empty(sizes[n_blocks], np.int32)
-    s_vals = np.empty(sizes[n_blocks], np.uint8)
-    for b in range(n_blocks):
-        for i in range(sizes[b + 1] - sizes[b]):
-            s_terms[sizes[b] + i] = tmp_terms[b * cap + i]
-            s_vals[sizes[b] + i] = tmp_vals[b * cap + i]
-    return tb, bptr, bdocs, sizes, s_terms, s_vals, sscale
+    scale = np.ones(n_blocks, np.float32)
+    gterms = np.empty(ngt[n_terms], np.int32)
+    goff = np.zeros(ngt[n_terms] + 1, np.int64)
+    gblk = np.empty(net[n_terms], np.uint16)
+    gval = np.empty(net[n_terms], np.uint8)
+    for c in prange(n_chunks):
+        mx = np.zeros(n_terms, np.float32)
+        seen = np.empty(n_terms, np.int32)
+        for t in range(c * per, min(n_terms, (c + 1) * per)):
+            nb = nbt[t + 1] - nbt[t]
+            if nb == 0:
+                continue
+            grouped = bdocs[tk[t] : tk[t + 1]].astype(np.int64)
+            bounds = bptr[nbt[t] : nbt[t + 1] + 1] - bptr[nbt[t]]
+            keys, codes, scales = _list_summaries(
+                grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen
+            )
+            for b in range(nb):
+                scale[nbt[t] + b] = scales[b]
+            g = ngt[t] - 1
+            e0 = net[t]
+            for i in range(keys.shape[0]):
+                if i == 0 or (keys[i] >> 16) != (keys[i - 1] >> 16):
+                    g += 1
+                    gterms[g] = np.int32(keys[i] >> 16)
+                    goff[g] = e0 + i
+                gblk[e0 + i] = np.uint16(keys[i] & 0xFFFF)
+                gval[e0 + i] = codes[i]
+    goff[ngt[n_terms]] = net[n_terms]
+    return nbt, bptr, bdocs, scale, ngt, gterms, goff, gblk, gval
+
+
+@njit(cache=True, nogil=True)
+def list_scores(t, term_blocks, scale, lg, gterms, goff, gblk, gval, q_terms, q_weights, acc):
+    """Summary score of every block of term t's list into acc[0 : n_blocks of t] (float32): for
+    each query term (ascending) found among the list's summary terms (binary search), code x query
+    weight added to its blocks, then each block's sum x its scale."""
+    b0 = term_blocks[t]
+    nb = term_blocks[t + 1] - b0
+    for j in range(nb):
+        acc[j] = 0
+    lo, g1 = lg[t], lg[t + 1]
+    for i in range(q_terms.shape[0]):
+        qt = q_terms[i]
+        hi = g1
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if gterms[mid] < qt:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo >= g1:
+            break
+        if gterms[lo] == qt:
+            w = np.float32(q_weights[i])
+            for e in range(goff[lo], goff[lo + 1]):
+                acc[gblk[e]] += w * np.float32(gval[e])
+            lo += 1
+    for j in range(nb):
+        acc[j] = acc[j] * scale[b0 + j]
+    return nb
+
+
+@njit(cache=True, nogil=True)
+def _score(fptr, fterms, fimp, d, qw):
+    """:func:`~lsr.index.kernels.maxscore.forward_score` without its branch: terms outside the
+    query add qw = 0 x impact = +0.0, which leaves a float32 sum >= 0 unchanged, so the result is
+    the same to the bit; on long documents (a few hundred terms, a fifth in the query) the
+    unpredictable branch cost more than the multiply-adds."""
+    s = np.float32(0)
+    for p in range(fptr[d], fptr[d + 1]):
+        s += qw[fterms[p]] * np.float32(fimp[p])
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mask, hs, hd, size, k):
+    """Score block b's unseen documents and offer them to the heap; returns the heap size."""
+    reordered = doc_order.shape[0] > 0
+    masked = mask.shape[0] > 0
+    for p in range(bptr[b], bptr[b + 1]):
+        d = bdocs[p]
+        if stamps[d] == stamp:
+            continue
+        stamps[d] = stamp
+        if masked and mask[d] == 0:
+            continue
+        s = _score(fptr, fterms, fimp, d, qw)
+        if s > 0 and (size < k or s >= hs[0]):
+            key = np.int64(doc_order[d]) if reordered else np.int64(d)
+            size = heap_push(hs, hd, size, k, s, key)
+    return size
 
 
 @njit(cache=True, nogil=True)
 def search_one(
-    term_blocks,
-    bptr,
-    bdocs,
-    sptr,
-    sterms,
-    svals,
-    sscale,
-    fptr,
-    fterms,
-    fimp,
-    scale,
-    doc_order,
-    q_terms,
-    q_weights,
-    k,
-    query_cut,
-    heap_factor,
-    qw,
-    stamps,
-    stamp,
-    hs,
-    hd,
-    out_d,
-    out_s,
-    mask,
-):
-    """Seismic top-k of one query into out_d / out_s. ``qw`` float32[n_terms] zeros (zero again on
-    return); ``stamps`` int32[n_docs] holds no value equal to ``stamp`` (docs seen get it). A
-    document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 is never
-    scored nor offered to the heap."""
+    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+    doc_order, q_terms, q_weights, k, query_cut, heap_factor, qw, acc, stamps, stamp, hs, hd, out_d,
+    out_s, mask,
+):  # fmt: skip
+    """Seismic top-k of one query (terms ascending) into out_d / out_s. ``qw`` float32[n_terms]
+    zeros (zero again on return); ``acc`` float32[>= most blocks of a list]; ``stamps``
+    int32[n_docs] holds no value equal to ``stamp`` (docs seen get it). A document whose ``mask``
+    entry (uint8 by internal doc number; empty: none masked) is 0 is never scored nor offered."""
     nq = q_terms.shape[0]
-    reordered = doc_order.shape[0] > 0
-    masked = mask.shape[0] > 0
     for i in range(nq):
         qw[q_terms[i]] = np.float32(q_weights[i])
     order = np.argsort(-q_weights, kind="mergesort")
     size = 0
-    thr = np.float32(0)
     hf = np.float32(heap_factor)
     for r in range(min(query_cut, nq)):
         t = q_terms[order[r]]
-        for b in range(term_blocks[t], term_blocks[t + 1]):
-            if size == k:
-                sd = np.float32(0)
-                for p in range(sptr[b], sptr[b + 1]):
-                    sd += qw[sterms[p]] * np.float32(svals[p])
-                if sd * sscale[b] < hf * thr:
+        nb = list_scores(t, term_blocks, scale, lg, gterms, goff, gblk, gval, q_terms, q_weights, acc)
+        b0 = term_blocks[t]
+        if r == 0:  # the first list best block first: the heap fills with good documents early
+            border = np.argsort(-acc[:nb], kind="mergesort")
+            for j in range(nb):
+                if size == k and acc[border[j]] < hf * hs[0]:
+                    break
+                size = _visit(b0 + border[j], bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps,
+                              stamp, mask, hs, hd, size, k)  # fmt: skip
+        else:
+            for j in range(nb):
+                if size == k and acc[j] < hf * hs[0]:
                     continue
-            for p in range(bptr[b], bptr[b + 1]):
-                d = bdocs[p]
-                if stamps[d] == stamp:
-                    continue
-                stamps[d] = stamp
-                if masked and mask[d] == 0:
-                    continue
-                s = forward_score(fptr, fterms, fimp, d, qw)
-                if s > 0 and (size < k or s >= thr):
-                    key = np.int64(doc_order[d]) if reordered else np.int64(d)
-                    size = heap_push(hs, hd, size, k, s, key)
-                    if size == k:
-                        thr = hs[0]
+                size = _visit(b0 + j, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp,
+                              mask, hs, hd, size, k)  # fmt: skip
     for i in range(nq):
         qw[q_terms[i]] = 0
-    heap_finish(hs, hd, size, scale, out_d, out_s)
+    heap_finish(hs, hd, size, dscale, out_d, out_s)
 
 
 @njit(cache=True, nogil=True)
 def search_range(
-    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp0, q_lo, q_hi,
-    out_d, out_s, mask,
+    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+    doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
+    stamp0, q_lo, q_hi, out_d, out_s, mask,
 ):  # fmt: skip
     """Seismic for queries q_lo..q_hi-1 of a CSR batch; ``stamps`` is this thread's scratch whose
     values are all below ``stamp0``. Returns the next free stamp."""
     qw = np.zeros(n_terms, np.float32)
+    acc = np.zeros(max(1, max_blocks), np.float32)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
     stamp = stamp0
@@ -352,8 +477,8 @@ def search_range(
             stamp = 1
         a, b = q_indptr[q], q_indptr[q + 1]
         search_one(
-            term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
-            doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, stamps, stamp,
+            term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+            doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, acc, stamps, stamp,
             hs, hd, out_d[q], out_s[q], mask,
         )  # fmt: skip
         stamp += 1
@@ -362,8 +487,9 @@ def search_range(
 
 @njit(cache=True, nogil=True)
 def search_serial(
-    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box, mask,
+    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+    doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
+    stamp_box, mask,
 ):  # fmt: skip
     """Seismic for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]).
     ``stamp_box[0]`` is the next free stamp of ``stamps`` (advanced)."""
@@ -371,18 +497,18 @@ def search_serial(
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     stamp_box[0] = search_range(
-        term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-        n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box[0], 0, nq,
-        out_d, out_s, mask,
+        term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+        doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
+        stamp_box[0], 0, nq, out_d, out_s, mask,
     )  # fmt: skip
     return out_d, out_s
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
-    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d, stamp_box, n_chunks,
-    mask,
+    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+    doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor,
+    stamps2d, stamp_box, n_chunks, mask,
 ):  # fmt: skip
     """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
     ``stamps2d[c]`` and ``stamp_box[c]``."""
@@ -392,9 +518,9 @@ def search_batch(
     per = (nq + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
         stamp_box[c] = search_range(
-            term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
-            doc_order, n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d[c],
-            stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
+            term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+            doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor,
+            stamps2d[c], stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
         )  # fmt: skip
     return out_d, out_s
 
@@ -409,10 +535,9 @@ def kept_reference(offsets, docs, impacts, t, n_postings):
 
 
 def summary_reference(block_docs, fptr, fterms, fimp, energy, max_terms):
-    """Twin of :func:`_summary` plus the build's uint8 quantization: (terms int32[], uint8
-    values, float32 scale). Per-term maxima over the block's documents (terms in order of first
-    appearance), a 256-bucket histogram of the values, whole buckets kept from the top until they
-    hold ``energy`` of the mass or ``max_terms`` terms."""
+    """Twin of :func:`_summary`: (terms int32[], float32 values), heaviest first (ties: first
+    seen, terms in order of first appearance over the block's documents): per-term maxima kept
+    until they hold ``energy`` of the L1 mass (the crossing term included), at most ``max_terms``."""
     f32 = np.float32
     mx: dict[int, np.float32] = {}
     for d in block_docs:
@@ -421,65 +546,108 @@ def summary_reference(block_docs, fptr, fterms, fimp, energy, max_terms):
             if t not in mx or v > mx[t]:
                 mx[t] = v
     seen = list(mx)
-    top = max(mx.values()) if mx else f32(0)
     total = 0.0
     for t in seen:
         total += float(mx[t])
-    inv = f32(255.5) / top if top > 0 else f32(0)
-    bucket = {t: min(255, int(f32(mx[t] * inv))) for t in seen}
-    cnt, mass = [0] * 256, [0.0] * 256
-    for t in seen:
-        cnt[bucket[t]] += 1
-        mass[bucket[t]] += float(mx[t])
-    cut, acc, kept = 0, 0.0, 0
-    for b in range(255, -1, -1):
-        if kept >= max_terms or (kept > 0 and acc >= energy * total):
-            cut = b + 1
+    ranked = sorted(range(len(seen)), key=lambda i: (-float(mx[seen[i]]), i))
+    chosen, acc = [], 0.0
+    for i in ranked[:max_terms]:
+        chosen.append(seen[i])
+        acc += float(mx[seen[i]])
+        if acc >= energy * total:
             break
-        acc += mass[b]
-        kept += cnt[b]
-    size = min(kept, max_terms)
-    chosen = ([t for t in seen if bucket[t] > cut] + [t for t in seen if bucket[t] == cut])[:size]
-    vals = [mx[t] for t in chosen]
-    top_v = max(vals) if vals else f32(0)
-    sc = f32(top_v / f32(255)) if top_v > 0 else f32(1)
-    q = [np.uint8(min(255.0, max(1.0, np.floor(np.float64(f32(v / sc)) + 0.5)))) for v in vals]
-    return np.array(chosen, np.int32), np.array(q, np.uint8), sc
+    return np.array(chosen, np.int32), np.array([mx[t] for t in chosen], np.float32)
+
+
+def list_summaries_reference(blocks, fptr, fterms, fimp, energy, max_terms):
+    """Twin of :func:`_list_summaries` plus the build's layout, for one list whose blocks are
+    ``blocks`` (lists of doc numbers): (group terms int32[] ascending, group offsets int64[], block
+    numbers int64[], uint8 codes, float32 scales[n_blocks]); code = round-half-up(v / scale) in
+    [1, 255], scale = block max / 255 (1 for an empty summary)."""
+    f32 = np.float32
+    entries, scales = [], []
+    for b, docs in enumerate(blocks):
+        st, sv = summary_reference(docs, fptr, fterms, fimp, energy, max_terms)
+        top = sv.max() if len(sv) else f32(0)
+        sc = f32(top / f32(255)) if top > 0 else f32(1)
+        scales.append(sc)
+        for t, v in zip(st.tolist(), sv, strict=True):
+            entries.append((t, b, int(min(255.0, max(1.0, np.floor(np.float64(f32(v / sc)) + 0.5))))))
+    entries.sort()
+    terms = sorted({t for t, _, _ in entries})
+    offs = (
+        np.searchsorted([t for t, _, _ in entries], terms + [2**62]).astype(np.int64)
+        if entries
+        else np.zeros(1, np.int64)
+    )
+    return (
+        np.array(terms, np.int32),
+        offs,
+        np.array([b for _, b, _ in entries], np.int64),
+        np.array([c for _, _, c in entries], np.uint8),
+        np.array(scales, np.float32),
+    )
 
 
 def search_python(
-    term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    q_terms, q_weights, k, query_cut, heap_factor,
+    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
+    doc_order, q_terms, q_weights, k, query_cut, heap_factor, counts=None,
 ):  # fmt: skip
-    """Plain-Python twin of :func:`search_one`: the ``query_cut`` heaviest query terms (stable
-    order) walk their blocks; once k documents are held a block whose float32 summary score is
-    under ``heap_factor`` x the k-th score is skipped; each unseen document of the others is scored
-    from the forward index (float32, terms ascending). Returns (keys int64[k], scores float32[k])."""
+    """Plain-Python twin of :func:`search_one` (query terms ascending): the ``query_cut`` heaviest
+    query terms (stable order) walk their lists; each list's block scores are the float32 sums, over
+    the query's terms in ascending order and each term's entries in stored order, of weight x
+    code, times the block's scale; the first list's blocks go best first (stable) and stop at the
+    first under ``heap_factor`` x the k-th score once k documents are held, the other lists'
+    blocks under it are skipped; each unseen document of the others is scored from the forward
+    index (float32, terms ascending). Returns (keys int64[k], scores float32[k]); ``counts``
+    (a dict) receives the work done: blocks scored from their summaries, blocks visited, documents
+    scored."""
     from lsr.index.kernels.topk import TopKReference
 
     f32 = np.float32
     qw = {int(t): f32(w) for t, w in zip(q_terms, q_weights, strict=True)}
     order = sorted(range(len(q_terms)), key=lambda i: -float(q_weights[i]))
     heap, seen, hf = TopKReference(k), set(), f32(heap_factor)
-    for i in order[: min(query_cut, len(q_terms))]:
+    work = {"summaries": 0, "blocks": 0, "docs": 0}
+
+    def visit(b):
+        work["blocks"] += 1
+        for p in range(int(bptr[b]), int(bptr[b + 1])):
+            d = int(bdocs[p])
+            if d in seen:
+                continue
+            seen.add(d)
+            work["docs"] += 1
+            s = f32(0)
+            for j in range(int(fptr[d]), int(fptr[d + 1])):
+                w = qw.get(int(fterms[j]), f32(0))
+                if w > 0:
+                    s = f32(s + f32(w * f32(fimp[j])))
+            if s > 0:
+                heap.push(s, int(doc_order[d]) if len(doc_order) else d)
+
+    for r, i in enumerate(order[: min(query_cut, len(q_terms))]):
         t = int(q_terms[i])
-        for b in range(int(term_blocks[t]), int(term_blocks[t + 1])):
-            if heap.size == k:
-                sd = f32(0)
-                for p in range(int(sptr[b]), int(sptr[b + 1])):
-                    sd = f32(sd + f32(qw.get(int(sterms[p]), f32(0)) * f32(svals[p])))
-                if f32(sd * sscale[b]) < f32(hf * heap.threshold):
+        b0, nb = int(term_blocks[t]), int(term_blocks[t + 1] - term_blocks[t])
+        acc = [f32(0)] * nb
+        groups = {int(gterms[g]): g for g in range(int(lg[t]), int(lg[t + 1]))}
+        for qt, w in zip(q_terms, q_weights, strict=True):
+            g = groups.get(int(qt))
+            if g is not None:
+                for e in range(int(goff[g]), int(goff[g + 1])):
+                    acc[int(gblk[e])] = f32(acc[int(gblk[e])] + f32(f32(w) * f32(gval[e])))
+        acc = [f32(acc[j] * scale[b0 + j]) for j in range(nb)]
+        work["summaries"] += nb
+        if r == 0:
+            for j in sorted(range(nb), key=lambda j: -float(acc[j])):
+                if heap.size == k and acc[j] < f32(hf * heap.threshold):
+                    break
+                visit(b0 + j)
+        else:
+            for j in range(nb):
+                if heap.size == k and acc[j] < f32(hf * heap.threshold):
                     continue
-            for p in range(int(bptr[b]), int(bptr[b + 1])):
-                d = int(bdocs[p])
-                if d in seen:
-                    continue
-                seen.add(d)
-                s = f32(0)
-                for j in range(int(fptr[d]), int(fptr[d + 1])):
-                    w = qw.get(int(fterms[j]), f32(0))
-                    if w > 0:
-                        s = f32(s + f32(w * f32(fimp[j])))
-                if s > 0:
-                    heap.push(s, int(doc_order[d]) if len(doc_order) else d)
-    return heap.finish(scale)
+                visit(b0 + j)
+    if counts is not None:
+        counts.update(work)
+    return heap.finish(dscale)

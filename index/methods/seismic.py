@@ -1,9 +1,15 @@
 """``seismic``: approximate search the way Seismic does (kernel: :mod:`lsr.index.kernels.seismic`;
-reference twins: ``seismic.search_python`` for the search, ``kept_reference`` and
-``summary_reference`` for the build, compared in ``tests/test_kernel_twins.py``). The ``seismic``
-part: each term's posting list statically pruned to its ``n_postings`` heaviest entries, clustered
-into blocks of about ``block_size`` documents, each block with a quantized summary vector (the
-terms holding ``summary_energy`` of its mass, at most ``summary_terms``)."""
+reference twins: ``seismic.search_python`` for the search, ``kept_reference``,
+``summary_reference`` and ``list_summaries_reference`` for the build, compared in
+``tests/test_kernel_twins.py``). The ``seismic`` part: each term's posting list statically pruned
+to its ``n_postings`` heaviest entries, clustered into blocks of about ``block_size`` documents
+(random k-means, Seismic's ``centroid_fraction`` = 1 / ``block_size``), each block with a summary
+vector (the terms holding ``summary_energy`` of its L1 mass, at most ``summary_terms``, uint8 with
+a per-block scale), the summaries of a list stored inverted (term -> blocks).
+
+Part layout 2 (this one; ``manifest["parts"]["seismic"]["layout"] == 2``). Layout 1 (lsr before
+the inverted summaries: block-major ``seismic_summary_{offsets,terms,values,scale}``) is still
+opened, for the other methods, but searching it with ``seismic`` asks for a rebuild."""
 
 from __future__ import annotations
 
@@ -15,15 +21,27 @@ from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index.methods import BuildContext, Method, Param, Part
 
+LAYOUT = 2
 ARRAYS = (
     "seismic_term_blocks",
     "seismic_block_docs_offsets",
     "seismic_block_docs",
-    "seismic_summary_offsets",
-    "seismic_summary_terms",
-    "seismic_summary_values",
-    "seismic_summary_scale",
+    "seismic_block_scale",
+    "seismic_list_groups",
+    "seismic_group_terms",
+    "seismic_group_offsets",
+    "seismic_group_blocks",
+    "seismic_group_values",
 )
+MAX_LIST_BLOCKS = 1 << 16  # blocks of one list are numbered in uint16
+
+
+class StalePart:
+    """What :func:`open_part` returns for a seismic part of an older layout: the method stays
+    listed (the index has the part) but searching it raises ``message``."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -47,34 +65,80 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
         int(params["block_size"]),
         float(params["summary_energy"]),
         int(params["summary_terms"]),
+        int(params["min_cluster_size"]),
         ctx.threads,
     )
+    arrays = narrowed(arrays, ctx.n_terms)
     for name, arr in zip(ARRAYS, arrays, strict=True):
         ctx.save(name, arr)
-    tb, sptr = arrays[0], arrays[3]
-    return {**params, "n_blocks": int(tb[-1]), "n_summary_entries": int(sptr[-1])}
+    tb, lg, goff = arrays[0], arrays[4], arrays[6]
+    return {
+        **params,
+        "layout": LAYOUT,
+        "n_blocks": int(tb[-1]),
+        "n_groups": int(lg[-1]),
+        "n_summary_entries": int(goff[-1]),
+        "max_list_blocks": int(np.diff(tb).max()) if len(tb) > 1 else 0,
+    }
+
+
+# the narrowest dtype each of these may take (the build picks it; the kernels compile for each)
+DTYPES = {
+    "seismic_group_terms": ("uint16", "int32"),  # uint16 when the vocabulary has <= 65,536 terms
+    "seismic_group_offsets": ("uint32", "int64"),  # uint32 when the entries fit
+    "seismic_group_blocks": ("uint8", "uint16"),  # uint8 when no list has more than 256 blocks
+}
+
+
+def narrowed(arrays: tuple, n_terms: int) -> tuple:
+    """The build's arrays with group terms, offsets and block numbers in the narrowest dtype that
+    holds them (see :data:`DTYPES`): most of the part's bytes are per group and per entry."""
+    tb, bptr, bdocs, scale, lg, gterms, goff, gblk, gval = arrays
+    if n_terms <= 1 << 16:
+        gterms = gterms.astype(np.uint16)
+    if goff[-1] < 1 << 32:
+        goff = goff.astype(np.uint32)
+    if len(tb) < 2 or int(np.diff(tb).max()) <= 1 << 8:
+        gblk = gblk.astype(np.uint8)
+    return tb, bptr, bdocs, scale, lg, gterms, goff, gblk, gval
 
 
 def check(params: dict[str, Any]) -> None:
     if not 0 < float(params["summary_energy"]) <= 1:
         raise LsrError(f"seismic summary_energy must be in (0, 1], got {params['summary_energy']!r}")
+    if -(-int(params["n_postings"]) // int(params["block_size"])) > MAX_LIST_BLOCKS:
+        raise LsrError(
+            f"seismic n_postings / block_size must be at most {MAX_LIST_BLOCKS} blocks per list, got "
+            f"{params['n_postings']} / {params['block_size']}"
+        )
 
 
-def open_part(index: Any, record: dict[str, Any]) -> tuple:
-    nb = int(record["n_blocks"])
-    ns = int(record["n_summary_entries"])
+def open_part(index: Any, record: dict[str, Any]) -> tuple | StalePart:
+    if not isinstance(record, dict) or record.get("layout") != LAYOUT:
+        return StalePart(
+            f"{index.path}: its seismic part has layout {record.get('layout', 1) if isinstance(record, dict) else 1} "
+            f"from an older lsr (this one reads layout {LAYOUT}): rebuild the index to search it with seismic"
+        )
+    nb, ng, ns = int(record["n_blocks"]), int(record["n_groups"]), int(record["n_summary_entries"])
     p, m = index.path, index.manifest
-    tb = fmt.open_array(p, "seismic_term_blocks", m)
     bptr = fmt.open_array(p, "seismic_block_docs_offsets", m, nb + 1)
-    return (
-        tb,
+    out = (
+        fmt.open_array(p, "seismic_term_blocks", m),
         bptr,
         fmt.open_array(p, "seismic_block_docs", m, int(bptr[-1])),
-        fmt.open_array(p, "seismic_summary_offsets", m, nb + 1),
-        fmt.open_array(p, "seismic_summary_terms", m, ns),
-        fmt.open_array(p, "seismic_summary_values", m, ns),
-        fmt.open_array(p, "seismic_summary_scale", m, nb),
+        fmt.open_array(p, "seismic_block_scale", m, nb),
+        fmt.open_array(p, "seismic_list_groups", m),
+        fmt.open_array(p, "seismic_group_terms", m, ng),
+        fmt.open_array(p, "seismic_group_offsets", m, ng + 1),
+        fmt.open_array(p, "seismic_group_blocks", m, ns),
+        fmt.open_array(p, "seismic_group_values", m, ns),
     )
+    for name, arr in zip(ARRAYS, out, strict=True):
+        if name in DTYPES and arr.dtype.name not in DTYPES[name]:
+            raise LsrError(
+                f"{p}: {name}.npy has dtype {arr.dtype}, expected one of {', '.join(DTYPES[name])}"
+            )
+    return out
 
 
 def search(
@@ -92,12 +156,15 @@ def search(
     next free stamp ``scratch.buffer("stamp_box")`` (every mark below it)."""
     from lsr.index.kernels import seismic
 
+    if isinstance(index.seismic, StalePart):
+        raise LsrError(index.seismic.message)
     args = (
         *index.seismic,
         *index.forward,
         index.scale,
         index.doc_order,
         index.n_terms,
+        int(index.parts["seismic"]["max_list_blocks"]),
         indptr,
         terms,
         weights,
@@ -122,6 +189,13 @@ PARTS = (
             "seismic_term_blocks": ("int64", "n_terms+1"),
             "seismic_block_docs_offsets": ("int64", None),
             "seismic_block_docs": ("uint32", None),
+            "seismic_block_scale": ("float32", None),
+            "seismic_list_groups": ("int64", "n_terms+1"),
+            "seismic_group_terms": (None, None),  # dtype: one of DTYPES' (checked at open)
+            "seismic_group_offsets": (None, None),
+            "seismic_group_blocks": (None, None),
+            "seismic_group_values": ("uint8", None),
+            # layout 1 (older lsr), still known so that such an index opens and checks
             "seismic_summary_offsets": ("int64", None),
             "seismic_summary_terms": ("int32", None),
             "seismic_summary_values": ("uint8", None),
@@ -132,10 +206,11 @@ PARTS = (
         reorder=True,
         defaults={
             "n_postings": 2000,
-            "block_size": 32,
+            "block_size": 10,
             "summary_energy": 0.4,
-            "summary_terms": 256,
-            "cluster_doc_terms": 16,
+            "summary_terms": 4096,
+            "cluster_doc_terms": 15,
+            "min_cluster_size": 2,
         },
         check=check,
         order=20,
@@ -146,9 +221,7 @@ METHOD = Method(
     name="seismic",
     parts=("forward", "seismic"),
     params=(
-        Param(
-            "query_cut", 10, 1, 1024, integer=True, doc="the heaviest query terms that drive the search"
-        ),
+        Param("query_cut", 10, 1, 1024, integer=True, doc="the heaviest query terms that drive the search"),
         Param(
             "heap_factor",
             0.9,

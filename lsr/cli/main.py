@@ -186,7 +186,7 @@ def _args_index(p: argparse.ArgumentParser) -> None:
         "--seismic-n-postings", type=int, default=None, help="Seismic: postings kept per term (default 2000)"
     )
     p.add_argument(
-        "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 32)"
+        "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 10)"
     )
     _add_threads(p, "; also the parallel part builds (reordering, Seismic)")
     p.add_argument(
