@@ -152,6 +152,7 @@ def search_one(
     out_d,
     out_s,
     mask,
+    thr0,
 ):
     """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding).
 
@@ -159,6 +160,8 @@ def search_one(
     ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size].
     A document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 never
     enters the heap (block bounds still count it: they stay upper bounds, so alpha = 1 is safe).
+    ``thr0`` (raw score, >= 0): a starting threshold (blocks are pruned against it from the first
+    one; a document scoring under it may be left out).
     """
     n_blocks = ub.shape[0]
     masked = mask.shape[0] > 0
@@ -187,7 +190,7 @@ def search_one(
         if ub[b] > top:
             top = ub[b]
     size = 0
-    if top > 0:
+    if top > 0 and not (thr0 > 0 and top * np.float32(alpha) * SLACK < thr0):
         # counting sort of the blocks with a positive bound into buckets, highest bucket first
         bucket_start[:] = 0
         inv = np.float32(N_BUCKETS) / top
@@ -203,15 +206,15 @@ def search_one(
                 r = N_BUCKETS - 1 - min(N_BUCKETS - 1, int(ub[b] * inv))
                 order[fill[r]] = b
                 fill[r] += 1
-        thr = np.float32(0)
+        thr = thr0  # > 0 once pruning may start
         a = np.float32(alpha) * SLACK
         for r in range(N_BUCKETS):
             edge = np.float32(N_BUCKETS - r) / inv  # the bucket's upper bound
-            if size == k and edge * a < thr:
+            if thr > 0 and edge * a < thr:
                 break
             for oi in range(bucket_start[r], bucket_start[r + 1]):
                 b = order[oi]
-                if size == k and ub[b] * a < thr:
+                if thr > 0 and ub[b] * a < thr:
                     continue
                 lo = b * block_size
                 hi = min(n_docs, lo + block_size)
@@ -238,11 +241,11 @@ def search_one(
                         acc[docs[p] - lo] += w * np.float32(impacts[p])
                 for x in range(hi - lo):
                     s = acc[x]
-                    if s > 0 and (size < k or s >= thr) and not (masked and mask[lo + x] == 0):
+                    if s > 0 and s >= thr and not (masked and mask[lo + x] == 0):
                         key = np.int64(doc_order[lo + x]) if reordered else np.int64(lo + x)
                         size = heap_push(hs, hd, size, k, s, key)
                         if size == k:
-                            thr = hs[0]
+                            thr = max(hs[0], thr0)
     heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
@@ -250,10 +253,12 @@ def search_one(
 def search_range(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, q_lo, q_hi, out_d, out_s, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, q_lo, q_hi, out_d, out_s, mask, thr0,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
-    (int64[>= max query terms * n_blocks]) as this thread's scratch."""
+    (int64[>= max query terms * n_blocks]) as this thread's scratch; ``thr0`` float32[nq]
+    starting thresholds (raw scores) or empty."""
+    has_thr = thr0.shape[0] > 0
     n_blocks = (n_docs + block_size - 1) // block_size
     ub = np.zeros(n_blocks, np.float32)
     order = np.empty(n_blocks, np.int32)
@@ -268,6 +273,7 @@ def search_range(
             dense_max, dense_start,
             block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, ub, slot, order,
             bucket_start, acc, hs, hd, out_d[q], out_s[q], mask,
+            np.float32(thr0[q]) if has_thr else np.float32(0),
         )  # fmt: skip
 
 
@@ -275,7 +281,7 @@ def search_range(
 def search_serial(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, mask, thr0,
 ):  # fmt: skip
     """BMP for every query of a CSR batch, one after the other. Returns (docs int64[nq, k],
     scores float32[nq, k]), -1 / 0 past the matches."""
@@ -285,7 +291,7 @@ def search_serial(
     search_range(
         offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, 0, nq, out_d, out_s, mask,
+        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slot, 0, nq, out_d, out_s, mask, thr0,
     )  # fmt: skip
     return out_d, out_s
 
@@ -294,7 +300,7 @@ def search_serial(
 def search_batch(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots, n_chunks, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots, n_chunks, mask, thr0,
 ):  # fmt: skip
     """Like :func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
     ``slots[c]``."""
@@ -307,7 +313,7 @@ def search_batch(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, slots[c],
-            c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
+            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
         )  # fmt: skip
     return out_d, out_s
 

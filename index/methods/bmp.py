@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lsr.index import format as fmt
-from lsr.index.methods import BuildContext, Method, Param, Part
+from lsr.index.methods import BuildContext, Method, Param, Part, init_thr
 
 ARRAYS = (
     "bmp_offsets",
@@ -87,8 +87,8 @@ def search(
         params["beta"],
     )
     if n_chunks == 1:
-        return bmp.search_serial(*args, slots[0], mask)
-    return bmp.search_batch(*args, slots, n_chunks, mask)
+        return bmp.search_serial(*args, slots[0], mask, init_thr(params))
+    return bmp.search_batch(*args, slots, n_chunks, mask, init_thr(params))
 
 
 PARTS = (
