@@ -57,6 +57,7 @@ import numpy as np
 from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index import metadata as md
+from lsr.index.kernels.topk import merge_runs
 from lsr.index.npy import read_npy
 from lsr.index.parts import DEFAULT_BMP, DEFAULT_REORDER, DEFAULT_SEISMIC
 from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
@@ -77,7 +78,7 @@ FILTER_CACHE_SIZE = 32  # filters whose per-segment masks a generation keeps (mo
 # segment is skipped only when its bound times 1 + margin is under it): bounds and scores are float32
 # sums in different orders, and a document tying the k-th score must still reach the merge.
 THRESHOLD_MARGIN = 1e-4
-THRESHOLD_METHODS = ("exact", "maxscore", "bmp")  # kernels that take a starting threshold (init_thr)
+THRESHOLD_METHODS = ("exact", "maxscore", "bmp", "seismic")  # kernels taking a starting threshold
 # Seismic over a segment where the mask keeps under this share of the documents is answered exactly
 # (over the kept documents): its statically pruned lists hold few of them, so its recall collapses
 # (0.687 at a 1% filter on 1M documents before this rule), while exact search over so few documents
@@ -344,9 +345,8 @@ def plan_segment(seg: Segment, al: Allowed, ip: np.ndarray, tm: np.ndarray, meth
     few = al.n < SEISMIC_EXACT_FRACTION * seg.n_docs
     if seg.index.forward is None:
         return "exact" if m == "seismic" and few else m
-    off = seg.index.offsets
-    t = np.asarray(tm, np.int64)
-    postings = int((np.asarray(off[t + 1]) - np.asarray(off[t])).sum())
+    off = np.asarray(seg.index.offsets)  # a plain view: fancy indexing a memmap is slow
+    postings = int((off[tm + 1] - off[tm]).sum())
     nq = len(ip) - 1
     estimate = al.n * (seg.index.n_postings / max(seg.n_docs, 1)) * nq
     cheaper = estimate < 2 * postings and al.forward_nnz() * nq < postings
@@ -625,19 +625,7 @@ class Snapshot:
                 raw = np.where(held, kth.astype(np.float64), 0.0) / float(seg.index.scale)
                 thr = np.maximum(raw * (1 - THRESHOLD_MARGIN), 0).astype(np.float32)
             d, s = self._search_segment(seg, al, ip, tm, wt, k, threads, method, thr, params)
-            valid = d >= 0
-            big = np.iinfo(np.int64).max
-            cat_d = np.concatenate(
-                [best_d, np.where(valid, (np.int64(seg.num) << 32) | np.maximum(d, 0), -1)], 1
-            )
-            cat_s = np.concatenate([best_s, np.where(valid, s, -np.inf).astype(np.float32)], 1)
-            cat_o = np.concatenate(
-                [best_o, np.where(valid, (np.int64(pos) << 32) | np.maximum(d, 0), big)], 1
-            )
-            order = np.lexsort((cat_o, -cat_s), axis=-1)[:, :k]
-            best_d = np.take_along_axis(cat_d, order, axis=1)
-            best_s = np.take_along_axis(cat_s, order, axis=1)
-            best_o = np.take_along_axis(cat_o, order, axis=1)
+            merge_runs(best_d, best_s, best_o, d, s, seg.num, pos)
         out_d[:] = best_d
         out_s[:] = np.where(best_d >= 0, best_s, 0)
         return out_d, out_s
@@ -675,7 +663,11 @@ class Snapshot:
         if how == "seismic" and al.mask is not None:
             # Seismic's pruned lists may hold only masked documents: a query short of k hits
             # is answered exactly on this segment, so k live documents come back when k exist
-            short = np.flatnonzero((d >= 0).sum(axis=1) < d.shape[1])
+            # (not when other segments already hold k: a starting threshold may leave it short)
+            short = (d >= 0).sum(axis=1) < d.shape[1]
+            if thr is not None:
+                short &= thr == 0
+            short = np.flatnonzero(short)
             if len(short):
                 sub = np.concatenate([np.arange(ip[q], ip[q + 1]) for q in short])
                 sip = np.zeros(len(short) + 1, np.int64)

@@ -170,19 +170,28 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
     stamps = np.zeros(a["n_docs"], np.int32)
     box = np.ones(1, np.int64)
-    for query_cut, heap_factor in ((1, 0.9), (3, 0.5), (10, 0.9), (50, 2.0)):
-        for k in (1, 10):
-            got_d, got_s = seismic_k.search_serial(
-                *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
-                indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK,
-            )  # fmt: skip
-            for q, qt, qw in _rows(indptr, terms, weights):
-                want_d, want_s = seismic_k.search_python(
-                    *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
-                    qt, qw, k, query_cut, heap_factor,
+    nq = len(indptr) - 1
+    # starting thresholds (what the living index passes from other segments): none, and per query
+    # 0, a third and two thirds of its best score (raw, before the quantization scale)
+    first = seismic_k.search_serial(
+        *structures, a["fptr"], a["fterms"], a["fimp"], np.float32(1), a["doc_order"], a["n_terms"],
+        indptr, terms, weights, 1, 50, 1.0, stamps, box, NO_MASK, NO_THR,
+    )[1][:, 0]  # fmt: skip
+    some = (first * np.array([0, 1 / 3, 2 / 3] * nq)[:nq]).astype(np.float32)
+    for thr0 in (NO_THR, some):
+        for query_cut, heap_factor in ((1, 0.9), (3, 0.5), (10, 0.9), (50, 2.0)):
+            for k in (1, 10):
+                got_d, got_s = seismic_k.search_serial(
+                    *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
+                    indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK, thr0,
                 )  # fmt: skip
-                assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, k, q)
-                assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, k, q)
+                for q, qt, qw in _rows(indptr, terms, weights):
+                    want_d, want_s = seismic_k.search_python(
+                        *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
+                        qt, qw, k, query_cut, heap_factor, float(thr0[q]) if len(thr0) else 0.0,
+                    )  # fmt: skip
+                    assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, k, q, len(thr0))
+                    assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, k, q, len(thr0))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -292,3 +301,34 @@ def test_safe_kernels_with_a_mask_and_a_starting_threshold_equal_the_twin(seed, 
                         np.array([s for _, s in got_above], np.float32),
                         np.array([s for _, s in above], np.float32),
                     ), (name, density, k, q)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_runs_equals_its_twin(seed):
+    """The running top-k over segments: a kernel's merge of one segment's sorted rows (many equal
+    scores, short rows, padding) equals concatenate + lexsort, ties to the earlier segment."""
+    from lsr.index.kernels.topk import merge_runs, merge_runs_reference
+
+    rng = np.random.default_rng(seed)
+    nq, k = 6, 9
+    best = (
+        np.full((nq, k), -1, np.int64),
+        np.full((nq, k), -np.inf, np.float32),
+        np.full((nq, k), np.iinfo(np.int64).max, np.int64),
+    )
+    want = tuple(a.copy() for a in best)
+    for pos in rng.permutation(8):  # segments merged in any order, as the shared threshold visits them
+        kk = int(rng.integers(1, k + 3))
+        s = np.zeros((nq, kk), np.float32)
+        d = np.full((nq, kk), -1, np.int64)
+        for q in range(nq):
+            n = int(rng.integers(0, kk + 1))
+            docs = rng.choice(50, n, replace=False)
+            sc = rng.integers(1, 5, n).astype(np.float32)  # few distinct scores: ties across segments
+            order = np.lexsort((docs, -sc))
+            d[q, :n], s[q, :n] = docs[order], sc[order]
+        num = int(pos) + 100
+        merge_runs(*best, d, s, num, int(pos))
+        want = merge_runs_reference(*want, d, s, num, int(pos))
+        for got_a, want_a in zip(best, want, strict=True):
+            assert np.array_equal(got_a, want_a)

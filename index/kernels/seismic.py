@@ -293,11 +293,14 @@ def search_one(
     out_d,
     out_s,
     mask,
+    thr0,
 ):
     """Seismic top-k of one query into out_d / out_s. ``qw`` float32[n_terms] zeros (zero again on
     return); ``stamps`` int32[n_docs] holds no value equal to ``stamp`` (docs seen get it). A
     document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 is never
-    scored nor offered to the heap."""
+    scored nor offered to the heap. ``thr0`` (raw score, >= 0): a starting threshold (the k-th
+    score other segments hold): blocks are skipped against it from the first one, and a document
+    scoring under it may be left out."""
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
     masked = mask.shape[0] > 0
@@ -305,12 +308,12 @@ def search_one(
         qw[q_terms[i]] = np.float32(q_weights[i])
     order = np.argsort(-q_weights, kind="mergesort")
     size = 0
-    thr = np.float32(0)
+    thr = thr0  # > 0 once blocks may be skipped
     hf = np.float32(heap_factor)
     for r in range(min(query_cut, nq)):
         t = q_terms[order[r]]
         for b in range(term_blocks[t], term_blocks[t + 1]):
-            if size == k:
+            if thr > 0:
                 sd = np.float32(0)
                 for p in range(sptr[b], sptr[b + 1]):
                     sd += qw[sterms[p]] * np.float32(svals[p])
@@ -324,11 +327,11 @@ def search_one(
                 if masked and mask[d] == 0:
                     continue
                 s = forward_score(fptr, fterms, fimp, d, qw)
-                if s > 0 and (size < k or s >= thr):
+                if s > 0 and s >= thr:
                     key = np.int64(doc_order[d]) if reordered else np.int64(d)
                     size = heap_push(hs, hd, size, k, s, key)
                     if size == k:
-                        thr = hs[0]
+                        thr = max(hs[0], thr0)
     for i in range(nq):
         qw[q_terms[i]] = 0
     heap_finish(hs, hd, size, scale, out_d, out_s)
@@ -338,10 +341,12 @@ def search_one(
 def search_range(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
     n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp0, q_lo, q_hi,
-    out_d, out_s, mask,
+    out_d, out_s, mask, thr0,
 ):  # fmt: skip
     """Seismic for queries q_lo..q_hi-1 of a CSR batch; ``stamps`` is this thread's scratch whose
-    values are all below ``stamp0``. Returns the next free stamp."""
+    values are all below ``stamp0``; ``thr0`` float32[nq] starting thresholds or empty. Returns the
+    next free stamp."""
+    has_thr = thr0.shape[0] > 0
     qw = np.zeros(n_terms, np.float32)
     hs = np.empty(k, dtype=np.float32)
     hd = np.empty(k, dtype=np.int64)
@@ -354,7 +359,7 @@ def search_range(
         search_one(
             term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
             doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, stamps, stamp,
-            hs, hd, out_d[q], out_s[q], mask,
+            hs, hd, out_d[q], out_s[q], mask, np.float32(thr0[q]) if has_thr else np.float32(0),
         )  # fmt: skip
         stamp += 1
     return stamp
@@ -363,7 +368,7 @@ def search_range(
 @njit(cache=True, nogil=True)
 def search_serial(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box, mask,
+    n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box, mask, thr0,
 ):  # fmt: skip
     """Seismic for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]).
     ``stamp_box[0]`` is the next free stamp of ``stamps`` (advanced)."""
@@ -373,7 +378,7 @@ def search_serial(
     stamp_box[0] = search_range(
         term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
         n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps, stamp_box[0], 0, nq,
-        out_d, out_s, mask,
+        out_d, out_s, mask, thr0,
     )  # fmt: skip
     return out_d, out_s
 
@@ -382,7 +387,7 @@ def search_serial(
 def search_batch(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
     n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d, stamp_box, n_chunks,
-    mask,
+    mask, thr0,
 ):  # fmt: skip
     """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
     ``stamps2d[c]`` and ``stamp_box[c]``."""
@@ -394,7 +399,7 @@ def search_batch(
         stamp_box[c] = search_range(
             term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale,
             doc_order, n_terms, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps2d[c],
-            stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
+            stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
         )  # fmt: skip
     return out_d, out_s
 
@@ -449,26 +454,29 @@ def summary_reference(block_docs, fptr, fterms, fimp, energy, max_terms):
 
 def search_python(
     term_blocks, bptr, bdocs, sptr, sterms, svals, sscale, fptr, fterms, fimp, scale, doc_order,
-    q_terms, q_weights, k, query_cut, heap_factor,
+    q_terms, q_weights, k, query_cut, heap_factor, thr0=0.0,
 ):  # fmt: skip
     """Plain-Python twin of :func:`search_one`: the ``query_cut`` heaviest query terms (stable
-    order) walk their blocks; once k documents are held a block whose float32 summary score is
-    under ``heap_factor`` x the k-th score is skipped; each unseen document of the others is scored
-    from the forward index (float32, terms ascending). Returns (keys int64[k], scores float32[k])."""
+    order) walk their blocks; once k documents are held (or from the start, with a starting
+    threshold ``thr0`` > 0) a block whose float32 summary score is under ``heap_factor`` x the
+    threshold (the k-th score, at least ``thr0``) is skipped; each unseen document of the others is
+    scored from the forward index (float32, terms ascending), and offered when it reaches
+    ``thr0``. Returns (keys int64[k], scores float32[k])."""
     from lsr.index.kernels.topk import TopKReference
 
     f32 = np.float32
     qw = {int(t): f32(w) for t, w in zip(q_terms, q_weights, strict=True)}
     order = sorted(range(len(q_terms)), key=lambda i: -float(q_weights[i]))
-    heap, seen, hf = TopKReference(k), set(), f32(heap_factor)
+    heap, seen, hf, t0 = TopKReference(k), set(), f32(heap_factor), f32(thr0)
     for i in order[: min(query_cut, len(q_terms))]:
         t = int(q_terms[i])
         for b in range(int(term_blocks[t]), int(term_blocks[t + 1])):
-            if heap.size == k:
+            thr = max(heap.threshold, t0) if heap.size == k else t0
+            if thr > 0:
                 sd = f32(0)
                 for p in range(int(sptr[b]), int(sptr[b + 1])):
                     sd = f32(sd + f32(qw.get(int(sterms[p]), f32(0)) * f32(svals[p])))
-                if f32(sd * sscale[b]) < f32(hf * heap.threshold):
+                if f32(sd * sscale[b]) < f32(hf * thr):
                     continue
             for p in range(int(bptr[b]), int(bptr[b + 1])):
                 d = int(bdocs[p])
@@ -480,6 +488,6 @@ def search_python(
                     w = qw.get(int(fterms[j]), f32(0))
                     if w > 0:
                         s = f32(s + f32(w * f32(fimp[j])))
-                if s > 0:
+                if s > 0 and s >= t0:
                     heap.push(s, int(doc_order[d]) if len(doc_order) else d)
     return heap.finish(scale)
