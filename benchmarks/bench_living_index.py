@@ -57,7 +57,7 @@ def latency(ix: Any, queries: list, method: str, flt: Any = None, k: int = 10) -
     return {"p50_ms": float(np.median(times) * 1e3), "mean_ms": float(np.mean(times) * 1e3)}
 
 
-def work(ix: Any, queries: list, method: str, flt: Any = None, k: int = 10) -> dict[str, float]:
+def work_counts(ix: Any, queries: list, method: str, flt: Any = None, k: int = 10) -> dict[str, float]:
     """Work counts (machine-independent, unlike latency): segments searched per query, and how
     the searched segments were answered (the method, exact, or exact over the filter's selected
     documents), from the plan the living index makes per segment."""
@@ -147,7 +147,7 @@ def run(n_docs: int, n_terms: int, nnz: int, n_queries: int, seed: int = 0) -> d
         ix.commit()
         out["segments_before_merge"] = len(ix.segments)
         out["search_10_segments_10pct_deleted"] = {m: latency(ix, queries, m) for m in ix.methods}
-        out["work_10_segments_10pct_deleted"] = {m: work(ix, queries, m) for m in ix.methods}
+        out["work_10_segments_10pct_deleted"] = {m: work_counts(ix, queries, m) for m in ix.methods}
         t0 = time.perf_counter()
         ix.merge(max_segments=1)
         out["merge_seconds"] = time.perf_counter() - t0
@@ -164,7 +164,7 @@ def run(n_docs: int, n_terms: int, nnz: int, n_queries: int, seed: int = 0) -> d
             for name, flt in (("none", None), ("10%", flt10), ("1%", flt1))
         }
         out["work_filters"] = {
-            name: {m: work(ix, queries, m, flt) for m in ix.methods}
+            name: {m: work_counts(ix, queries, m, flt) for m in ix.methods}
             for name, flt in (("10%", flt10), ("1%", flt1))
         }
         small = docs[:1000]

@@ -84,6 +84,12 @@ THRESHOLD_METHODS = ("exact", "maxscore", "bmp", "seismic")  # kernels taking a 
 # (0.687 at a 1% filter on 1M documents before this rule), while exact search over so few documents
 # is cheap (the forward index scores only them).
 SEISMIC_EXACT_FRACTION = 0.05
+# What scoring one allowed document's non-zero from the forward index costs, in postings of
+# term-at-a-time exact search (a dense-query lookup per non-zero against a sequential accumulator
+# update per posting): indicative, from kernel timings on a loaded 2-core machine (about 3-10 ns per
+# non-zero vs about 2 ns per posting on 100,000 synthetic documents); the selected-documents path is
+# taken only when it is clearly cheaper.
+SELECTED_COST = 4.0
 NO_THRESHOLD = np.empty(0, np.float32)
 _GEN_RE = re.compile(r"^generation-(\d+)\.json$")
 _SEG_RE = re.compile(r"^seg-(\d+)$")
@@ -333,9 +339,10 @@ def plan_segment(seg: Segment, al: Allowed, ip: np.ndarray, tm: np.ndarray, meth
     - the method when the segment has its parts, else ``exact`` (small segments have none: they
       are built without parts under ``parts_min_docs``, and exact search is cheaper there);
     - with a mask (deletes or a filter) and a forward index: ``selected`` when the allowed
-      documents' non-zeros (times the number of queries) are fewer than the postings of the
-      queries' terms, the work of term-at-a-time exact search: a selective filter then costs its
-      documents, not the collection. Every safe method gives the same results either way;
+      documents' non-zeros (times the number of queries, times :data:`SELECTED_COST`) are fewer
+      than the postings of the queries' terms, the work of term-at-a-time exact search: a
+      selective filter then costs its documents, not the collection. Every safe method gives the
+      same results either way;
     - Seismic with a mask keeping under :data:`SEISMIC_EXACT_FRACTION` of the segment: exact
       (``selected`` or term-at-a-time, whichever is cheaper), for its recall.
     """
@@ -348,8 +355,8 @@ def plan_segment(seg: Segment, al: Allowed, ip: np.ndarray, tm: np.ndarray, meth
     off = np.asarray(seg.index.offsets)  # a plain view: fancy indexing a memmap is slow
     postings = int((off[tm + 1] - off[tm]).sum())
     nq = len(ip) - 1
-    estimate = al.n * (seg.index.n_postings / max(seg.n_docs, 1)) * nq
-    cheaper = estimate < 2 * postings and al.forward_nnz() * nq < postings
+    estimate = al.n * (seg.index.n_postings / max(seg.n_docs, 1)) * nq * SELECTED_COST
+    cheaper = estimate < 2 * postings and al.forward_nnz() * nq * SELECTED_COST < postings
     if cheaper:
         return "selected"
     return "exact" if m == "seismic" and few else m

@@ -555,7 +555,7 @@ def test_selective_filters_score_only_their_documents(tmp_path):
     flt = {"bucket": 1}
     al = snap.allowed(flt)[0]
     assert al.n == 8 and snap.allowed(flt)[0] is al  # cached per generation
-    q = {"t1": 1.0, "t2": 2.0, "t3": 0.5}
+    q = {"t1": 1.0, "t2": 2.0, "t3": 0.5, "t4": 1.0, "t5": 1.5, "t6": 1.0, "t7": 0.25, "t8": 1.0}
     qb = ix.prepare_queries([q])
     for method in ix.methods:
         assert plan_segment(seg, al, qb[0], qb[1], method) == "selected", method

@@ -188,9 +188,9 @@ def search_selected(fptr, fterms, fimp, scale, doc_order, sel, q_indptr, q_terms
             d = sel[i]
             s = np.float32(0)
             for p in range(fptr[d], fptr[d + 1]):
-                w = qw[fterms[p]]
-                if w > 0:
-                    s += w * np.float32(fimp[p])
+                # no branch: a term outside the query adds 0 * impact = +0.0, which leaves s
+                # unchanged to the bit (s >= +0.0), so the sum is exact search's
+                s += qw[fterms[p]] * np.float32(fimp[p])
             if s > 0 and (s > thr or (s == thr and (reordered or size < k))):
                 key = np.int64(doc_order[d]) if reordered else np.int64(d)
                 size = heap_push(hs, hd, size, k, s, key)
