@@ -623,14 +623,22 @@ class Snapshot:
             work.append((-float(ub.sum()), pos, seg, al, ip, tm, wt, ub))
         work.sort(key=lambda w: (w[0], w[1]))
         for _neg, pos, seg, al, ip, tm, wt, ub in work:
-            kth = best_s[:, k - 1]
-            held = np.isfinite(kth)
-            if held.all() and bool((ub * (1 + THRESHOLD_MARGIN) < kth).all()):
-                continue  # no document of this segment can reach any query's top k
             thr = None
-            if held.any():
-                raw = np.where(held, kth.astype(np.float64), 0.0) / float(seg.index.scale)
-                thr = np.maximum(raw * (1 - THRESHOLD_MARGIN), 0).astype(np.float32)
+            if nq == 1:  # the common case (one query per call), in Python floats
+                kth1 = float(best_s[0, k - 1])
+                if kth1 > -np.inf:
+                    if float(ub[0]) * (1 + THRESHOLD_MARGIN) < kth1:
+                        continue  # no document of this segment can reach the top k
+                    raw1 = kth1 / float(seg.index.scale) * (1 - THRESHOLD_MARGIN)
+                    thr = np.array([max(raw1, 0.0)], np.float32)
+            else:
+                kth = best_s[:, k - 1]
+                held = np.isfinite(kth)
+                if held.all() and bool((ub * (1 + THRESHOLD_MARGIN) < kth).all()):
+                    continue  # no document of this segment can reach any query's top k
+                if held.any():
+                    raw = np.where(held, kth.astype(np.float64), 0.0) / float(seg.index.scale)
+                    thr = np.maximum(raw * (1 - THRESHOLD_MARGIN), 0).astype(np.float32)
             d, s = self._search_segment(seg, al, ip, tm, wt, k, threads, method, thr, params)
             merge_runs(best_d, best_s, best_o, d, s, seg.num, pos)
         out_d[:] = best_d
