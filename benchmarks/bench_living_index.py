@@ -57,6 +57,33 @@ def latency(ix: Any, queries: list, method: str, flt: Any = None, k: int = 10) -
     return {"p50_ms": float(np.median(times) * 1e3), "mean_ms": float(np.mean(times) * 1e3)}
 
 
+def work_counts(ix: Any, queries: list, method: str, flt: Any = None, k: int = 10) -> dict[str, float]:
+    """Work counts (machine-independent, unlike latency): segments searched per query, and how
+    the searched segments were answered (the method, exact, or exact over the filter's selected
+    documents), from the plan the living index makes per segment."""
+    from lsr.index import segments as seg_mod
+
+    plans: list[str] = []
+    real_search, real_plan = seg_mod.Snapshot._search_segment, seg_mod.plan_segment
+
+    def plan(*a: Any, **kw: Any) -> str:
+        plans.append(real_plan(*a, **kw))
+        return plans[-1]
+
+    seg_mod.plan_segment = plan
+    try:
+        for q in queries:
+            ix.search([q], k=k, method=method, filter=flt)
+    finally:
+        seg_mod.plan_segment = real_plan
+    assert seg_mod.Snapshot._search_segment is real_search
+    n = len(queries)
+    out = {"segments_searched_per_query": len(plans) / n}
+    for how in sorted(set(plans)):
+        out[f"segments_{how}_per_query"] = plans.count(how) / n
+    return out
+
+
 def recall(ix: Any, queries: list, method: str, flt: Any, k: int = 10) -> float:
     exact = ix.search(queries, k=k, method="exact", filter=flt)
     got = ix.search(queries, k=k, method=method, filter=flt)
@@ -120,6 +147,7 @@ def run(n_docs: int, n_terms: int, nnz: int, n_queries: int, seed: int = 0) -> d
         ix.commit()
         out["segments_before_merge"] = len(ix.segments)
         out["search_10_segments_10pct_deleted"] = {m: latency(ix, queries, m) for m in ix.methods}
+        out["work_10_segments_10pct_deleted"] = {m: work_counts(ix, queries, m) for m in ix.methods}
         t0 = time.perf_counter()
         ix.merge(max_segments=1)
         out["merge_seconds"] = time.perf_counter() - t0
@@ -134,6 +162,10 @@ def run(n_docs: int, n_terms: int, nnz: int, n_queries: int, seed: int = 0) -> d
                 for m in ix.methods
             }
             for name, flt in (("none", None), ("10%", flt10), ("1%", flt1))
+        }
+        out["work_filters"] = {
+            name: {m: work_counts(ix, queries, m, flt) for m in ix.methods}
+            for name, flt in (("10%", flt10), ("1%", flt1))
         }
         small = docs[:1000]
         ix.add(SparseBatch(small.indptr, small.indices, small.data, vocab, [f"c{i}" for i in range(1000)]))

@@ -230,6 +230,8 @@ class Filter:
     def __init__(self, spec: Any, schema: Mapping[str, str]) -> None:
         self.spec = spec
         self._node = _compile(spec, schema, "filter")
+        # the compiled filter, canonical: equal filters (whatever their key order) share cached masks
+        self.key: str = json.dumps(self._node, sort_keys=True, default=str)
 
     def mask(self, cols: Columns, n_docs: int) -> np.ndarray:
         """bool[n_docs]: the documents of a segment (build order) that pass."""

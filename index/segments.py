@@ -57,6 +57,7 @@ import numpy as np
 from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index import metadata as md
+from lsr.index.kernels.topk import merge_runs
 from lsr.index.npy import read_npy
 from lsr.index.parts import DEFAULT_BMP, DEFAULT_REORDER, DEFAULT_SEISMIC
 from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
@@ -72,6 +73,30 @@ DEFAULT_PARTS_MIN_DOCS = 10_000
 DEFAULT_MERGE_FACTOR = 10
 DEFAULT_MERGE_MIN_DOCS = 1_000
 EXPUNGE_DELETED_FRACTION = 0.5  # a segment with more deleted docs than this is rewritten alone
+FILTER_CACHE_SIZE = 32  # filters whose per-segment masks a generation keeps (most recently used)
+# The k-th score carried into the next segment's kernel is lowered by this relative margin (and a
+# segment is skipped only when its bound times 1 + margin is under it): bounds and scores are float32
+# sums in different orders, and a document tying the k-th score must still reach the merge.
+THRESHOLD_MARGIN = 1e-4
+THRESHOLD_METHODS = ("exact", "maxscore", "bmp", "seismic")  # kernels taking a starting threshold
+# Seismic over a segment where the mask keeps under this share of the documents is answered exactly
+# (over the kept documents): its statically pruned lists hold few of them, so its recall collapses
+# (0.687 at a 1% filter on 1M documents before this rule), while exact search over so few documents
+# is cheap (the forward index scores only them).
+SEISMIC_EXACT_FRACTION = 0.05
+# MaxScore and BMP over a segment where the mask keeps under this share of the documents run as
+# exact search (the same results: all three are safe there): their bounds count the masked
+# documents, so a filter hiding the best ones leaves them walking most of the index for a low k-th
+# score (on 1M documents before this rule, a 10% filter cost BMP 11.0 ms and MaxScore 13.4 ms
+# against exact's 7.1 ms).
+PRUNED_EXACT_FRACTION = 0.25
+# What scoring one allowed document's non-zero from the forward index costs, in postings of
+# term-at-a-time exact search (a dense-query lookup per non-zero against a sequential accumulator
+# update per posting): indicative, from kernel timings on a loaded 2-core machine (about 3-10 ns per
+# non-zero vs about 2 ns per posting on 100,000 synthetic documents); the selected-documents path is
+# taken only when it is clearly cheaper.
+SELECTED_COST = 4.0
+NO_THRESHOLD = np.empty(0, np.float32)
 _GEN_RE = re.compile(r"^generation-(\d+)\.json$")
 _SEG_RE = re.compile(r"^seg-(\d+)$")
 _BASE_FILES = {fmt.MANIFEST, fmt.STORE} | {f"{n}.npy" for n in fmt.ARRAYS}
@@ -184,6 +209,17 @@ class Segment:
         self._live_mask: np.ndarray | None = None
         self._df: np.ndarray | None = None
         self._inv_order: np.ndarray | None = None
+        self._icols: md.Columns | None = None
+
+    def internal_columns(self) -> md.Columns:
+        """The metadata columns in internal doc order (the kernels' and masks' order), so a filter
+        evaluates straight into a kernel mask, without a gather per search."""
+        if self._icols is None:
+            order = self.index.doc_order
+            self._icols = (
+                md.take_columns(self.columns, np.asarray(order, np.int64)) if len(order) else self.columns
+            )
+        return self._icols
 
     def entry(self) -> dict[str, Any]:
         return {
@@ -261,6 +297,117 @@ class Segment:
         return np.where(hit, cand, -1).astype(np.int64)
 
 
+class Allowed:
+    """The documents of one segment a search may return: ``mask`` uint8[n_docs] by internal doc
+    number (0: deleted or filtered out), None for every document, False for none; ``n`` how many.
+    Keeps, computed on first use, the allowed documents as a list and their non-zeros in the
+    forward index (what scoring only them costs)."""
+
+    __slots__ = ("seg", "mask", "n", "_sel", "_nnz")
+
+    def __init__(self, seg: Segment, mask: np.ndarray | None | bool, n: int) -> None:
+        self.seg, self.mask, self.n = seg, mask, n
+        self._sel: np.ndarray | None = None
+        self._nnz: int | None = None
+
+    @classmethod
+    def of(cls, seg: Segment, mask: np.ndarray | None | bool) -> Allowed:
+        """From a bare mask (as :meth:`Snapshot.segment_masks` gives)."""
+        if mask is None:
+            return cls(seg, None, seg.n_docs)
+        if mask is False:
+            return cls(seg, False, 0)
+        return cls(seg, np.ascontiguousarray(mask).view(np.uint8), int(np.count_nonzero(mask)))
+
+    def selected(self) -> np.ndarray:
+        """int64: the allowed internal doc numbers, ascending."""
+        if self._sel is None:
+            self._sel = (
+                np.arange(self.seg.n_docs)
+                if self.mask is None
+                else np.flatnonzero(self.mask).astype(np.int64)
+            )
+        return self._sel
+
+    def forward_nnz(self) -> int:
+        """Non-zeros of the allowed documents (needs the forward part)."""
+        if self._nnz is None:
+            fptr = np.asarray(self.seg.index.forward[0])
+            sel = self.selected()
+            self._nnz = int((fptr[sel + 1] - fptr[sel]).sum())
+        return self._nnz
+
+
+def seismic_cost(seg: Segment, ip: np.ndarray, tm: np.ndarray, wt: np.ndarray, query_cut: int) -> float:
+    """Seismic's work on one segment, in postings of exact search: each query's ``query_cut``
+    heaviest terms walk at most ``n_postings`` kept postings each (whatever the segment's size),
+    and every document met is scored from the forward index (its non-zeros, x
+    :data:`SELECTED_COST`)."""
+    n_post = float((seg.index.parts.get("seismic") or {}).get("n_postings", 0)) or np.inf
+    off = np.asarray(seg.index.offsets)
+    df = (off[tm + 1] - off[tm]).astype(np.float64)
+    avg = seg.index.n_postings / max(seg.n_docs, 1)
+    total = 0.0
+    for q in range(len(ip) - 1):
+        a, b = int(ip[q]), int(ip[q + 1])
+        heavy = np.argsort(-wt[a:b], kind="stable")[:query_cut]
+        total += float(np.minimum(df[a:b][heavy], n_post).sum())
+    return total * avg * SELECTED_COST
+
+
+def plan_segment(
+    seg: Segment,
+    al: Allowed,
+    ip: np.ndarray,
+    tm: np.ndarray,
+    method: str,
+    wt: np.ndarray | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> str:
+    """How to search one segment: ``"selected"`` (exact, scoring only the allowed documents from
+    the forward index: :func:`lsr.index.kernels.exact.search_selected`), or a method name.
+
+    - the method when the segment has its parts, else ``exact`` (small segments have none: they
+      are built without parts under ``parts_min_docs``, and exact search is cheaper there);
+    - with a mask (deletes or a filter) and a forward index: ``selected`` when the allowed
+      documents' non-zeros (times the number of queries, times :data:`SELECTED_COST`) are fewer
+      than the postings of the queries' terms, the work of term-at-a-time exact search: a
+      selective filter then costs its documents, not the collection. Every safe method gives the
+      same results either way;
+    - Seismic with a mask keeping under :data:`SEISMIC_EXACT_FRACTION` of the segment: exact
+      (``selected`` or term-at-a-time, whichever is cheaper), for its recall;
+    - MaxScore and BMP with a mask keeping under :data:`PRUNED_EXACT_FRACTION`: exact (their
+      bounds do not know the mask);
+    - Seismic where its work (:func:`seismic_cost`: a fixed number of kept postings per query term
+      and segment, each scored from the forward index) exceeds exact search's postings: exact,
+      which is then both cheaper and exact. Seismic's lists are pruned to ``n_postings`` per term
+      in every segment, so 10 segments walk 10 times the postings of one merged segment, and on
+      segments of 10,000 documents exact search cost about a twentieth of Seismic's (indicative
+      kernel timings, 100,000 synthetic documents).
+    """
+    m = method if method in seg.index.methods else "exact"
+    if m == "seismic" and wt is not None:
+        qc = int((params or {}).get("query_cut", 10))
+        off = np.asarray(seg.index.offsets)
+        if seismic_cost(seg, ip, tm, wt, qc) > float((off[tm + 1] - off[tm]).sum()):
+            m = "exact"
+    if al.mask is None or al.mask is False:
+        return m
+    few = al.n < SEISMIC_EXACT_FRACTION * seg.n_docs
+    if m in ("maxscore", "bmp") and al.n < PRUNED_EXACT_FRACTION * seg.n_docs:
+        m = "exact"
+    if seg.index.forward is None:
+        return "exact" if m == "seismic" and few else m
+    off = np.asarray(seg.index.offsets)  # a plain view: fancy indexing a memmap is slow
+    postings = int((off[tm + 1] - off[tm]).sum())
+    nq = len(ip) - 1
+    estimate = al.n * (seg.index.n_postings / max(seg.n_docs, 1)) * nq * SELECTED_COST
+    cheaper = estimate < 2 * postings and al.forward_nnz() * nq * SELECTED_COST < postings
+    if cheaper:
+        return "selected"
+    return "exact" if m == "seismic" and few else m
+
+
 @dataclass
 class Snapshot:
     """One generation, opened: the read side of the living index. Thread-safe; never changes."""
@@ -288,6 +435,8 @@ class Snapshot:
         self._df: np.ndarray | None = None
         self._retrievers: dict[tuple[int, bool], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
+        self._no_filter: list[Allowed] | None = None
+        self._filter_cache: dict[str, list[Allowed]] = {}
 
     @property
     def owner(self) -> SegmentedIndex:
@@ -392,24 +541,49 @@ class Snapshot:
     def segment_masks(self, filter: Any = None) -> list[np.ndarray | None | bool]:
         """Per segment: uint8[n_docs] (internal order) of the documents a search may return, None
         for all of them, or False for none."""
+        return [a.mask for a in self.allowed(filter)]
+
+    def allowed(self, filter: Any = None) -> list[Allowed]:
+        """Per segment, the documents a search may return (:class:`Allowed`): its live documents
+        passing ``filter``. Masks are computed on the segments' columns in internal doc order (no
+        per-search gather) and kept per filter for this generation (the last
+        :data:`FILTER_CACHE_SIZE` filters): a generation never changes, and a service sees the
+        same few filters again and again, so a repeated filter costs nothing to evaluate."""
         flt = md.parse_filter(filter, self.fields) if not isinstance(filter, md.Filter) else filter
-        out: list[np.ndarray | None | bool] = []
+        if flt is None:
+            with self._lock:
+                if self._no_filter is None:
+                    self._no_filter = [
+                        Allowed(seg, False if seg.n_live == 0 else seg.live_mask(), seg.n_live)
+                        for seg in self.segments
+                    ]
+                return self._no_filter
+        key = flt.key
+        with self._lock:
+            hit = self._filter_cache.pop(key, None)
+            if hit is not None:
+                self._filter_cache[key] = hit  # most recently used last
+                return hit
+        out: list[Allowed] = []
         for seg in self.segments:
             if seg.n_live == 0:
-                out.append(False)
+                out.append(Allowed(seg, False, 0))
                 continue
-            if flt is None:
-                out.append(seg.live_mask())
-                continue
-            allowed = flt.mask(seg.columns, seg.n_docs)
-            if seg.live is not None:
-                allowed &= seg.live
-            if not allowed.any():
-                out.append(False)
-            elif allowed.all():
-                out.append(None)
+            allowed = flt.mask(seg.internal_columns(), seg.n_docs)
+            live = seg.live_mask()
+            if live is not None:
+                allowed &= live.view(bool)
+            n = int(np.count_nonzero(allowed))
+            if n == 0:
+                out.append(Allowed(seg, False, 0))
+            elif n == seg.n_docs:
+                out.append(Allowed(seg, None, n))
             else:
-                out.append(seg.to_internal(allowed))
+                out.append(Allowed(seg, allowed.view(np.uint8), n))
+        with self._lock:
+            self._filter_cache[key] = out
+            while len(self._filter_cache) > FILTER_CACHE_SIZE:
+                self._filter_cache.pop(next(iter(self._filter_cache)))
         return out
 
     def search(
@@ -431,9 +605,9 @@ class Snapshot:
         k = check_k(k)
         threads = check_threads(threads)
         params = self.check_params(method, params)
-        masks = self.segment_masks(filter)
+        allowed = self.allowed(filter)
         indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
-        docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, masks, **params)
+        docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, allowed, **params)
         return search_results(self.doc_ids, docs, scores, unknown)
 
     def search_arrays(
@@ -444,56 +618,124 @@ class Snapshot:
         k: int,
         threads: int = 1,
         method: str = "exact",
-        masks: list[np.ndarray | None | bool] | None = None,
+        masks: Sequence[Allowed | np.ndarray | None | bool] | None = None,
         **params: Any,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-segment kernels + merge. Returns (document handles int64[nq, k] with -1 padding,
-        scores float32[nq, k]), ordered by (score desc, segment order, doc number)."""
+        """Per-segment kernels with a shared top-k threshold. Returns (document handles
+        int64[nq, k] with -1 padding, scores float32[nq, k]), ordered by (score desc, segment
+        order, doc number).
+
+        ``masks``: per segment an :class:`Allowed` (from :meth:`allowed`) or a mask as
+        :meth:`segment_masks` gives (None: every live document).
+
+        Segments are searched in decreasing order of their best possible score for the batch
+        (the sum over its queries of each query's bound ``sum(w * term_max)`` in that segment); the
+        k-th score held so far goes into the next segment's kernel as its starting threshold
+        (``init_thr``, with a relative margin of :data:`THRESHOLD_MARGIN` under it, so a document
+        that would tie with it still comes through and the merge's tie order stays exact), so
+        maxscore and bmp prune from their first posting, and a segment whose bound is under every
+        query's k-th score is not searched at all. Deleted and filtered documents are kept out
+        inside the kernels by the mask. Per segment, :meth:`_plan` picks how (see there).
+        """
         nq = len(indptr) - 1
         if masks is None:
-            masks = [False if s.n_live == 0 else s.live_mask() for s in self.segments]
-        all_d, all_s, all_o = [], [], []
-        for pos, (seg, mask) in enumerate(zip(self.segments, masks, strict=True)):
-            if mask is False:
-                continue
-            ip, tm, wt = indptr, terms, weights
-            if seg.index.n_terms < self.n_terms and len(tm) and tm.max() >= seg.index.n_terms:
-                keep = tm < seg.index.n_terms  # terms newer than the segment match nothing in it
-                row = np.repeat(np.arange(nq), np.diff(indptr))
-                ip = np.zeros(nq + 1, np.int64)
-                np.cumsum(np.bincount(row[keep], minlength=nq), out=ip[1:])
-                tm, wt = np.ascontiguousarray(tm[keep]), np.ascontiguousarray(wt[keep])
-            m = method if method in seg.index.methods else "exact"
-            p = params if m == method else {}
-            d, s = seg.index.search_arrays(ip, tm, wt, min(k, seg.n_docs), threads, m, mask=mask, **p)
-            if m == "seismic" and mask is not None:
-                # Seismic's pruned lists may hold only masked documents: a query short of k hits
-                # is answered exactly on this segment, so k live documents come back when k exist
-                short = np.flatnonzero((d >= 0).sum(axis=1) < d.shape[1])
-                if len(short):
-                    sub = np.concatenate([np.arange(ip[q], ip[q + 1]) for q in short])
-                    sip = np.zeros(len(short) + 1, np.int64)
-                    np.cumsum(ip[short + 1] - ip[short], out=sip[1:])
-                    d2, s2 = seg.index.search_arrays(
-                        sip, tm[sub], wt[sub], min(k, seg.n_docs), threads, "exact", mask=mask
-                    )
-                    d[short], s[short] = d2, s2
-            valid = d >= 0
-            all_d.append(np.where(valid, (np.int64(seg.num) << 32) | np.maximum(d, 0), -1))
-            all_s.append(np.where(valid, s, -np.inf).astype(np.float32))
-            all_o.append(np.where(valid, (np.int64(pos) << 32) | np.maximum(d, 0), np.iinfo(np.int64).max))
+            allowed = self.allowed(None)
+        else:
+            allowed = [
+                m if isinstance(m, Allowed) else Allowed.of(seg, m)
+                for seg, m in zip(self.segments, masks, strict=True)
+            ]
         out_d = np.full((nq, k), -1, np.int64)
         out_s = np.zeros((nq, k), np.float32)
-        if not all_d:
+        if nq == 0:
             return out_d, out_s
-        D, S, key = (np.concatenate(a, axis=1) for a in (all_d, all_s, all_o))
-        order = np.lexsort((key, -S), axis=-1)[:, :k]
-        D = np.take_along_axis(D, order, axis=1)
-        S = np.take_along_axis(S, order, axis=1)
-        n = D.shape[1]
-        out_d[:, :n] = D
-        out_s[:, :n] = np.where(D >= 0, S, 0)
+        row = np.repeat(np.arange(nq), np.diff(indptr))
+        best_s = np.full((nq, k), -np.inf, np.float32)  # the running top-k over the segments so far
+        best_d = np.full((nq, k), -1, np.int64)
+        best_o = np.full((nq, k), np.iinfo(np.int64).max, np.int64)
+        work = []
+        for pos, (seg, al) in enumerate(zip(self.segments, allowed, strict=True)):
+            if al.mask is False:
+                continue
+            ip, tm, wt, rw = indptr, terms, weights, row
+            if seg.index.n_terms < self.n_terms and len(tm) and tm.max() >= seg.index.n_terms:
+                keep = tm < seg.index.n_terms  # terms newer than the segment match nothing in it
+                rw = row[keep]
+                ip = np.zeros(nq + 1, np.int64)
+                np.cumsum(np.bincount(rw, minlength=nq), out=ip[1:])
+                tm, wt = np.ascontiguousarray(tm[keep]), np.ascontiguousarray(wt[keep])
+            tmax = np.asarray(seg.index.term_max)[tm].astype(np.float64)
+            ub = np.bincount(rw, weights=tmax * wt, minlength=nq)  # best possible score per query
+            work.append((-float(ub.sum()), pos, seg, al, ip, tm, wt, ub))
+        work.sort(key=lambda w: (w[0], w[1]))
+        for _neg, pos, seg, al, ip, tm, wt, ub in work:
+            thr = None
+            if nq == 1:  # the common case (one query per call), in Python floats
+                kth1 = float(best_s[0, k - 1])
+                if kth1 > -np.inf:
+                    if float(ub[0]) * (1 + THRESHOLD_MARGIN) < kth1:
+                        continue  # no document of this segment can reach the top k
+                    raw1 = kth1 / float(seg.index.scale) * (1 - THRESHOLD_MARGIN)
+                    thr = np.array([max(raw1, 0.0)], np.float32)
+            else:
+                kth = best_s[:, k - 1]
+                held = np.isfinite(kth)
+                if held.all() and bool((ub * (1 + THRESHOLD_MARGIN) < kth).all()):
+                    continue  # no document of this segment can reach any query's top k
+                if held.any():
+                    raw = np.where(held, kth.astype(np.float64), 0.0) / float(seg.index.scale)
+                    thr = np.maximum(raw * (1 - THRESHOLD_MARGIN), 0).astype(np.float32)
+            d, s = self._search_segment(seg, al, ip, tm, wt, k, threads, method, thr, params)
+            merge_runs(best_d, best_s, best_o, d, s, seg.num, pos)
+        out_d[:] = best_d
+        out_s[:] = np.where(best_d >= 0, best_s, 0)
         return out_d, out_s
+
+    def _search_segment(
+        self,
+        seg: Segment,
+        al: Allowed,
+        ip: np.ndarray,
+        tm: np.ndarray,
+        wt: np.ndarray,
+        k: int,
+        threads: int,
+        method: str,
+        thr: np.ndarray | None,
+        params: Mapping[str, Any],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One segment's top-k (build-order doc numbers, scores), the way :func:`plan_segment`
+        says is cheapest for this mask and these queries."""
+        kk = min(k, seg.n_docs)
+        how = plan_segment(seg, al, ip, tm, method, wt, params)
+        if how == "selected":
+            from lsr.index.kernels import exact
+
+            qw = np.zeros(seg.index.n_terms, np.float32)
+            fptr, fterms, fimp = seg.index.forward
+            return exact.search_selected(
+                fptr, fterms, fimp, seg.index.scale, seg.index.doc_order, al.selected(), ip, tm, wt, kk, qw,
+                NO_THRESHOLD if thr is None else thr,
+            )  # fmt: skip
+        p = dict(params) if how == method else {}
+        if thr is not None and how in THRESHOLD_METHODS:
+            p["init_thr"] = thr
+        d, s = seg.index.search_arrays(ip, tm, wt, kk, threads, how, mask=al.mask, **p)
+        if how == "seismic" and al.mask is not None:
+            # Seismic's pruned lists may hold only masked documents: a query short of k hits
+            # is answered exactly on this segment, so k live documents come back when k exist
+            # (not when other segments already hold k: a starting threshold may leave it short)
+            short = (d >= 0).sum(axis=1) < d.shape[1]
+            if thr is not None:
+                short &= thr == 0
+            short = np.flatnonzero(short)
+            if len(short):
+                sub = np.concatenate([np.arange(ip[q], ip[q + 1]) for q in short])
+                sip = np.zeros(len(short) + 1, np.int64)
+                np.cumsum(ip[short + 1] - ip[short], out=sip[1:])
+                d2, s2 = seg.index.search_arrays(sip, tm[sub], wt[sub], kk, threads, "exact", mask=al.mask)
+                d[short], s[short] = d2, s2
+        return d, s
 
     def info(self) -> list[dict[str, Any]]:
         """Per segment: name, docs, deleted, live, parts (methods it has kernels for)."""
@@ -905,6 +1147,14 @@ class SegmentedIndex:
                         np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, m,
                         mask=np.ones(seg.n_docs, np.uint8), **p,
                     )  # fmt: skip
+            if seg.index.forward is not None:  # filtered searches score selected documents
+                from lsr.index.kernels import exact
+
+                exact.search_selected(
+                    *seg.index.forward, seg.index.scale, seg.index.doc_order, np.zeros(1, np.int64),
+                    np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10,
+                    np.zeros(seg.index.n_terms, np.float32), NO_THRESHOLD,
+                )  # fmt: skip
 
     def size_bytes(self) -> int:
         total = 0

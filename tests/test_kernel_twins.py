@@ -24,6 +24,7 @@ from conftest import random_collection
 CASES = [(0, "float32", False), (0, "uint8", True), (1, "float32", True), (1, "uint8", False)]
 
 NO_MASK = np.empty(0, np.uint8)  # the kernels' "no document masked"
+NO_THR = np.empty(0, np.float32)  # the safe kernels' "no starting threshold"
 
 
 def random_arrays(seed: int, dtype: str, reordered: bool, n_docs: int = 200, n_terms: int = 50):
@@ -89,7 +90,7 @@ def test_maxscore_equals_its_twin(seed, dtype, reordered):
     for k in (1, 7, 300):
         got_d, got_s = maxscore_k.search_serial(
             a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
-            a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, NO_MASK,
+            a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, NO_MASK, NO_THR,
         )  # fmt: skip
         for q, qt, qw in _rows(indptr, terms, weights):
             want_d, want_s = maxscore_k.search_reference(
@@ -116,6 +117,7 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
                 got_d, got_s = bmp_k.search_serial(
                     a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
                     a["n_docs"], indptr, terms, weights, k, alpha, beta, fallback, slots, full_acc, NO_MASK,
+                    NO_THR,
                 )  # fmt: skip
                 assert not full_acc.any()  # left zeroed for the next call
                 for q, qt, qw in _rows(indptr, terms, weights):
@@ -214,19 +216,28 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
     stamps = np.zeros(a["n_docs"], np.int32)
     box = np.ones(1, np.int64)
-    for query_cut, heap_factor in ((1, 0.9), (3, 0.5), (10, 0.9), (50, 2.0)):
-        for k in (1, 10):
-            got_d, got_s = seismic_k.search_serial(
-                *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
-                max_blocks, indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK,
-            )  # fmt: skip
-            for q, qt, qw in _rows(indptr, terms, weights):
-                want_d, want_s = seismic_k.search_python(
-                    *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
-                    qt, qw, k, query_cut, heap_factor,
+    nq = len(indptr) - 1
+    # starting thresholds (what the living index passes from other segments): none, and per query
+    # 0, a third and two thirds of its best score (raw, before the quantization scale)
+    first = seismic_k.search_serial(
+        *structures, a["fptr"], a["fterms"], a["fimp"], np.float32(1), a["doc_order"], a["n_terms"],
+        max_blocks, indptr, terms, weights, 1, 50, 1.0, stamps, box, NO_MASK, NO_THR,
+    )[1][:, 0]  # fmt: skip
+    some = (first * np.array([0, 1 / 3, 2 / 3] * nq)[:nq]).astype(np.float32)
+    for thr0 in (NO_THR, some):
+        for query_cut, heap_factor in ((1, 0.9), (3, 0.5), (10, 0.9), (50, 2.0)):
+            for k in (1, 10):
+                got_d, got_s = seismic_k.search_serial(
+                    *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
+                    max_blocks, indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK, thr0,
                 )  # fmt: skip
-                assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, k, q)
-                assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, k, q)
+                for q, qt, qw in _rows(indptr, terms, weights):
+                    want_d, want_s = seismic_k.search_python(
+                        *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
+                        qt, qw, k, query_cut, heap_factor, thr0=float(thr0[q]) if len(thr0) else 0.0,
+                    )  # fmt: skip
+                    assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, k, q, len(thr0))
+                    assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, k, q, len(thr0))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -248,3 +259,122 @@ def test_graph_bisection_equals_its_twin(seed):
     for threads in (1, 3):
         got = reorder_k.graph_bisection(fptr, fterms, 40, leaf=8, iterations=4, threads=threads)
         np.testing.assert_array_equal(got, want)
+
+
+def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
+    """Every safe kernel (exact, exact over selected documents, MaxScore, BMP at alpha = beta = 1)
+    on the same queries, mask and starting thresholds: {name: (docs, scores)}."""
+    from lsr.index.kernels import exact as exact_k
+
+    block_size = 8
+    parts = bmp_k.build_blocks(a["offsets"], a["docs"], a["imps"], block_size, a["n_docs"], 0.3)
+    n_blocks = (a["n_docs"] + block_size - 1) // block_size
+    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    acc = np.zeros(a["n_docs"], np.float32)
+    sel = np.arange(a["n_docs"]) if len(mask) == 0 else np.flatnonzero(mask).astype(np.int64)
+    qw = np.zeros(a["n_terms"], np.float32)
+    post = (a["offsets"], a["docs"], a["imps"], a["scale"])
+    return {
+        "exact": exact_k.search_serial(*post, a["doc_order"], indptr, terms, weights, k, acc, mask, thr0),
+        "selected": exact_k.search_selected(
+            a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], sel, indptr, terms, weights, k, qw,
+            thr0,
+        ),
+        "maxscore": maxscore_k.search_serial(
+            *post, a["term_max"], a["doc_order"], a["fptr"], a["fterms"], a["fimp"], a["n_docs"],
+            indptr, terms, weights, k, mask, thr0,
+        ),
+        "bmp": bmp_k.search_serial(
+            *post, a["doc_order"], *parts, block_size, a["n_docs"], indptr, terms, weights, k, 1.0, 1.0,
+            1.0, slots, np.zeros(a["n_docs"], np.float32), mask, thr0,
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES)
+def test_safe_kernels_with_a_mask_and_a_starting_threshold_equal_the_twin(seed, dtype, reordered):
+    """The living index's two kernel inputs: a document mask (deletes, filters) and a starting
+    threshold (the k-th score other segments hold). With a mask, every safe kernel (and exact over
+    the selected documents only) equals the twin over the allowed documents, bit for bit. With a
+    starting threshold t, the documents scoring above t are exactly the twin's, and none under t
+    comes back (ties with t may or may not: the caller lowers t by a margin)."""
+    a = random_arrays(seed, dtype, reordered)
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    nq = len(indptr) - 1
+    rng = np.random.default_rng(seed + 11)
+    no_scale = np.float32(1.0)
+    for density in (1.0, 0.5, 0.05):
+        mask = NO_MASK if density == 1.0 else (rng.random(a["n_docs"]) < density).astype(np.uint8)
+        for k in (1, 7, 40):
+            want, raw = [], []
+            for _q, qt, qw in _rows(indptr, terms, weights):
+                ref = maxscore_k.search_reference(
+                    a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], qt, qw, a["n_docs"],
+                    a["n_docs"], mask,
+                )  # fmt: skip
+                ref_raw = maxscore_k.search_reference(
+                    a["fptr"], a["fterms"], a["fimp"], no_scale, a["doc_order"], qt, qw, a["n_docs"],
+                    a["n_docs"], mask,
+                )  # fmt: skip
+                want.append(ref)
+                raw.append({int(d): s for d, s in zip(*ref_raw, strict=True) if d >= 0})
+            # no threshold: equal to the twin's top k, bit for bit
+            for name, (got_d, got_s) in _safe_kernels(a, indptr, terms, weights, k, mask, NO_THR).items():
+                for q in range(nq):
+                    assert got_d[q].tolist() == want[q][0][:k].tolist(), (name, density, k, q)
+                    assert got_s[q].tobytes() == want[q][1][:k].tobytes(), (name, density, k, q)
+            # starting thresholds: at a twin's score (a tie), between two scores, above them all, 0
+            thr = np.zeros(nq, np.float32)
+            for q in range(nq):
+                scores = sorted(set(raw[q].values()), reverse=True)
+                pick = q % 4
+                if pick == 0 and scores:
+                    thr[q] = scores[min(len(scores) - 1, k // 2)]
+                elif pick == 1 and len(scores) > 1:
+                    j = min(len(scores) - 2, k // 3)
+                    thr[q] = np.float32((float(scores[j]) + float(scores[j + 1])) / 2)
+                elif pick == 2 and scores:
+                    thr[q] = np.float32(float(scores[0]) * 1.5)
+            for name, (got_d, got_s) in _safe_kernels(a, indptr, terms, weights, k, mask, thr).items():
+                for q in range(nq):
+                    top = [(int(d), s) for d, s in zip(*want[q], strict=True) if d >= 0][:k]
+                    above = [(d, s) for d, s in top if raw[q][d] > thr[q]]
+                    got = [(int(d), s) for d, s in zip(got_d[q], got_s[q], strict=True) if d >= 0]
+                    assert all(raw[q][d] >= thr[q] for d, _ in got), (name, density, k, q)  # none under t
+                    got_above = [(d, s) for d, s in got if raw[q][d] > thr[q]]
+                    assert [d for d, _ in got_above] == [d for d, _ in above], (name, density, k, q, thr[q])
+                    assert np.array_equal(
+                        np.array([s for _, s in got_above], np.float32),
+                        np.array([s for _, s in above], np.float32),
+                    ), (name, density, k, q)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_runs_equals_its_twin(seed):
+    """The running top-k over segments: a kernel's merge of one segment's sorted rows (many equal
+    scores, short rows, padding) equals concatenate + lexsort, ties to the earlier segment."""
+    from lsr.index.kernels.topk import merge_runs, merge_runs_reference
+
+    rng = np.random.default_rng(seed)
+    nq, k = 6, 9
+    best = (
+        np.full((nq, k), -1, np.int64),
+        np.full((nq, k), -np.inf, np.float32),
+        np.full((nq, k), np.iinfo(np.int64).max, np.int64),
+    )
+    want = tuple(a.copy() for a in best)
+    for pos in rng.permutation(8):  # segments merged in any order, as the shared threshold visits them
+        kk = int(rng.integers(1, k + 3))
+        s = np.zeros((nq, kk), np.float32)
+        d = np.full((nq, kk), -1, np.int64)
+        for q in range(nq):
+            n = int(rng.integers(0, kk + 1))
+            docs = rng.choice(50, n, replace=False)
+            sc = rng.integers(1, 5, n).astype(np.float32)  # few distinct scores: ties across segments
+            order = np.lexsort((docs, -sc))
+            d[q, :n], s[q, :n] = docs[order], sc[order]
+        num = int(pos) + 100
+        merge_runs(*best, d, s, num, int(pos))
+        want = merge_runs_reference(*want, d, s, num, int(pos))
+        for got_a, want_a in zip(best, want, strict=True):
+            assert np.array_equal(got_a, want_a)

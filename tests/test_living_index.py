@@ -549,3 +549,88 @@ def test_per_term_base_segment_searches_and_merges(tmp_path):
             overlap.append(len(before[qi] & set(got.ids)) / len(before[qi]))
     assert np.mean(overlap) >= 0.9  # the merge's second rounding moves few results
     ix.close()
+
+
+def test_segments_share_one_threshold_searched_by_bound_and_skipped_below_it(tmp_path, monkeypatch):
+    """Segments are searched in decreasing order of their best possible score, each kernel starts
+    from the k-th score held so far, and a segment whose bound is under it is not searched; ties
+    across segments still go to the earlier segment (a later one's equal scores come through the
+    lowered threshold and lose in the merge)."""
+    from lsr.index.segments import Snapshot
+
+    base = [{"a": 1.0, "b": float(1 + i % 3)} for i in range(40)]
+    path = build_index(base, tmp_path / "ix", ids=[f"b{i}" for i in range(40)], **SMALL_PARTS)
+    ix = open_index(path, writable=True, parts_min_docs=1, merge_factor=1000)
+    for name, weight in (("s", 8.0), ("t", 8.0), ("u", 0.5), ("v", 9.0)):
+        n = 3 if name == "v" else 20
+        ix.add([{"a": weight, "c": 1.0}] * n, ids=[f"{name}{i}" for i in range(n)])
+        ix.commit()
+    searched: list[str] = []
+    real = Snapshot._search_segment
+
+    def spy(self, seg, *args, **kw):
+        searched.append(seg.name)
+        return real(self, seg, *args, **kw)
+
+    monkeypatch.setattr(Snapshot, "_search_segment", spy)
+    names = [s["name"] for s in ix.segments]  # base, s, t, u, v in that order
+    for method in ix.methods:
+        searched.clear()
+        got = ix.search([{"a": 1.0}], k=5, method=method)[0]
+        assert got.ids == ["v0", "v1", "v2", "s0", "s1"], method
+        assert got.scores == pytest.approx([9, 9, 9, 8, 8])
+        # v first (bound 9), then s and t (8; t's ties lose to s), never the base or u (bounds 1, 0.5)
+        assert searched == [names[4], names[1], names[2]], (method, searched)
+        # a batch: the base must be searched for the second query, and both answers stay exact
+        searched.clear()
+        a, b = ix.search([{"a": 1.0}, {"b": 1.0}], k=5, method=method)
+        assert a.ids == ["v0", "v1", "v2", "s0", "s1"] and b.ids == ["b2", "b5", "b8", "b11", "b14"], method
+        assert names[0] in searched and names[3] not in searched
+        # deleting the best documents: the next ones come from the same shared threshold
+        searched.clear()
+    ix.delete(["v0", "v1", "v2", "s0"])
+    ix.commit()
+    for method in ix.methods:
+        got = ix.search([{"a": 1.0}], k=25, method=method)[0]
+        assert got.ids == [f"s{i}" for i in range(1, 20)] + [f"t{i}" for i in range(6)], method
+
+
+def test_selective_filters_score_only_their_documents(tmp_path):
+    """A filter keeping few documents is answered by scoring only them (the forward index), with the
+    same results as the other paths; Seismic falls back to exact search under a selective filter,
+    so it returns the filter's true top k (its pruned lists may hold none of them)."""
+    from lsr.index.segments import plan_segment
+
+    rng = np.random.default_rng(5)
+    n = 400
+    vecs = [
+        {f"t{j}": float(rng.integers(1, 64) / 8) for j in rng.choice(30, 6, replace=False)} for _ in range(n)
+    ]
+    # the heavy hitters of every term are in bucket 0: a pruned list holds few bucket-1 documents
+    meta = [{"bucket": 1 if i % 50 == 7 else 0} for i in range(n)]
+    path = build_index(vecs, tmp_path / "ix", ids=[f"d{i}" for i in range(n)], **SMALL_PARTS)
+    ix = open_index(path, writable=True, parts_min_docs=1)
+    ix.add(vecs, ids=[f"d{i}" for i in range(n)], metadata=meta)  # updates: every doc gets metadata
+    ix.commit()
+    ix.merge(max_segments=1)
+    oracle = Oracle("float32", 1.0)
+    for i in range(n):
+        oracle.add(f"d{i}", vecs[i], meta[i])
+    snap = ix._snap
+    seg = snap.segments[0]
+    flt = {"bucket": 1}
+    al = snap.allowed(flt)[0]
+    assert al.n == 8 and snap.allowed(flt)[0] is al  # cached per generation
+    q = {"t1": 1.0, "t2": 2.0, "t3": 0.5, "t4": 1.0, "t5": 1.5, "t6": 1.0, "t7": 0.25, "t8": 1.0}
+    qb = ix.prepare_queries([q])
+    for method in ix.methods:
+        assert plan_segment(seg, al, qb[0], qb[1], method) == "selected", method
+        got = ix.search([q], k=5, method=method, filter=flt)[0]
+        want = oracle.search(q, 5, flt)
+        assert got.ids == [d for d, _ in want], method
+        np.testing.assert_allclose(got.scores, [s for _, s in want], rtol=1e-6)
+    # no filter: the methods run as they are, but Seismic, whose lists keep n_postings (40 here) per
+    # term in every segment, costs more than exact search on a segment this small
+    everything = snap.allowed(None)[0]
+    assert plan_segment(seg, everything, qb[0], qb[1], "bmp", qb[2], {"alpha": 1.0, "beta": 1.0}) == "bmp"
+    assert plan_segment(seg, everything, qb[0], qb[1], "seismic", qb[2], {"query_cut": 10}) == "exact"

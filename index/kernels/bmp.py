@@ -184,21 +184,24 @@ def _kept_terms(q_weights, beta):
 
 @njit(cache=True, nogil=True)
 def _exact_fallback(
-    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd, out_d, out_s, mask
+    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd, out_d, out_s, mask,
+    thr0,
 ):  # fmt: skip
-    """Exact search (:func:`lsr.index.kernels.exact.search_one`) over the kept query terms."""
+    """Exact search (:func:`lsr.index.kernels.exact.search_one`) over the kept query terms, from the
+    starting threshold ``thr0``."""
     n_kept = 0
     for i in range(keep.shape[0]):
         if keep[i]:
             n_kept += 1
     if n_kept == keep.shape[0]:
         exact_k.search_one(
-            offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d, out_s, mask
+            offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d, out_s, mask,
+            thr0,
         )  # fmt: skip
     else:
         exact_k.search_one(
             offsets, docs, impacts, scale, doc_order, q_terms[keep], q_weights[keep], k, full_acc, hs, hd,
-            out_d, out_s, mask,
+            out_d, out_s, mask, thr0,
         )  # fmt: skip
 
 
@@ -235,6 +238,7 @@ def search_one(
     out_d,
     out_s,
     mask,
+    thr0,
 ):
     """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding).
 
@@ -244,6 +248,8 @@ def search_one(
     ``fallback`` <= 0, which never falls back; see the module docs).
     A document whose ``mask`` entry (uint8 by internal doc number; empty: none masked) is 0 never
     enters the heap (block bounds still count it: they stay upper bounds, so alpha = 1 is safe).
+    ``thr0`` (raw score, >= 0): a starting threshold (blocks are pruned against it from the first
+    one; a document scoring under it may be left out).
     """
     n_blocks = ub.shape[0]
     masked = mask.shape[0] > 0
@@ -256,7 +262,7 @@ def search_one(
     budget = fallback * exact_work
     if fallback > 0 and fixed >= budget:
         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd,
-                        out_d, out_s, mask)  # fmt: skip
+                        out_d, out_s, mask, thr0)  # fmt: skip
         return
     nbk = n_buckets(n_blocks)
     ub[:] = 0
@@ -281,7 +287,7 @@ def search_one(
         if ub[b] > top:
             top = ub[b]
     size = 0
-    if top > 0:
+    if top > 0 and not (thr0 > 0 and top * np.float32(alpha) * SLACK < thr0):
         # counting sort of the blocks with a positive bound into buckets, highest bucket first
         bucket_start[: nbk + 1] = 0
         inv = np.float32(nbk) / top
@@ -302,20 +308,20 @@ def search_one(
         spent = fixed  # work so far, in the units of exact_work
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
-        thr = np.float32(0)
+        thr = thr0  # > 0 once pruning may start
         a = np.float32(alpha) * SLACK
         for r in range(nbk):
             edge = np.float32(nbk - r) / inv  # the bucket's upper bound
-            if size == k and edge * a < thr:
+            if thr > 0 and edge * a < thr:
                 break
             for oi in range(bucket_start[r], bucket_start[r + 1]):
                 b = order[oi]
-                if size == k and ub[b] * a < thr:
+                if thr > 0 and ub[b] * a < thr:
                     continue
                 if fallback > 0 and spent >= check_at:
                     # blocks that may still be visited: the rest of the buckets whose bound can beat thr
                     last = nbk - 1
-                    if size == k:  # the last bucket whose edge can beat thr (edges fall with r)
+                    if thr > 0:  # the last bucket whose edge can beat thr (edges fall with r)
                         lo_r, hi_r = r, nbk - 1
                         while lo_r < hi_r:
                             mid = (lo_r + hi_r + 1) // 2
@@ -327,7 +333,7 @@ def search_one(
                     left = bucket_start[last + 1] - oi
                     if spent > budget or left * per_block > budget:
                         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k,
-                                        full_acc, hs, hd, out_d, out_s, mask)  # fmt: skip
+                                        full_acc, hs, hd, out_d, out_s, mask, thr0)  # fmt: skip
                         return
                     check_at += step
                 lo = b * block_size
@@ -357,11 +363,11 @@ def search_one(
                 spent += 2 * (hi - lo) + PROBE * n_kept
                 for x in range(hi - lo):
                     s = acc[x]
-                    if s > 0 and (size < k or s >= thr) and not (masked and mask[lo + x] == 0):
+                    if s > 0 and s >= thr and not (masked and mask[lo + x] == 0):
                         key = np.int64(doc_order[lo + x]) if reordered else np.int64(lo + x)
                         size = heap_push(hs, hd, size, k, s, key)
                         if size == k:
-                            thr = hs[0]
+                            thr = max(hs[0], thr0)
     heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
@@ -370,11 +376,13 @@ def search_range(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, q_lo, q_hi, out_d, out_s,
-    mask,
+    mask, thr0,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
     (int64[>= max query terms * n_blocks]) and ``full_acc`` (zeroed float32[n_docs], or empty when
-    ``fallback`` <= 0) as this thread's scratch."""
+    ``fallback`` <= 0) as this thread's scratch; ``thr0`` float32[nq] starting thresholds (raw
+    scores) or empty."""
+    has_thr = thr0.shape[0] > 0
     n_blocks = (n_docs + block_size - 1) // block_size
     ub = np.zeros(n_blocks, np.float32)
     order = np.empty(n_blocks, np.int32)
@@ -384,11 +392,13 @@ def search_range(
     hd = np.empty(k, dtype=np.int64)
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
+        t0 = np.float32(thr0[q]) if has_thr else np.float32(0)
         search_one(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, fallback, ub, slot, order,
             bucket_start, acc, full_acc, hs, hd, out_d[q], out_s[q], mask,
+            t0,
         )  # fmt: skip
 
 
@@ -396,7 +406,7 @@ def search_range(
 def search_serial(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, mask, thr0,
 ):  # fmt: skip
     """BMP for every query of a CSR batch, one after the other. Returns (docs int64[nq, k],
     scores float32[nq, k]), -1 / 0 past the matches. ``fallback`` and ``full_acc``: see
@@ -408,6 +418,7 @@ def search_serial(
         offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
         n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, 0, nq, out_d, out_s, mask,
+        thr0,
     )  # fmt: skip
     return out_d, out_s
 
@@ -416,7 +427,7 @@ def search_serial(
 def search_batch(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots, full_accs, n_chunks, mask,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots, full_accs, n_chunks, mask, thr0,
 ):  # fmt: skip
     """Like :func:`search_serial` on ``n_chunks`` threads, thread i using ``slots[i]`` and
     ``full_accs[i]``; the queries cut into up to ``PARTS_PER_THREAD`` parts per thread (see
@@ -432,7 +443,7 @@ def search_batch(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots[tid], full_accs[tid],
-            c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
+            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
         )  # fmt: skip
     return out_d, out_s
 

@@ -81,12 +81,15 @@ def search_one(
     out_d,
     out_s,
     mask,
+    thr0,
 ):
     """MaxScore top-k of one query into out_d / out_s (-1 / 0 padding).
 
     Scratch: ``qw`` float32[n_terms] zeros (zero again on return), ``acc`` float32[WINDOW] zeros,
     ``cx`` int64[WINDOW], ``cpart`` float32[WINDOW]. A document whose ``mask`` entry (uint8 by
-    internal doc number; empty: none masked) is 0 is never a candidate.
+    internal doc number; empty: none masked) is 0 is never a candidate. ``thr0`` (raw score, >= 0):
+    a starting threshold; a document scoring under it may be left out, and it prunes (non-essential
+    lists, candidates) from the first window, before the heap is full.
     """
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
@@ -104,11 +107,13 @@ def search_one(
     for i in range(nq):
         pos[i] = offsets[q_terms[i]]
     size = 0
-    thr = np.float32(0)
+    thr = thr0  # > 0 once pruning may start: a starting threshold, or the full heap's k-th score
     n_ne = 0
     for r in range(nq):  # zero-weight terms never matter
         if ubs[order[r]] > 0:
             break
+        n_ne += 1
+    while thr > 0 and n_ne < nq and prefix[n_ne + 1] * SLACK < thr:  # a starting threshold prunes now
         n_ne += 1
     lo = 0
     while lo < n_docs and n_ne < nq:
@@ -126,7 +131,7 @@ def search_one(
             pos[i] = p
         # candidates: documents whose partial score plus the non-essential bound can reach thr
         bound = prefix[n_ne]
-        full = size == k
+        full = thr > 0
         nc = 0
         for x in range(hi - lo):
             part = acc[x]
@@ -166,16 +171,16 @@ def search_one(
                 nc = m
         for c in range(nc):
             # after the non-essential pass cpart is the whole score (summed in another order)
-            if size == k and (cpart[c] + (0 if full else bound)) * SLACK < thr:
+            if thr > 0 and (cpart[c] + (0 if full else bound)) * SLACK < thr:
                 continue
             d = lo + cx[c]
             s = forward_score(fptr, fterms, fimp, d, qw)  # the exact score, in exact search's order
-            if s > 0 and (size < k or s >= thr):
+            if s > 0 and s >= thr:
                 key = np.int64(doc_order[d]) if reordered else np.int64(d)
                 size = heap_push(hs, hd, size, k, s, key)
                 if size == k:
-                    thr = hs[0]
-        if size == k:
+                    thr = max(hs[0], thr0)
+        if thr > 0:
             while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
                 n_ne += 1
         lo = hi
@@ -187,9 +192,11 @@ def search_one(
 @njit(cache=True, nogil=True)
 def search_range(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s, mask,
+    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s, mask, thr0,
 ):  # fmt: skip
-    """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s."""
+    """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s; ``thr0``
+    float32[nq] starting thresholds or empty."""
+    has_thr = thr0.shape[0] > 0
     qw = np.zeros(term_max.shape[0], np.float32)
     acc = np.zeros(WINDOW, np.float32)
     cx = np.empty(WINDOW, np.int64)
@@ -198,25 +205,28 @@ def search_range(
     hd = np.empty(k, dtype=np.int64)
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
+        t0 = np.float32(thr0[q]) if has_thr else np.float32(0)
         search_one(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
             q_terms[a:b], q_weights[a:b], k, qw, acc, cx, cpart, hs, hd, out_d[q], out_s[q], mask,
+            t0,
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def search_serial(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, mask,
+    q_indptr, q_terms, q_weights, k, mask, thr0,
 ):  # fmt: skip
     """MaxScore for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]);
-    ``mask`` uint8[n_docs] (0: never returned) or empty."""
+    ``mask`` uint8[n_docs] (0: never returned) or empty; ``thr0`` float32[nq] starting thresholds
+    (raw scores) or empty."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     search_range(
         offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask,
+        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask, thr0,
     )  # fmt: skip
     return out_d, out_s
 
@@ -224,7 +234,7 @@ def search_serial(
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, n_chunks, mask,
+    q_indptr, q_terms, q_weights, k, n_chunks, mask, thr0,
 ):  # fmt: skip
     """:func:`search_serial` on ``n_chunks`` threads, the queries cut into up to
     ``PARTS_PER_THREAD`` parts per thread (see :func:`lsr.index.kernels.exact.search_batch`)."""
@@ -236,21 +246,24 @@ def search_batch(
     for c in prange(n_parts):
         search_range(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-            q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
+            q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
         )  # fmt: skip
     return out_d, out_s
 
 
-def search_reference(fptr, fterms, fimp, scale, doc_order, q_terms, q_weights, k, n_docs):
+def search_reference(fptr, fterms, fimp, scale, doc_order, q_terms, q_weights, k, n_docs, mask=None):
     """Plain-Python twin of :func:`search_one`: every document scored from the forward index in
     float32, its terms ascending (the additions MaxScore gives its survivors and exact search gives
     every document), the k best by (score desc, key asc) with keys ``doc_order[d]`` when reordered.
-    Returns (keys int64[k], scores float32[k]), -1 / 0 padded: equal to the kernel, bit for bit."""
+    Returns (keys int64[k], scores float32[k]), -1 / 0 padded: equal to the kernel, bit for bit.
+    Documents whose ``mask`` entry is 0 are left out (the twin of every safe kernel's mask)."""
     from lsr.index.kernels.topk import TopKReference
 
     qw = {int(t): np.float32(w) for t, w in zip(q_terms, q_weights, strict=True)}
     heap = TopKReference(k)
     for d in range(n_docs):
+        if mask is not None and len(mask) and not mask[d]:
+            continue
         s = np.float32(0)
         for p in range(int(fptr[d]), int(fptr[d + 1])):
             w = qw.get(int(fterms[p]), np.float32(0))

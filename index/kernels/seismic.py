@@ -402,8 +402,9 @@ def _score(fptr, fterms, fimp, d, qw):
 
 
 @njit(cache=True, nogil=True)
-def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mask, hs, hd, size, k):
-    """Score block b's unseen documents and offer them to the heap; returns the heap size."""
+def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mask, hs, hd, size, k, thr0):
+    """Score block b's unseen documents and offer those reaching ``thr0`` to the heap; returns the
+    heap size."""
     reordered = doc_order.shape[0] > 0
     masked = mask.shape[0] > 0
     for p in range(bptr[b], bptr[b + 1]):
@@ -414,7 +415,7 @@ def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mas
         if masked and mask[d] == 0:
             continue
         s = _score(fptr, fterms, fimp, d, qw)
-        if s > 0 and (size < k or s >= hs[0]):
+        if s > 0 and s >= thr0 and (size < k or s >= hs[0]):
             key = np.int64(doc_order[d]) if reordered else np.int64(d)
             size = heap_push(hs, hd, size, k, s, key)
     return size
@@ -424,12 +425,14 @@ def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mas
 def search_one(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, q_terms, q_weights, k, query_cut, heap_factor, qw, acc, stamps, stamp, hs, hd, out_d,
-    out_s, mask,
+    out_s, mask, thr0,
 ):  # fmt: skip
     """Seismic top-k of one query (terms ascending) into out_d / out_s. ``qw`` float32[n_terms]
     zeros (zero again on return); ``acc`` float32[>= most blocks of a list]; ``stamps``
     int32[n_docs] holds no value equal to ``stamp`` (docs seen get it). A document whose ``mask``
-    entry (uint8 by internal doc number; empty: none masked) is 0 is never scored nor offered."""
+    entry (uint8 by internal doc number; empty: none masked) is 0 is never scored nor offered.
+    ``thr0`` (raw score, >= 0): a starting threshold (the k-th score other segments hold): blocks
+    are skipped against it from the first one, and a document scoring under it may be left out."""
     nq = q_terms.shape[0]
     for i in range(nq):
         qw[q_terms[i]] = np.float32(q_weights[i])
@@ -443,16 +446,18 @@ def search_one(
         if r == 0:  # the first list best block first: the heap fills with good documents early
             border = np.argsort(-acc[:nb], kind="mergesort")
             for j in range(nb):
-                if size == k and acc[border[j]] < hf * hs[0]:
+                thr = max(hs[0], thr0) if size == k else thr0
+                if thr > 0 and acc[border[j]] < hf * thr:
                     break
                 size = _visit(b0 + border[j], bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps,
-                              stamp, mask, hs, hd, size, k)  # fmt: skip
+                              stamp, mask, hs, hd, size, k, thr0)  # fmt: skip
         else:
             for j in range(nb):
-                if size == k and acc[j] < hf * hs[0]:
+                thr = max(hs[0], thr0) if size == k else thr0
+                if thr > 0 and acc[j] < hf * thr:
                     continue
                 size = _visit(b0 + j, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp,
-                              mask, hs, hd, size, k)  # fmt: skip
+                              mask, hs, hd, size, k, thr0)  # fmt: skip
     for i in range(nq):
         qw[q_terms[i]] = 0
     heap_finish(hs, hd, size, dscale, out_d, out_s)
@@ -462,10 +467,12 @@ def search_one(
 def search_range(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-    stamp0, q_lo, q_hi, out_d, out_s, mask,
+    stamp0, q_lo, q_hi, out_d, out_s, mask, thr0,
 ):  # fmt: skip
     """Seismic for queries q_lo..q_hi-1 of a CSR batch; ``stamps`` is this thread's scratch whose
-    values are all below ``stamp0``. Returns the next free stamp."""
+    values are all below ``stamp0``; ``thr0`` float32[nq] starting thresholds (raw scores) or empty.
+    Returns the next free stamp."""
+    has_thr = thr0.shape[0] > 0
     qw = np.zeros(n_terms, np.float32)
     acc = np.zeros(max(1, max_blocks), np.float32)
     hs = np.empty(k, dtype=np.float32)
@@ -476,10 +483,11 @@ def search_range(
             stamps[:] = 0
             stamp = 1
         a, b = q_indptr[q], q_indptr[q + 1]
+        t0 = np.float32(thr0[q]) if has_thr else np.float32(0)
         search_one(
             term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
             doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, acc, stamps, stamp,
-            hs, hd, out_d[q], out_s[q], mask,
+            hs, hd, out_d[q], out_s[q], mask, t0,
         )  # fmt: skip
         stamp += 1
     return stamp
@@ -489,7 +497,7 @@ def search_range(
 def search_serial(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-    stamp_box, mask,
+    stamp_box, mask, thr0,
 ):  # fmt: skip
     """Seismic for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]).
     ``stamp_box[0]`` is the next free stamp of ``stamps`` (advanced)."""
@@ -499,7 +507,7 @@ def search_serial(
     stamp_box[0] = search_range(
         term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
         doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-        stamp_box[0], 0, nq, out_d, out_s, mask,
+        stamp_box[0], 0, nq, out_d, out_s, mask, thr0,
     )  # fmt: skip
     return out_d, out_s
 
@@ -508,7 +516,7 @@ def search_serial(
 def search_batch(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor,
-    stamps2d, stamp_box, n_chunks, mask,
+    stamps2d, stamp_box, n_chunks, mask, thr0,
 ):  # fmt: skip
     """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
     ``stamps2d[c]`` and ``stamp_box[c]``."""
@@ -520,7 +528,7 @@ def search_batch(
         stamp_box[c] = search_range(
             term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
             doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor,
-            stamps2d[c], stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask,
+            stamps2d[c], stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
         )  # fmt: skip
     return out_d, out_s
 
@@ -591,7 +599,7 @@ def list_summaries_reference(blocks, fptr, fterms, fimp, energy, max_terms):
 
 def search_python(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
-    doc_order, q_terms, q_weights, k, query_cut, heap_factor, counts=None,
+    doc_order, q_terms, q_weights, k, query_cut, heap_factor, counts=None, thr0=0.0,
 ):  # fmt: skip
     """Plain-Python twin of :func:`search_one` (query terms ascending): the ``query_cut`` heaviest
     query terms (stable order) walk their lists; each list's block scores are the float32 sums, over
@@ -599,7 +607,9 @@ def search_python(
     code, times the block's scale; the first list's blocks go best first (stable) and stop at the
     first under ``heap_factor`` x the k-th score once k documents are held, the other lists'
     blocks under it are skipped; each unseen document of the others is scored from the forward
-    index (float32, terms ascending). Returns (keys int64[k], scores float32[k]); ``counts``
+    index (float32, terms ascending). With a starting threshold ``thr0`` > 0 the threshold is
+    max(k-th score, ``thr0``) (``thr0`` alone before k are held) and only documents reaching
+    ``thr0`` are offered. Returns (keys int64[k], scores float32[k]); ``counts``
     (a dict) receives the work done: blocks scored from their summaries, blocks visited, documents
     scored."""
     from lsr.index.kernels.topk import TopKReference
@@ -607,7 +617,7 @@ def search_python(
     f32 = np.float32
     qw = {int(t): f32(w) for t, w in zip(q_terms, q_weights, strict=True)}
     order = sorted(range(len(q_terms)), key=lambda i: -float(q_weights[i]))
-    heap, seen, hf = TopKReference(k), set(), f32(heap_factor)
+    heap, seen, hf, t0 = TopKReference(k), set(), f32(heap_factor), f32(thr0)
     work = {"summaries": 0, "blocks": 0, "docs": 0}
 
     def visit(b):
@@ -623,7 +633,7 @@ def search_python(
                 w = qw.get(int(fterms[j]), f32(0))
                 if w > 0:
                     s = f32(s + f32(w * f32(fimp[j])))
-            if s > 0:
+            if s > 0 and s >= t0:
                 heap.push(s, int(doc_order[d]) if len(doc_order) else d)
 
     for r, i in enumerate(order[: min(query_cut, len(q_terms))]):
@@ -640,12 +650,14 @@ def search_python(
         work["summaries"] += nb
         if r == 0:
             for j in sorted(range(nb), key=lambda j: -float(acc[j])):
-                if heap.size == k and acc[j] < f32(hf * heap.threshold):
+                thr = max(heap.threshold, t0) if heap.size == k else t0
+                if thr > 0 and acc[j] < f32(hf * thr):
                     break
                 visit(b0 + j)
         else:
             for j in range(nb):
-                if heap.size == k and acc[j] < f32(hf * heap.threshold):
+                thr = max(heap.threshold, t0) if heap.size == k else t0
+                if thr > 0 and acc[j] < f32(hf * thr):
                     continue
                 visit(b0 + j)
     if counts is not None:

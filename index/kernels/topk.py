@@ -82,6 +82,64 @@ def heap_finish(hs, hd, size, scale, out_d, out_s):
         out_s[i] = 0
 
 
+@njit(cache=True, nogil=True)
+def merge_runs(best_d, best_s, best_o, d, s, num, pos):
+    """Merge one segment's top-k rows into the running top-k over segments, in place.
+
+    ``best_d`` (document handles, -1 padding), ``best_s`` (scores, -inf padding), ``best_o`` (order
+    keys: segment position << 32 | doc number, int64 max padding): int64/float32/int64 [nq, k],
+    each row sorted by (score desc, key asc). ``d`` / ``s`` [nq, kk]: the segment's build-order doc
+    numbers (-1 padding) and scores, each row sorted by (score desc, doc asc), as every kernel
+    returns them; ``num`` the segment's number (handles are num << 32 | doc) and ``pos`` its
+    position in the generation (the tie order). A two-pointer merge per row: O(k), no sort."""
+    nq, k = best_d.shape
+    kk = d.shape[1]
+    md = np.empty(k, np.int64)
+    ms = np.empty(k, np.float32)
+    mo = np.empty(k, np.int64)
+    for q in range(nq):
+        i = 0
+        j = 0
+        for r in range(k):
+            take_new = False
+            if j < kk and d[q, j] >= 0:
+                o = (np.int64(pos) << 32) | d[q, j]
+                if i >= k or best_d[q, i] < 0:
+                    take_new = True
+                elif s[q, j] > best_s[q, i] or (s[q, j] == best_s[q, i] and o < best_o[q, i]):
+                    take_new = True
+            if take_new:
+                md[r] = (np.int64(num) << 32) | d[q, j]
+                ms[r] = s[q, j]
+                mo[r] = (np.int64(pos) << 32) | d[q, j]
+                j += 1
+            elif i < k and best_d[q, i] >= 0:
+                md[r] = best_d[q, i]
+                ms[r] = best_s[q, i]
+                mo[r] = best_o[q, i]
+                i += 1
+            else:
+                md[r] = -1
+                ms[r] = -np.inf
+                mo[r] = np.iinfo(np.int64).max
+        best_d[q, :] = md
+        best_s[q, :] = ms
+        best_o[q, :] = mo
+
+
+def merge_runs_reference(best_d, best_s, best_o, d, s, num, pos):
+    """numpy twin of :func:`merge_runs` (concatenate, lexsort by (score desc, key asc), cut to k):
+    returns the new (best_d, best_s, best_o)."""
+    k = best_d.shape[1]
+    valid = d >= 0
+    big = np.iinfo(np.int64).max
+    cat_d = np.concatenate([best_d, np.where(valid, (np.int64(num) << 32) | np.maximum(d, 0), -1)], 1)
+    cat_s = np.concatenate([best_s, np.where(valid, s, -np.inf).astype(np.float32)], 1)
+    cat_o = np.concatenate([best_o, np.where(valid, (np.int64(pos) << 32) | np.maximum(d, 0), big)], 1)
+    order = np.lexsort((cat_o, -cat_s), axis=-1)[:, :k]
+    return tuple(np.take_along_axis(a, order, axis=1) for a in (cat_d, cat_s, cat_o))
+
+
 def topk_reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Plain numpy: the k best positive entries of ``scores`` by (score desc, index asc)."""
     cand = np.flatnonzero(scores > 0)

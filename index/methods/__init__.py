@@ -168,6 +168,18 @@ class Method:
         return {p.name: p.check(self.name, params.get(p.name, p.default)) for p in self.params}
 
 
+NO_THRESHOLD = np.empty(0, np.float32)
+
+
+def init_thr(params: Mapping[str, Any]) -> np.ndarray:
+    """The starting thresholds a caller may pass a safe kernel as ``params["init_thr"]``:
+    float32[nq] raw scores (before the quantization scale), one per query, under which a document
+    may be left out (the living index passes the k-th score other segments already hold, so a
+    segment's search prunes from its first posting). Empty (the default): no starting threshold."""
+    thr = params.get("init_thr")
+    return NO_THRESHOLD if thr is None else np.ascontiguousarray(thr, dtype=np.float32)
+
+
 def _discover() -> tuple[dict[str, Method], dict[str, Part]]:
     methods: list[Method] = []
     parts: list[Part] = []

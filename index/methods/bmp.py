@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lsr.index import format as fmt
-from lsr.index.methods import BuildContext, Method, Param, Part
+from lsr.index.methods import BuildContext, Method, Param, Part, init_thr
 
 # Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
 # see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
@@ -107,8 +107,8 @@ def search(
         fallback,
     )
     if n_chunks == 1:
-        return bmp.search_serial(*args, slots[0], accs[0], mask)
-    return bmp.search_batch(*args, slots, accs[:n_chunks], n_chunks, mask)
+        return bmp.search_serial(*args, slots[0], accs[0], mask, init_thr(params))
+    return bmp.search_batch(*args, slots, accs[:n_chunks], n_chunks, mask, init_thr(params))
 
 
 PARTS = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.index.methods import Method
+from lsr.index.methods import Method, init_thr
 
 
 def search(
@@ -36,9 +36,10 @@ def search(
         weights,
         k,
     )
+    thr0 = init_thr(params)
     if n_chunks == 1:
-        return maxscore.search_serial(*args, mask)
-    return maxscore.search_batch(*args, n_chunks, mask)
+        return maxscore.search_serial(*args, mask, thr0)
+    return maxscore.search_batch(*args, n_chunks, mask, thr0)
 
 
 METHOD = Method(

@@ -19,7 +19,7 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
-from lsr.index.methods import BuildContext, Method, Param, Part
+from lsr.index.methods import BuildContext, Method, Param, Part, init_thr
 
 LAYOUT = 2
 ARRAYS = (
@@ -176,10 +176,10 @@ def search(
     stamp_box = scratch.buffer("stamp_box", 1, np.int64, fill=1).reshape(-1)
     if n_chunks == 1:
         box = stamp_box[:1].copy()
-        out = seismic.search_serial(*args, stamps[0], box, mask)
+        out = seismic.search_serial(*args, stamps[0], box, mask, init_thr(params))
         stamp_box[0] = box[0]
         return out
-    return seismic.search_batch(*args, stamps, stamp_box, n_chunks, mask)
+    return seismic.search_batch(*args, stamps, stamp_box, n_chunks, mask, init_thr(params))
 
 
 PARTS = (
