@@ -57,7 +57,6 @@ import numpy as np
 from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index import metadata as md
-from lsr.index.kernels.topk import merge_runs
 from lsr.index.npy import read_npy
 from lsr.index.parts import DEFAULT_BMP, DEFAULT_REORDER, DEFAULT_SEISMIC
 from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
@@ -637,6 +636,8 @@ class Snapshot:
         query's k-th score is not searched at all. Deleted and filtered documents are kept out
         inside the kernels by the mask. Per segment, :meth:`_plan` picks how (see there).
         """
+        from lsr.index.kernels import topk as topk_k  # here: `lsr --help` must not import numba
+
         nq = len(indptr) - 1
         if masks is None:
             allowed = self.allowed(None)
@@ -686,7 +687,7 @@ class Snapshot:
                     raw = np.where(held, kth.astype(np.float64), 0.0) / float(seg.index.scale)
                     thr = np.maximum(raw * (1 - THRESHOLD_MARGIN), 0).astype(np.float32)
             d, s = self._search_segment(seg, al, ip, tm, wt, k, threads, method, thr, params)
-            merge_runs(best_d, best_s, best_o, d, s, seg.num, pos)
+            topk_k.merge_runs(best_d, best_s, best_o, d, s, seg.num, pos)
         out_d[:] = best_d
         out_s[:] = np.where(best_d >= 0, best_s, 0)
         return out_d, out_s
