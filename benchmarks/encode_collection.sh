@@ -4,6 +4,9 @@
 # CHUNK passages, each chunk is encoded into OUT/parts/NNNN.jsonl (written as .tmp, renamed when
 # complete), and a rerun skips the chunks already done, so a killed run loses at most one chunk.
 # When every chunk is done the parts are joined into OUT/docs.jsonl and the queries are encoded.
+# docs.jsonl gets an empty "content" (the parts keep the texts): both lsr and pyseismic-lsr store a
+# document's content in their index, and the benchmark compares search indexes, not text stores
+# (KEEP_CONTENT=1 keeps the texts). A rerun after completion only redoes the join and the queries.
 #
 #   benchmarks/encode_collection.sh /work/data/real300k /work/data/real300k_vec [MODEL] [CHUNK]
 #
@@ -43,7 +46,24 @@ for chunk in "$OUT"/chunks/c*; do
   nice -n "$NICE" "$LSR" encode --model "$MODEL" --input "$chunk" --output "$part.tmp" --threads "$THREADS" $EXTRA
   mv "$part.tmp" "$part"
 done
-cat "$OUT"/parts/*.jsonl > "$OUT/docs.jsonl.tmp" && mv "$OUT/docs.jsonl.tmp" "$OUT/docs.jsonl"
+PY=$(dirname "$(command -v "$LSR")")/python
+[[ -x "$PY" ]] || PY=python3
+if [[ "${KEEP_CONTENT:-0}" == 1 ]]; then
+  cat "$OUT"/parts/*.jsonl > "$OUT/docs.jsonl.tmp"
+else
+  "$PY" -c '
+import json, sys
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    for path in sys.argv[3:]:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    rec["content"] = ""
+                    out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+' - "$OUT/docs.jsonl.tmp" "$OUT"/parts/*.jsonl
+fi
+mv "$OUT/docs.jsonl.tmp" "$OUT/docs.jsonl"
 # shellcheck disable=SC2086
 nice -n "$NICE" "$LSR" encode --model "$MODEL" --input "$SRC/queries.jsonl" --output "$OUT/queries.jsonl" \
   --queries --threads "$THREADS" $EXTRA
