@@ -133,6 +133,31 @@ def parse_data(spec: str) -> list[tuple[str, str]]:
     return out
 
 
+def parse_per_dataset(spec: str, names: list[str], default: int) -> dict[str, int]:
+    """An integer option given once for every data set (``"2000"``) or per data set
+    (``"real=2000,synth1m=3500"``, ``default`` for the others) -> {name: value}."""
+    spec = spec.strip()
+    if "=" not in spec:
+        try:
+            return dict.fromkeys(names, int(spec))
+        except ValueError:
+            raise SystemExit(
+                f"bench_search: error: expected an integer or NAME=N pairs, got {spec!r}"
+            ) from None
+    out = dict.fromkeys(names, default)
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        name, _, val = part.partition("=")
+        if name not in out:
+            raise SystemExit(
+                f"bench_search: error: {part!r} names no data set of --data ({', '.join(names)})"
+            )
+        try:
+            out[name] = int(val)
+        except ValueError:
+            raise SystemExit(f"bench_search: error: {part!r}: expected NAME=integer") from None
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -162,7 +187,12 @@ def main() -> int:
     ap.add_argument(
         "--peers", default="seismic,bmp", help="peer engines to build and time (seismic, bmp; '' for none)"
     )
-    ap.add_argument("--seismic-n-postings", type=int, default=3500, help="pyseismic-lsr n_postings")
+    ap.add_argument(
+        "--seismic-n-postings",
+        default="3500",
+        help="pyseismic-lsr n_postings: one number for every data set, or NAME=N pairs (e.g. "
+        "scifact=1000,real=2000,synth1m=3500; 3500 for a data set not named)",
+    )
     ap.add_argument(
         "--peer-queries", type=int, default=None, help="queries timed for peers (default: --queries)"
     )
@@ -174,9 +204,11 @@ def main() -> int:
     )
     a = ap.parse_args()
     datasets = parse_data(a.data)
+    n_postings = parse_per_dataset(a.seismic_n_postings, [n for n, _ in datasets], 3500)
     stem = os.path.splitext(a.output)[0]
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     if len(datasets) == 1 and "=" not in a.data:  # one folder: the record as before, at the top level
+        a.seismic_n_postings = n_postings[datasets[0][0]]
         record = run_dataset(a, datasets[0][1], a.work or os.path.join(datasets[0][1], "lsr_indexes"), stem)
         with open(a.output, "w") as f:
             json.dump(record, f, indent=2)
@@ -197,6 +229,7 @@ def main() -> int:
     for name, path in datasets:
         print(f"=== data set {name}: {path}", flush=True)
         work = os.path.join(a.work, name) if a.work else os.path.join(path, "lsr_indexes")
+        a.seismic_n_postings = n_postings[name]
         rec = run_dataset(a, path, work, f"{stem}_{name}")
         rec["name"] = name
         combined["datasets"][name] = rec

@@ -197,6 +197,15 @@ def test_parse_data_single_pairs_and_errors(bs, tmp_path):
     shutil.rmtree(tmp_path / "two")
 
 
+def test_per_dataset_option(bs):
+    assert bs.parse_per_dataset("2000", ["a", "b"], 3500) == {"a": 2000, "b": 2000}
+    assert bs.parse_per_dataset("b=1000", ["a", "b"], 3500) == {"a": 3500, "b": 1000}
+    with pytest.raises(SystemExit, match="names no data set"):
+        bs.parse_per_dataset("c=1000", ["a", "b"], 3500)
+    with pytest.raises(SystemExit, match="expected NAME=integer"):
+        bs.parse_per_dataset("a=x", ["a", "b"], 3500)
+
+
 def _sys(mean, p50=None, p99=None, **kw):
     return {"latency_ms": {"mean": mean, "p50": p50 or mean, "p99": p99 or mean}, **kw}
 
