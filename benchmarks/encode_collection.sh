@@ -9,6 +9,7 @@
 # (KEEP_CONTENT=1 keeps the texts). A rerun after completion only redoes the join and the queries.
 #
 #   benchmarks/encode_collection.sh /work/data/real300k /work/data/real300k_vec [MODEL] [CHUNK]
+#   benchmarks/encode_collection.sh /work/shared/data/scifact /work/data/scifact_vec   # corpus.jsonl.gz too
 #
 # Environment: LSR (default: .venv/bin/lsr, else lsr), THREADS (default 1), NICE (default 19),
 # EXTRA (more `lsr encode` options, e.g. "--precision bfloat16"). Progress bars go to stderr.
@@ -25,14 +26,17 @@ if [[ -z "${LSR:-}" ]]; then
 fi
 export NUMBA_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS TOKENIZERS_PARALLELISM=false
 
-[[ -f "$SRC/corpus.jsonl" && -f "$SRC/queries.jsonl" ]] || { echo "encode_collection: error: $SRC lacks corpus.jsonl or queries.jsonl" >&2; exit 2; }
+if [[ -f "$SRC/corpus.jsonl" ]]; then READ=(cat "$SRC/corpus.jsonl")
+elif [[ -f "$SRC/corpus.jsonl.gz" ]]; then READ=(zcat "$SRC/corpus.jsonl.gz")
+else echo "encode_collection: error: $SRC has no corpus.jsonl (or corpus.jsonl.gz)" >&2; exit 2; fi
+[[ -f "$SRC/queries.jsonl" ]] || { echo "encode_collection: error: $SRC has no queries.jsonl" >&2; exit 2; }
 mkdir -p "$OUT/parts" "$OUT/chunks"
-total=$(wc -l < "$SRC/corpus.jsonl")
+total=$("${READ[@]}" | wc -l)
 n_chunks=$(( (total + CHUNK - 1) / CHUNK ))
 # the chunks are cut once (deterministic: line ranges of corpus.jsonl), and reused by reruns
 if [[ ! -f "$OUT/chunks/.done" ]] || [[ "$(cat "$OUT/chunks/.done")" != "$total $CHUNK" ]]; then
   rm -f "$OUT"/chunks/c*
-  split -l "$CHUNK" -d -a 4 "$SRC/corpus.jsonl" "$OUT/chunks/c"
+  "${READ[@]}" | split -l "$CHUNK" -d -a 4 - "$OUT/chunks/c"
   echo "$total $CHUNK" > "$OUT/chunks/.done"
 fi
 start=$(date +%s)
