@@ -18,9 +18,18 @@ Sources (all read in a fixed, sorted order):
   (``--apt-lists LISTS``; this script runs it when the folder holds no ``Translation-en``). Each
   package's title is its name; the text is its long description.
 * **Python docs**: the docstrings of every module, class and function of the ``.py`` files under
-  ``--site-packages`` (parsed with :mod:`ast`, never imported), and the README/Markdown/reST files
-  and ``METADATA`` long descriptions found there (code blocks, doctests, directives, tables and
-  URLs dropped). The title is the dotted name (``numpy.linalg.norm``) or the file's path.
+  ``--site-packages`` (default: this interpreter's site-packages, its base interpreter's when run
+  from a virtual environment, and the standard library; parsed with :mod:`ast`, never imported),
+  and the README/Markdown/reST files and ``METADATA`` long descriptions found there (code blocks,
+  doctests, directives, tables and URLs dropped). The title is the dotted name
+  (``numpy.linalg.norm``) or the file's path.
+* **Man pages**: the English pages (``man1``..``man9``) under ``--man`` (default ``/usr/share/man``),
+  roff macros and escapes removed, no-fill/example blocks and the synopsis, see-also, authors,
+  files, history and bugs sections skipped; the title is ``name(section)``.
+
+On this machine (Debian bookworm, the project's dependencies installed, seed 42) it wrote 301,991
+passages: 65,974 Debian, 108,293 docstring, 10,568 Python doc, 117,156 man (120,013 duplicates
+dropped), 48.1 words per passage (median 49, p5-p95 24-69), 1,000 queries of 6.7 words, in ~10 min.
 
 Each text is split into sentences, and sentences are packed into passages of ``--min-words`` to
 ``--max-words`` words (default 20-80, aiming at ~``--target-words``); a longer sentence is cut
