@@ -33,9 +33,10 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
     as it must; with reordered keys an equal score is offered too and the heap decides the tie.
     Blocks whose max is under the threshold are skipped after one vectorisable pass, so the scan
     costs a fraction of a nanosecond per document instead of a mispredicted branch each. With a
-    mask, the block max is taken over the allowed documents only (a select, no branch): a filter
-    that hides the best documents would otherwise lower the threshold and send most blocks through
-    the per-document loop.
+    mask, a block that passes on its plain max is checked again on its max over the allowed
+    documents only (a select, no branch): a filter that hides the best documents would otherwise
+    send most blocks through the per-document loop, while the masked max on every block (which
+    does not vectorise as well) slowed searches with only deletes (see BENCHMARKS.md, issue 18).
     """
     reordered = doc_order.shape[0] > 0
     masked = mask.shape[0] > 0
@@ -43,14 +44,15 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
     thr = max(hs[0], thr0) if size == k else thr0
     d = start
     while d + SCAN_BLOCK <= end:
-        if masked:
+        m = acc[d]
+        for j in range(d + 1, d + SCAN_BLOCK):
+            m = max(m, acc[j])
+        if masked and (m > thr or (reordered and m == thr and m > 0)):
+            # only for a block that passes on its plain max (a vectorised pass): its max over the
+            # allowed documents, so hidden documents do not send it through the per-document loop
             m = acc[d] if mask[d] != 0 else zero
             for j in range(d + 1, d + SCAN_BLOCK):
                 m = max(m, acc[j] if mask[j] != 0 else zero)
-        else:
-            m = acc[d]
-            for j in range(d + 1, d + SCAN_BLOCK):
-                m = max(m, acc[j])
         if m > thr or (reordered and m == thr and m > 0):
             for j in range(d, d + SCAN_BLOCK):
                 s = acc[j]
