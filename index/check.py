@@ -30,29 +30,13 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
+from lsr.index.methods import bmp as bmp_method
+from lsr.index.methods import seismic as seismic_method
 
 CORE = ("offsets", "postings_docs", "postings_impacts", "term_max", "doc_lengths", "doc_ids")
 FORWARD = ("forward_offsets", "forward_terms", "forward_impacts")
-BMP = (
-    "bmp_offsets",
-    "bmp_blocks",
-    "bmp_starts",
-    "bmp_max",
-    "bmp_dense_rows",
-    "bmp_dense_max",
-    "bmp_dense_starts",
-)
-SEISMIC = (
-    "seismic_term_blocks",
-    "seismic_block_docs_offsets",
-    "seismic_block_docs",
-    "seismic_block_scale",
-    "seismic_list_groups",
-    "seismic_group_terms",
-    "seismic_group_offsets",
-    "seismic_group_blocks",
-    "seismic_group_values",
-)
+BMP = bmp_method.ARRAYS  # the arrays of each part: one list, in the method's module
+SEISMIC = seismic_method.ARRAYS
 
 
 def uses_term_scale(m: dict[str, Any]) -> bool:

@@ -79,7 +79,7 @@ def _pooled_module(enc: Any, with_hidden: bool = False) -> Any:
 def build_session(enc: Any, threads: int, with_hidden: bool = False) -> Any:
     """Export ``enc``'s network (current weights) and open an ONNX Runtime session on it; with
     ``with_hidden`` the graph has a second output, ``hidden`` (the transformed token states)."""
-    ort = require_onnxruntime()
+    require_onnxruntime()  # the clear "not installed" error before the export
     import torch
 
     module = _pooled_module(enc, with_hidden)
@@ -105,9 +105,16 @@ def build_session(enc: Any, threads: int, with_hidden: bool = False) -> Any:
             )
     except Exception as e:  # the exporter raises many kinds; the model is the cause, not the user
         raise LsrError(f'backend="onnx": cannot export model {enc.name!r} to ONNX ({e})') from None
+    return cpu_session(buf.getvalue(), threads)
+
+
+def cpu_session(model: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session over a serialized model: ``threads`` intra-op threads, one
+    inter-op thread, sequential execution, every graph optimisation."""
+    ort = require_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])

@@ -117,9 +117,9 @@ class ScreenedProjection:
 def backbone_session(enc: Any, threads: int) -> Any:
     """An ONNX Runtime session on ``enc``'s backbone + MLM transform (current weights): ``input_ids``
     (1, length) int64 -> ``states`` (length, hidden) float32, the token states the projection reads."""
-    from lsr.encoders.onnx_backend import require_onnxruntime
+    from lsr.encoders.onnx_backend import cpu_session, require_onnxruntime
 
-    ort = require_onnxruntime()
+    require_onnxruntime()  # the clear "not installed" error before the export
     import torch
 
     class States(torch.nn.Module):
@@ -153,9 +153,4 @@ def backbone_session(enc: Any, threads: int) -> Any:
         from lsr.errors import LsrError
 
         raise LsrError(f"query fast path: cannot export model {enc.name!r} to ONNX ({e})") from None
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    return cpu_session(buf.getvalue(), threads)
