@@ -358,12 +358,7 @@ class Index:
         ``method`` picks the algorithm (``"exact"``); ``threads`` > 1 spreads a batch of queries over
         that many threads. ``encoder``/``force`` apply to text queries. Unknown ``params`` are refused.
         """
-        k = check_k(k)
-        threads = check_threads(threads)
-        params = self.check_params(method, params)
-        indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
-        docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
-        return self._results(docs, scores, unknown)
+        return run_search(self, queries, k, method, threads, encoder, force, params)
 
     def check_params(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate ``method`` for this index and fill in its parameters' defaults (bounds and
@@ -592,6 +587,27 @@ def _canonical(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> tu
     indptr = np.zeros(nq + 1, np.int64)
     np.cumsum(np.bincount(row, minlength=nq), out=indptr[1:])
     return indptr, terms, weights
+
+
+def run_search(
+    ix: Any,
+    queries: Any,
+    k: Any,
+    method: str,
+    threads: Any,
+    encoder: Any,
+    force: bool,
+    params: dict[str, Any],
+) -> list[SearchResult]:
+    """The body of ``search`` shared by :class:`Index` and :class:`~lsr.index.shards.ShardedIndex`:
+    check ``k``, ``threads`` and the method's parameters, turn the queries into CSR arrays, search,
+    and build the results."""
+    k = check_k(k)
+    threads = check_threads(threads)
+    params = ix.check_params(method, params)
+    indptr, terms, weights, unknown = ix.prepare_queries(queries, encoder=encoder, force=force)
+    docs, scores = ix.search_arrays(indptr, terms, weights, k, threads, method, **params)
+    return ix._results(docs, scores, unknown)
 
 
 def check_k(k: Any) -> int:

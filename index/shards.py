@@ -38,7 +38,13 @@ from lsr.errors import LsrError
 from lsr.index.builder import DEFAULT_RUN_POSTINGS, IndexBuilder
 from lsr.index.npy import read_npy
 from lsr.index.parts import ALL_METHODS
-from lsr.index.searcher import METHOD_PARAMS, Index, SearchResult, check_k, check_threads, search_results
+from lsr.index.searcher import (
+    METHOD_PARAMS,
+    Index,
+    SearchResult,
+    run_search,
+    search_results,
+)
 from lsr.vectors import SparseBatch, Vocabulary
 
 SHARDS_FILE = "shards.json"
@@ -595,12 +601,7 @@ class ShardedIndex:
     ) -> list[SearchResult]:
         """Top-``k`` per query over all shards: the same results, scores and tie order as one index
         over all documents (see :meth:`Index.search` for the arguments)."""
-        k = check_k(k)
-        threads = check_threads(threads)
-        params = self.check_params(method, params)
-        indptr, terms, weights, unknown = self.prepare_queries(queries, encoder=encoder, force=force)
-        docs, scores = self.search_arrays(indptr, terms, weights, k, threads, method, **params)
-        return self._results(docs, scores, unknown)
+        return run_search(self, queries, k, method, threads, encoder, force, params)
 
     def search_arrays(
         self,
