@@ -87,17 +87,84 @@ def _rows(indptr, terms, weights):
 def test_maxscore_equals_its_twin(seed, dtype, reordered):
     a = random_arrays(seed, dtype, reordered)
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    full_acc = np.zeros(a["n_docs"], np.float32)
     for k in (1, 7, 300):
-        got_d, got_s = maxscore_k.search_serial(
-            a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
-            a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, NO_MASK, NO_THR,
-        )  # fmt: skip
-        for q, qt, qw in _rows(indptr, terms, weights):
-            want_d, want_s = maxscore_k.search_reference(
-                a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], qt, qw, k, a["n_docs"]
-            )
-            assert got_d[q].tolist() == want_d.tolist(), (k, q)
-            assert got_s[q].tobytes() == want_s.tobytes(), (k, q)
+        # 0: never fall back to exact search; 1: the method's default (one window here: no check)
+        for fallback in (0.0, 1.0):
+            nq = len(indptr) - 1
+            got_d, got_s = np.full((nq, k), -1, np.int64), np.zeros((nq, k), np.float32)
+            stats = np.zeros(1, np.int64)
+            maxscore_k.search_range(
+                a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
+                a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, 0, nq, got_d, got_s,
+                NO_MASK, NO_THR, fallback, full_acc, stats,
+            )  # fmt: skip
+            assert stats[0] == 0
+            for q, qt, qw in _rows(indptr, terms, weights):
+                want_d, want_s = maxscore_k.search_reference(
+                    a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], qt, qw, k, a["n_docs"]
+                )
+                assert got_d[q].tolist() == want_d.tolist(), (k, q, fallback)
+                assert got_s[q].tobytes() == want_s.tobytes(), (k, q, fallback)
+
+
+def _forward_topk_numpy(a, qt, qw, k, mask=None):
+    """Vectorised twin of maxscore.search_reference: every document's float32 score summed over its
+    terms in ascending term id (position by position across all documents at once), then the k best
+    by (score desc, key asc); keys ``doc_order[d]`` when reordered. Returns (keys, scores x scale)."""
+    dense = np.zeros(a["n_terms"], np.float32)
+    dense[qt] = qw
+    fptr, fterms, fimp = a["fptr"], a["fterms"], a["fimp"]
+    n = a["n_docs"]
+    lens = np.diff(fptr)
+    s = np.zeros(n, np.float32)
+    for j in range(int(lens.max())):
+        has = np.flatnonzero(lens > j)
+        p = fptr[has] + j
+        s[has] = s[has] + dense[fterms[p]] * fimp[p].astype(np.float32)
+    keys = a["doc_order"].astype(np.int64) if len(a["doc_order"]) else np.arange(n)
+    ok = s > 0 if mask is None else (s > 0) & (mask > 0)
+    cand = np.flatnonzero(ok)
+    order = cand[np.lexsort((keys[cand], -s[cand]))][:k]
+    out_d = np.full(k, -1, np.int64)
+    out_s = np.zeros(k, np.float32)
+    out_d[: len(order)] = keys[order]
+    out_s[: len(order)] = s[order] * a["scale"]
+    return out_d, out_s
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", [(2, "uint8", True), (3, "float32", False)])
+def test_maxscore_fallback_to_exact_search_equals_the_numpy_twin(seed, dtype, reordered):
+    """Over several windows (9,000 docs: the fallback is checked after each), MaxScore that falls
+    back to exact search midway gives exact search's top-k bit for bit, and leaves the borrowed
+    accumulator zeroed; without the fallback it gives the same."""
+    a = random_arrays(seed, dtype, reordered, n_docs=9000, n_terms=40)
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"], n=12)
+    full_acc = np.zeros(a["n_docs"], np.float32)
+    rng = np.random.default_rng(seed)
+    mask = (rng.random(a["n_docs"]) < 0.8).astype(np.uint8)
+    fell_back = {}
+    for k in (1, 10):
+        for m in (NO_MASK, mask):
+            want = [
+                _forward_topk_numpy(a, qt, qw, k, None if len(m) == 0 else m)
+                for _q, qt, qw in _rows(indptr, terms, weights)
+            ]
+            for fallback in (0.0, 1e-3, 1.0):  # never, nearly always, the default
+                nq = len(indptr) - 1
+                got_d, got_s = np.full((nq, k), -1, np.int64), np.zeros((nq, k), np.float32)
+                stats = np.zeros(1, np.int64)
+                maxscore_k.search_range(
+                    a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
+                    a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, 0, nq,
+                    got_d, got_s, m, NO_THR, fallback, full_acc, stats,
+                )  # fmt: skip
+                fell_back[fallback] = fell_back.get(fallback, 0) + int(stats[0])
+                assert not full_acc.any()
+                for q, (want_d, want_s) in enumerate(want):
+                    assert got_d[q].tolist() == want_d.tolist(), (k, q, fallback)
+                    assert got_s[q].tobytes() == want_s.tobytes(), (k, q, fallback)
+    assert fell_back[0.0] == 0 and fell_back[1e-3] > 0  # both paths were taken
 
 
 @pytest.mark.parametrize("seed,dtype,reordered", CASES)
@@ -282,7 +349,7 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
         ),
         "maxscore": maxscore_k.search_serial(
             *post, a["term_max"], a["doc_order"], a["fptr"], a["fterms"], a["fimp"], a["n_docs"],
-            indptr, terms, weights, k, mask, thr0,
+            indptr, terms, weights, k, mask, thr0, 1.0, np.zeros(a["n_docs"], np.float32),
         ),
         "bmp": bmp_k.search_serial(
             *post, a["doc_order"], *parts, block_size, a["n_docs"], indptr, terms, weights, k, 1.0, 1.0,

@@ -11,17 +11,37 @@ them through a galloping cursor that only moves forward, and candidates whose bo
 ``thr`` drop out. A survivor is scored exactly from the forward index (its own terms, ascending term id: the same float additions, in the
 same order, as exact search, so scores are bit-identical and ties fall the same way).
 Between windows the threshold has risen, so more terms become non-essential.
+
+**Fallback to exact search** (``fallback`` > 0, the method's default 1): when the query terms'
+bounds are close to one another (long real queries, Zipf-heavy synthetic ones) few lists ever
+become non-essential and MaxScore walks every posting *plus* its candidate bookkeeping and forward
+scoring, several times exact search's cost (BENCHMARKS.md, issue 17). Work is counted in the unit of
+:mod:`lsr.index.kernels.bmp` (array touches; exact search costs ``E = P + (P if 16 P < n_docs else
+n_docs)`` for P postings of the query terms): an essential posting ``STEP`` (a loop step with a
+compare and a window-accumulator add: measured about twice exact search's add), a window's
+accumulator scan 1 per entry (a data-dependent branch each, unlike exact search's vectorised scan), a non-essential lookup ``SEEK``, a candidate scored from the
+forward index ``STEP`` per non-zero + ``SEEK``. After each window, once ``CHECK_AFTER`` of the doc space is done, the work
+still to come is projected at the rate of the last ``CHECK_AFTER`` of the doc space (pruning only
+improves as the threshold rises, so the recent rate bounds what is left better than the average);
+spent + projected over ``fallback x E`` switches to exact search, which starts over (the heap is
+discarded) from the starting threshold: the same top-k and scores bit for bit (exact search adds in
+the same order), so the method stays rank-safe, and a query costs at most about
+``(1 + fallback) E`` instead of several E. ``fallback = 0`` never falls back.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
+from lsr.index.kernels import exact as exact_k
 from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 WINDOW = 4096
+SEEK = 8  # a non-essential lookup (a gallop from the last position): a few cache misses, in postings
+CHECK_AFTER = 1 / 64  # fallback checks: every this share of the doc space, projecting at its rate
+STEP = 2  # an essential posting or a forward-index non-zero: a loop step with a compare, twice exact's add
 SLACK = np.float32(1.0001)  # bounds are summed in another order than scores: allow float rounding
 
 
@@ -82,6 +102,9 @@ def search_one(
     out_s,
     mask,
     thr0,
+    fallback,
+    full_acc,
+    stats,
 ):
     """MaxScore top-k of one query into out_d / out_s (-1 / 0 padding).
 
@@ -89,7 +112,9 @@ def search_one(
     ``cx`` int64[WINDOW], ``cpart`` float32[WINDOW]. A document whose ``mask`` entry (uint8 by
     internal doc number; empty: none masked) is 0 is never a candidate. ``thr0`` (raw score, >= 0):
     a starting threshold; a document scoring under it may be left out, and it prunes (non-essential
-    lists, candidates) from the first window, before the heap is full.
+    lists, candidates) from the first window, before the heap is full. ``fallback`` (>= 0; 0:
+    never) and ``full_acc`` (a zeroed float32[n_docs], left zeroed; may be empty when ``fallback``
+    is 0): the fallback to exact search (module docs); ``stats[0]`` counts the queries that fell back.
     """
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
@@ -115,6 +140,14 @@ def search_one(
         n_ne += 1
     while thr > 0 and n_ne < nq and prefix[n_ne + 1] * SLACK < thr:  # a starting threshold prunes now
         n_ne += 1
+    p_all = 0
+    for i in range(nq):
+        p_all += offsets[q_terms[i] + 1] - offsets[q_terms[i]]
+    budget = fallback * (p_all + (p_all if p_all * 16 < n_docs else n_docs))
+    span = max(WINDOW, int(CHECK_AFTER * n_docs))  # doc numbers per rate measurement
+    spent = 0
+    mark_lo = 0
+    mark_spent = 0
     lo = 0
     while lo < n_docs and n_ne < nq:
         hi = min(n_docs, lo + WINDOW)
@@ -125,14 +158,17 @@ def search_one(
             w = np.float32(q_weights[i])
             p = pos[i]
             e = offsets[t + 1]
+            p0 = p
             while p < e and docs[p] < hi:
                 acc[docs[p] - lo] += w * np.float32(impacts[p])
                 p += 1
+            spent += STEP * (p - p0)
             pos[i] = p
         # candidates: documents whose partial score plus the non-essential bound can reach thr
         bound = prefix[n_ne]
         full = thr > 0
         nc = 0
+        spent += hi - lo
         for x in range(hi - lo):
             part = acc[x]
             if part == 0:
@@ -156,6 +192,7 @@ def search_one(
                 rem -= ubs[i]
                 p = pos[i]
                 e = offsets[t + 1]
+                spent += SEEK * nc
                 for c in range(nc):
                     target = lo + cx[c]
                     p = _seek(docs, p, e, target)
@@ -174,6 +211,7 @@ def search_one(
             if thr > 0 and (cpart[c] + (0 if full else bound)) * SLACK < thr:
                 continue
             d = lo + cx[c]
+            spent += SEEK + STEP * (fptr[d + 1] - fptr[d])
             s = forward_score(fptr, fterms, fimp, d, qw)  # the exact score, in exact search's order
             if s > 0 and s >= thr:
                 key = np.int64(doc_order[d]) if reordered else np.int64(d)
@@ -184,6 +222,19 @@ def search_one(
             while n_ne < nq and prefix[n_ne + 1] * SLACK < thr:
                 n_ne += 1
         lo = hi
+        if fallback > 0 and lo < n_docs and lo - mark_lo >= span:
+            # project the rest at the rate of the last span (see the module docs)
+            left = (spent - mark_spent) / (lo - mark_lo) * (n_docs - lo) if n_ne < nq else 0.0
+            if spent + left > budget:
+                for i in range(nq):
+                    qw[q_terms[i]] = 0
+                stats[0] += 1
+                exact_k.search_one(
+                    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d,
+                    out_s, mask, thr0,
+                )  # fmt: skip
+                return
+            mark_lo, mark_spent = lo, spent
     for i in range(nq):
         qw[q_terms[i]] = 0
     heap_finish(hs, hd, size, scale, out_d, out_s)
@@ -192,10 +243,11 @@ def search_one(
 @njit(cache=True, nogil=True)
 def search_range(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s, mask, thr0,
+    q_indptr, q_terms, q_weights, k, q_lo, q_hi, out_d, out_s, mask, thr0, fallback, full_acc, stats,
 ):  # fmt: skip
     """MaxScore for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s; ``thr0``
-    float32[nq] starting thresholds or empty."""
+    float32[nq] starting thresholds or empty; ``fallback``, ``full_acc``, ``stats`` as in
+    :func:`search_one`."""
     has_thr = thr0.shape[0] > 0
     qw = np.zeros(term_max.shape[0], np.float32)
     acc = np.zeros(WINDOW, np.float32)
@@ -209,24 +261,26 @@ def search_range(
         search_one(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
             q_terms[a:b], q_weights[a:b], k, qw, acc, cx, cpart, hs, hd, out_d[q], out_s[q], mask,
-            t0,
+            t0, fallback, full_acc, stats,
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def search_serial(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, mask, thr0,
+    q_indptr, q_terms, q_weights, k, mask, thr0, fallback, full_acc,
 ):  # fmt: skip
     """MaxScore for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]);
     ``mask`` uint8[n_docs] (0: never returned) or empty; ``thr0`` float32[nq] starting thresholds
-    (raw scores) or empty."""
+    (raw scores) or empty; ``fallback`` and ``full_acc`` (a zeroed float32[n_docs]) as in
+    :func:`search_one`."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
+    stats = np.zeros(1, np.int64)
     search_range(
         offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask, thr0,
+        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask, thr0, fallback, full_acc, stats,
     )  # fmt: skip
     return out_d, out_s
 
@@ -234,19 +288,22 @@ def search_serial(
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, n_chunks, mask, thr0,
+    q_indptr, q_terms, q_weights, k, n_chunks, mask, thr0, fallback, full_accs,
 ):  # fmt: skip
     """:func:`search_serial` on ``n_chunks`` threads, the queries cut into up to
-    ``PARTS_PER_THREAD`` parts per thread (see :func:`lsr.index.kernels.exact.search_batch`)."""
+    ``PARTS_PER_THREAD`` parts per thread (see :func:`lsr.index.kernels.exact.search_batch`); each
+    thread's fallback uses its own zeroed accumulator ``full_accs[numba.get_thread_id()]``."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
     per = (nq + n_parts - 1) // n_parts
     for c in prange(n_parts):
+        stats = np.zeros(1, np.int64)
         search_range(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
             q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
+            fallback, full_accs[get_thread_id()], stats,
         )  # fmt: skip
     return out_d, out_s
 

@@ -10,6 +10,11 @@ import numpy as np
 
 from lsr.index.methods import Method, init_thr
 
+# Fall back to exact search when MaxScore's projected work exceeds FALLBACK x exact search's (0:
+# never; see lsr.index.kernels.maxscore for how the work is counted). Rank-safe either way: the
+# fallback returns exact search's top-k bit for bit.
+FALLBACK = 1.0
+
 
 def search(
     index: Any,
@@ -22,7 +27,9 @@ def search(
     n_chunks: int,
     mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """MaxScore top-k (the kernel allocates its own small window accumulators)."""
+    """MaxScore top-k (the kernel allocates its own small window accumulators;
+    ``scratch.buffer("acc")``, the zeroed accumulators exact search shares, serve its fallback to
+    exact search: see :mod:`lsr.index.kernels.maxscore`)."""
     from lsr.index.kernels import maxscore
 
     args = (
@@ -37,9 +44,11 @@ def search(
         k,
     )
     thr0 = init_thr(params)
+    fallback = float(FALLBACK)
+    accs = scratch.buffer("acc", index.n_docs, np.float32)
     if n_chunks == 1:
-        return maxscore.search_serial(*args, mask, thr0)
-    return maxscore.search_batch(*args, n_chunks, mask, thr0)
+        return maxscore.search_serial(*args, mask, thr0, fallback, accs[0])
+    return maxscore.search_batch(*args, n_chunks, mask, thr0, fallback, accs[:n_chunks])
 
 
 METHOD = Method(
