@@ -50,6 +50,20 @@ from lsr.vectors import SparseBatch, Vocabulary
 SHARDS_FILE = "shards.json"
 SHARDS_FORMAT = "lsr-shards"
 SHARDS_VERSION = 1
+# Where a write of a *new* external id goes (an id a shard holds stays in that shard): the first 8
+# bytes of BLAKE2b of the id's UTF-8 bytes, read big-endian, modulo the shard count. Recorded in
+# shards.json ("routing"); a manifest without it (written before writes existed) gets it on the first
+# writable open. Never Python's hash(), which is randomized per process.
+ROUTING = {"hash": "blake2b-64", "key": "utf-8 external id", "owner": "shard holding the id, else hash mod shards"}
+
+
+def route_shard(doc_id: str, n_shards: int) -> int:
+    """The shard a new external id ``doc_id`` is written to under :data:`ROUTING` (stable across
+    processes, machines and Python versions)."""
+    import hashlib
+
+    h = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(h, "big") % int(n_shards)
 
 
 class ShardUnavailableError(LsrError):
@@ -311,14 +325,21 @@ def write_shards_manifest(root: str | os.PathLike, shard_dirs: Sequence[str]) ->
         "encoder": ref.get("encoder"),
         "shards": entries,
         "stats": {"n_docs": first, "df": [int(x) for x in df]},  # type: ignore[union-attr]
+        "routing": dict(ROUTING),
     }
+    save_shards_manifest(root, manifest)
+    return manifest
+
+
+def save_shards_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    """Write ``shards.json`` atomically (temporary file, fsync, rename)."""
+    root = os.fspath(root)
     tmp = os.path.join(root, SHARDS_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(manifest, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(root, SHARDS_FILE))
-    return manifest
 
 
 def _check_compatible(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> None:
@@ -455,6 +476,13 @@ class ShardedIndex:
         for e, d in zip(entries, self.shard_dirs, strict=True):
             if not os.path.isdir(d):
                 raise LsrError(f"{self.path}: shard {e['dir']} listed in {SHARDS_FILE} is missing")
+        from lsr.index.segments import is_segmented
+
+        if any(is_segmented(d) for d in self.shard_dirs):
+            raise LsrError(
+                f"{self.path}: its shards have been written to (lsr add / delete): open it with "
+                "lsr.index.open_index; the --ray backend serves only shards that were never written"
+            )
         self.shards = [Index(d) for d in self.shard_dirs]
         for e, s in zip(entries, self.shards, strict=True):
             if s.n_docs != int(e["n_docs"]):
