@@ -147,7 +147,9 @@ class LivingShardedIndex:
         if not entries:
             raise LsrError(f"{self.path}: {SHARDS_FILE} lists no shards")
         if len(entries) > 1 << SHARD_BITS:
-            raise LsrError(f"{self.path}: {len(entries)} shards (a living sharded index takes at most {1 << SHARD_BITS})")
+            raise LsrError(
+                f"{self.path}: {len(entries)} shards (a living sharded index takes at most {1 << SHARD_BITS})"
+            )
         routing = m.get("routing")
         if routing is not None and routing.get("hash") != ROUTING["hash"]:
             raise LsrError(
@@ -298,7 +300,9 @@ class LivingShardedIndex:
         return self._view().document_frequencies()
 
     def size_bytes(self) -> int:
-        return sum(s.size_bytes() for s in self.shards) + os.path.getsize(os.path.join(self.path, SHARDS_FILE))
+        return sum(s.size_bytes() for s in self.shards) + os.path.getsize(
+            os.path.join(self.path, SHARDS_FILE)
+        )
 
     # -- documents ---------------------------------------------------------------------------------
     def _split(self, handle: int) -> tuple[int, int]:
@@ -574,7 +578,9 @@ class LivingShardedIndex:
 
         parts = [encoder.encode_documents(full[s : s + batch_size]) for s in range(0, len(full), batch_size)]
         batch = concat_batches(parts) if parts else SparseBatch.from_dicts([], self.vocab)
-        return self.add(batch, ids=list(ids), metadata=metadata, documents=list(zip(titles, texts, strict=True)))
+        return self.add(
+            batch, ids=list(ids), metadata=metadata, documents=list(zip(titles, texts, strict=True))
+        )
 
     def delete(self, ids: Sequence[str] | str) -> dict[str, int]:
         """Delete documents by external id, each in the shard holding it. Returns ``{"deleted",

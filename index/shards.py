@@ -54,7 +54,11 @@ SHARDS_VERSION = 1
 # bytes of BLAKE2b of the id's UTF-8 bytes, read big-endian, modulo the shard count. Recorded in
 # shards.json ("routing"); a manifest without it (written before writes existed) gets it on the first
 # writable open. Never Python's hash(), which is randomized per process.
-ROUTING = {"hash": "blake2b-64", "key": "utf-8 external id", "owner": "shard holding the id, else hash mod shards"}
+ROUTING = {
+    "hash": "blake2b-64",
+    "key": "utf-8 external id",
+    "owner": "shard holding the id, else hash mod shards",
+}
 
 
 def route_shard(doc_id: str, n_shards: int) -> int:
