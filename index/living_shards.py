@@ -522,6 +522,9 @@ class LivingShardedIndex:
         count added."""
         self._need_writer()
         with self._wlock:
+            # every shard on the global vocabulary first: a batch grows it past its newest token,
+            # never past one shard's shorter view of it
+            self._level_shards()
             ref = self.shards[0]
             b, ids, docs, vocab = ref._to_batch(batch_or_dicts, ids, documents)
             if metadata is not None and len(metadata) != len(ids):

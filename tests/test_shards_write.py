@@ -330,3 +330,92 @@ def test_cli_add_delete_merge_info_on_sharded_root(tmp_path, capsys):
     ix = open_index(root)
     assert [s.lookup("3") is not None for s in ix.shards] == [True, False, False]
     assert ix.search([{"t1": 1.0}], k=1, filter={"c": "red"})[0].ids == ["x4"]
+
+
+def test_crash_between_shard_commits_leaves_shards_consistent_and_level(tmp_path):
+    """A commit that stops after one shard (a crash between shard commits): every shard is whole,
+    readers see the committed part, and the next writer brings the vocabularies level again."""
+    root, _ = _build(tmp_path, "float32", n_base=30, methods=["exact"])
+    ix = open_index(root, writable=True)
+    s_foo = route_shard("foo-doc", N_SHARDS)
+    assert s_foo != 0  # shard 0 (the one add() validates against) is left behind
+    ix.add([{"foo": 5.0}, {"t1": 100.0}], ids=["foo-doc", "3"])  # "3" is shard 0's (an update)
+    ix.shards[s_foo].commit()  # ... and the process dies here
+    ix.close()
+    ro = open_index(root)
+    assert ro.lookup("foo-doc") is not None and ro.search([{"t1": 1.0}], k=1)[0].ids != ["3"]
+    assert len(ro.shards[0].vocab) == N_TERMS and len(ro.shards[s_foo].vocab) == N_TERMS + 1
+    assert ro.search([{"foo": 1.0}], k=5)[0].ids == ["foo-doc"]  # terms newer than a shard: no match there
+    assert ro.document_frequencies()[ro.vocab.get("foo")] == 1
+    ix = open_index(root, writable=True)
+    bar_id = next(i for i in (f"b{j}" for j in range(100)) if route_shard(i, N_SHARDS) == 0)
+    ix.add([{"bar": 2.0, "foo": 1.0}], ids=[bar_id])
+    ix.commit()
+    want = vocab_of(N_TERMS).tokens + ["foo", "bar"]
+    assert [s.vocab.tokens for s in ix.shards] == [want] * N_SHARDS  # every shard, docs or not
+    got = ix.search([{"foo": 1.0, "bar": 1.0}], k=5)[0]
+    assert got.ids == ["foo-doc", bar_id] and got.scores == [5.0, 3.0]
+
+
+def test_global_statistics_reach_query_encoders(tmp_path):
+    """A Retriever over shards that took writes hands inference-free encoders the live df and
+    document count of all shards, refreshed after each commit."""
+    from lsr.retriever import Retriever
+
+    seen = []
+
+    class Probe:
+        def config(self):
+            return {"kind": "probe"}
+
+        def with_corpus_stats(self, stats):
+            seen.append((stats.n_docs, int(stats.df[stats.vocab.get("t1")])))
+            return self
+
+        def encode_queries(self, texts):
+            from lsr.vectors import SparseBatch
+
+            return SparseBatch.from_dicts([{"t1": 1.0}] * len(texts), ix.vocab)
+
+    root, base = _build(tmp_path, "float32", n_base=30, methods=["exact"])
+    ix = open_index(root, writable=True)
+    df_t1 = int((base[:, 1] > 0).sum())
+    ix.add([{"t1": 1.0}] * 3, ids=["p", "q", "r"])
+    ix.commit()
+    r = Retriever(ix, Probe(), force=True)
+    r.search(["x"], k=3)
+    gone = [str(d) for d in range(30) if base[d, 1] > 0][:2] + ["p"]
+    ix.delete(gone)
+    ix.commit()
+    r.search(["x"], k=3)
+    assert seen == [(33, df_t1 + 3), (30, df_t1)]
+
+
+def test_service_writes_to_a_sharded_index(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from lsr.service.app import create_app
+    from lsr.service.settings import Settings
+
+    root, _ = _build(tmp_path, "float32", n_base=30, methods=["exact"])
+    with TestClient(create_app(Settings(index=root, writable=True, warmup=False))) as c:
+        docs = [
+            {"id": "3", "vector": {"t1": 90.0}},
+            {"id": "new", "vector": {"t1": 80.0}, "metadata": {"c": "x"}},
+        ]
+        r = c.post("/documents", json={"documents": docs})
+        assert r.status_code == 200 and r.json()["added"] == 2
+        hits = c.post("/search", json={"query": {"vector": {"t1": 1.0}}, "k": 2}).json()["hits"]
+        assert [h["id"] for h in hits] == ["3", "new"]
+        f = c.post("/search", json={"query": {"vector": {"t1": 1.0}}, "k": 2, "filter": {"c": "x"}}).json()
+        assert [h["id"] for h in f["hits"]] == ["new"]
+        bad = c.post("/documents", json={"documents": [docs[0], docs[0]]})
+        assert bad.status_code == 400 and "duplicate document id" in bad.json()["detail"]
+        assert c.delete("/documents/new").json()["deleted"] == 1
+        assert c.get("/documents/new").status_code == 404 and c.get("/documents/3").status_code == 200
+    ix = open_index(root)
+    assert [s.lookup("3") is not None for s in ix.shards] == [True, False, False] and ix.n_live_docs == 30
+    # shards in Ray actors stay read-only: a clear error before any actor starts
+    with pytest.raises(LsrError, match="read-only"):
+        with TestClient(create_app(Settings(index=root, writable=True, ray="local", warmup=False))):
+            pass
