@@ -10,7 +10,14 @@ documents. ``shards.json`` at the root records::
      "n_docs": N, "n_terms": T, "n_postings": P, "quantization": "float32",
      "encoder": {...} | null,
      "shards": [{"dir": "shard-0000", "n_docs": n0, "first_doc": 0, "n_postings": p0}, ...],
-     "stats": {"n_docs": N, "df": [df of term 0, df of term 1, ...]}}
+     "stats": {"n_docs": N, "df": [df of term 0, df of term 1, ...]},
+     "routing": {"hash": "blake2b-64", "key": "utf-8 external id", "owner": "..."}}
+
+``routing`` (optional: manifests written before writes existed lack it, and get it on the first
+writable open) is where writes of new external ids go (:func:`route_shard`). Counts and ``stats``
+describe the build: once shards take writes (:mod:`lsr.index.living_shards`), each shard is a
+living index and the live counts and statistics come from the shards' generations, not from here
+(commits never rewrite this file).
 
 ``stats`` are the *global* corpus statistics (per-term document frequency over all shards, and
 the total document count): inference-free encoders weight queries by IDF from these, never from
@@ -20,7 +27,9 @@ Search scatters the query to every shard and merges the per-shard top-k exactly:
 by global build order (shard order, then the doc number inside the shard), which is the tie order
 of one index over all documents. Shards are searched by threads in this process by default; a
 *backend* (:class:`ShardBackend`) can hold them elsewhere (``lsr.distributed`` holds them in Ray
-actors). Nothing here imports Ray or an encoder.
+actors). Nothing here imports Ray or an encoder. This static reader opens only shards that were
+never written to; ``open_index`` opens written ones as a
+:class:`~lsr.index.living_shards.LivingShardedIndex`.
 """
 
 from __future__ import annotations
