@@ -419,3 +419,16 @@ def test_service_writes_to_a_sharded_index(tmp_path):
     with pytest.raises(LsrError, match="read-only"):
         with TestClient(create_app(Settings(index=root, writable=True, ray="local", warmup=False))):
             pass
+
+
+def test_ray_refuses_written_shards_before_starting(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import lsr.distributed.search as ds
+
+    root, _ = _build(tmp_path, "float32", n_base=30, methods=["exact"])
+    ix = open_index(root, writable=True)
+    ix.add([{"t1": 1.0}], ids=["w"])
+    ix.commit()
+    monkeypatch.setattr(ds, "init_ray", lambda address: pytest.fail("Ray started"))
+    with pytest.raises(LsrError, match="have been written to.*--ray backend"):
+        ds.open_on_ray(root, "local")
