@@ -432,3 +432,16 @@ def test_ray_refuses_written_shards_before_starting(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "init_ray", lambda address: pytest.fail("Ray started"))
     with pytest.raises(LsrError, match="have been written to.*--ray backend"):
         ds.open_on_ray(root, "local")
+
+
+def test_serve_ray_with_writes_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from lsr.cli.main import main
+
+    root, _ = _build(tmp_path, "float32", n_base=30, methods=["exact"])
+    for key in ("LSR_INDEX", "LSR_TORCH_THREADS", "LSR_DEVICE", "LSR_RAY", "LSR_REPLICAS"):
+        monkeypatch.delenv(key, raising=False)  # restored after the test (serve sets some)
+    monkeypatch.setenv("LSR_WRITABLE", "1")
+    args = ["serve", "--index", str(root), "--ray", "local", "--port", "58731", "--threads", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lsr: error: --ray serves shards read-only")
