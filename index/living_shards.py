@@ -11,7 +11,9 @@ shards were never written still opens as the static :class:`~lsr.index.shards.Sh
 inside that one shard, which that shard's commit publishes atomically, so an id is never held
 twice nor lost, even when a crash falls between two shards' commits. A new id goes to
 :func:`~lsr.index.shards.route_shard` (BLAKE2b-64 of its UTF-8 bytes modulo the shard count), the
-rule recorded in ``shards.json`` under ``"routing"``.
+rule recorded in ``shards.json`` under ``"routing"``. (An id a static build left in two shards,
+which ``build_sharded_index`` does not check across shards, is owned by the lower one; a write of
+it deletes the other copy.)
 
 **Validation first.** A batch is checked whole (ids, weights, vocabulary, metadata types) before
 any shard is touched: a bad batch raises :class:`LsrError` and changes no shard.
@@ -459,8 +461,9 @@ class LivingShardedIndex:
     def _reset_pending(self) -> None:
         # external id -> shard, for ids written since the last commit (added, or deleted: a deleted
         # id written again in the same commit goes back to its shard, so the change stays in one
-        # shard's atomic commit)
+        # shard's atomic commit); which of them are live (added last)
         self._home: dict[str, int] = {}
+        self._live_pending: set[str] = set()
 
     def _level_shards(self) -> None:
         """Give every shard the global pending vocabulary and metadata fields (a shard behind, after
@@ -475,39 +478,53 @@ class LivingShardedIndex:
             if s._pending_fields != fields:
                 s._pending_fields = dict(fields)
 
-    def _committed_owner(self, ids: Sequence[str]) -> np.ndarray:
-        """int64[len(ids)]: the shard holding each id live in its committed generation, -1 when none."""
-        own = np.full(len(ids), -1, np.int64)
+    def _committed_holders(self, ids: Sequence[str]) -> np.ndarray:
+        """bool[n_shards, len(ids)]: which shards hold each id live in their committed generation
+        (one at most, unless a static build put one id in two shards)."""
+        held = np.zeros((len(self.shards), len(ids)), bool)
         for si, shard in enumerate(self.shards):
-            rest = np.flatnonzero(own < 0)
-            if not len(rest):
-                break
-            sub = [ids[j] for j in rest.tolist()]
             for seg in shard.snapshot().segments:
                 if seg.n_live == 0:
                     continue
-                d = seg.lookup_many(sub)
+                d = seg.lookup_many(ids)
                 hit = d >= 0
                 if seg.live is not None:
                     hit[hit] = seg.live[d[hit]]
-                own[rest[hit]] = si
-        return own
+                held[si] |= hit
+        return held
 
-    def owner(self, ids: Sequence[str]) -> np.ndarray:
-        """int64[len(ids)]: the shard a write of each id goes to (routing, see the module docs)."""
-        own = np.full(len(ids), -1, np.int64)
+    def _route(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[int, list[str]]]:
+        """(shard each id is written to, whether it exists now, {shard: ids to delete there}).
+
+        The last is for ids a static build left in two shards (``build_sharded_index`` checks ids
+        per shard only): the lowest shard holding one owns it, and writes to it delete the others,
+        so afterwards it is held once."""
+        home = np.full(len(ids), -1, np.int64)
+        exists = np.zeros(len(ids), bool)
+        extra: dict[int, list[str]] = {}
         unresolved = []
         for j, i in enumerate(ids):
             h = self._home.get(i) if self.writable else None
             if h is not None:
-                own[j] = h
+                home[j] = h
+                exists[j] = i in self._live_pending
             else:
                 unresolved.append(j)
         if unresolved:
-            own[unresolved] = self._committed_owner([ids[j] for j in unresolved])
-        for j in np.flatnonzero(own < 0).tolist():
-            own[j] = route_shard(ids[j], len(self.shards))
-        return own
+            held = self._committed_holders([ids[j] for j in unresolved])
+            for col, j in enumerate(unresolved):
+                where = np.flatnonzero(held[:, col]).tolist()
+                if where:
+                    home[j], exists[j] = where[0], True
+                    for t in where[1:]:
+                        extra.setdefault(t, []).append(ids[j])
+        for j in np.flatnonzero(home < 0).tolist():
+            home[j] = route_shard(ids[j], len(self.shards))
+        return home, exists, extra
+
+    def owner(self, ids: Sequence[str]) -> np.ndarray:
+        """int64[len(ids)]: the shard a write of each id goes to (routing, see the module docs)."""
+        return self._route(ids)[0]
 
     def add(
         self,
@@ -531,7 +548,7 @@ class LivingShardedIndex:
                 raise LsrError(f"{len(metadata)} metadata objects for {len(ids)} documents")
             metas = list(metadata) if metadata is not None else [None] * len(ids)
             _cols, fields = md.columns_from_records(metas, ref._pending_fields, ids)
-            home = self.owner(ids)
+            home, _exists, extra = self._route(ids)
             # all checked: the global vocabulary and fields go to every shard, then the rows
             for s in self.shards:
                 if len(s._pending_vocab) != len(vocab):
@@ -549,8 +566,11 @@ class LivingShardedIndex:
                     metadata=[metas[r] for r in rows.tolist()],
                     documents=[docs[r] for r in rows.tolist()] if docs is not None else None,
                 )
+            for t, dup in extra.items():  # copies a static build left in other shards
+                self.shards[t].delete(dup)
             for i, h in zip(ids, home.tolist(), strict=True):
                 self._home[i] = h
+                self._live_pending.add(i)
             return len(ids)
 
     def add_texts(
@@ -596,14 +616,17 @@ class LivingShardedIndex:
             if not isinstance(i, str) or not i:
                 raise LsrError(f"invalid document id {i!r}")
         with self._wlock:
-            home = self.owner(ids)
+            home, exists, extra = self._route(ids)
             deleted = 0
             for si, shard in enumerate(self.shards):
-                sub = [ids[j] for j in np.flatnonzero(home == si).tolist()]
+                sub = [ids[j] for j in np.flatnonzero((home == si) & exists).tolist()]
                 if sub:
                     deleted += shard.delete(sub)["deleted"]
-                    for i in sub:  # a later add of these ids in this commit comes back here
-                        self._home.setdefault(i, si)
+                    for i in sub:  # a later add of these ids in this commit goes back to this shard
+                        self._home[i] = si
+                        self._live_pending.discard(i)
+            for t, dup in extra.items():  # copies a static build left in other shards
+                self.shards[t].delete(dup)
             return {"deleted": deleted, "not_found": len(ids) - deleted}
 
     def rollback(self) -> None:

@@ -445,3 +445,26 @@ def test_serve_ray_with_writes_is_a_one_line_error(tmp_path, monkeypatch, capsys
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("lsr: error: --ray serves shards read-only")
+
+
+def test_an_id_a_static_build_left_in_two_shards_ends_up_held_once(tmp_path):
+    base = random_collection(30, N_TERMS, 3, density=0.1)
+    ids = [f"d{i}" for i in range(30)]
+    ids[15] = "d0"  # shard 0 holds d0 (rows 0..9), and so does shard 1 (rows 10..19)
+    root = build_sharded_index(
+        base, tmp_path / "sh", N_SHARDS, vocab=vocab_of(N_TERMS), ids=ids, methods=["exact"]
+    )
+    ix = open_index(root, writable=True)
+    assert [s.lookup("d0") is not None for s in ix.shards] == [True, True, False]
+    ix.add([{"t1": 99.0}], ids=["d0"])  # an update: the lowest shard owns it, the other copy goes
+    ix.commit()
+    assert [s.lookup("d0") is not None for s in ix.shards] == [True, False, False]
+    assert ix.n_live_docs == 29 and ix.search([{"t1": 1.0}], k=1)[0].ids == ["d0"]
+    ids[16] = "d1"
+    root2 = build_sharded_index(
+        base, tmp_path / "sh2", N_SHARDS, vocab=vocab_of(N_TERMS), ids=ids, methods=["exact"]
+    )
+    ix2 = open_index(root2, writable=True)
+    assert ix2.delete(["d1", "d1", "nope"]) == {"deleted": 1, "not_found": 1}
+    ix2.commit()
+    assert all(s.lookup("d1") is None for s in ix2.shards) and ix2.n_live_docs == 28
