@@ -216,6 +216,12 @@ def test_update_lands_in_owning_shard_and_reader_refreshes(tmp_path):
     assert r2.lookup("brand-new") is not None and r2.n_live_docs == 31
     doc = r2.document(r2.lookup("3"))
     assert doc["id"] == "3"
+    ix.delete(["brand-new"])
+    ix.add([{"t3": 1.0}], ids=["later"])
+    ix.commit()
+    assert r2.lookup("brand-new") is not None and r2.lookup("later") is None  # pinned until refresh
+    assert r2.refresh() == ix.generation
+    assert r2.lookup("brand-new") is None and r2.lookup("later") is not None and r2.n_live_docs == 31
     # the static reader of before cannot see writes; opened again it is a living one
     with pytest.raises(LsrError, match="have been written to"):
         open_sharded(root)
