@@ -474,3 +474,25 @@ def test_an_id_a_static_build_left_in_two_shards_ends_up_held_once(tmp_path):
     assert ix2.delete(["d1", "d1", "nope"]) == {"deleted": 1, "not_found": 1}
     ix2.commit()
     assert all(s.lookup("d1") is None for s in ix2.shards) and ix2.n_live_docs == 28
+
+
+def test_add_texts_routes_and_keeps_the_text(tmp_path):
+    from lsr.vectors import SparseBatch
+
+    root, _ = _build(tmp_path, "float32", n_base=30, methods=["exact"])
+    ix = open_index(root, writable=True)
+
+    class Enc:  # a document encoder: weight of t1 = length of the text
+        def config(self):
+            return {"kind": "probe"}
+
+        def encode_documents(self, texts):
+            return SparseBatch.from_dicts([{"t1": 10.0 + len(t)} for t in texts], ix.vocab)
+
+    assert ix.add_texts(["hello", "hi"], ids=["3", "h2"], titles=["T", ""], encoder=Enc()) == 2
+    ix.commit()
+    assert [s.lookup("3") is not None for s in ix.shards] == [True, False, False]
+    hit = ix.search([{"t1": 1.0}], k=2)[0]
+    assert hit.ids == ["3", "h2"] and hit.scores == [17.0, 12.0]  # "T hello" is 7 characters
+    assert ix.document(hit.docs[0])["text"] == "hello" and ix.document(hit.docs[0])["title"] == "T"
+    assert ix.lookup("h2") >> 53 == oracle_route("h2", N_SHARDS)
