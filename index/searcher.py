@@ -631,7 +631,9 @@ def check_threads(threads: Any) -> int:
 def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) -> Any:
     """Open an index directory with memory maps (raises :class:`LsrError` when it is missing, truncated
     or of another format version). A sharded index root (``shards.json``, :mod:`lsr.index.shards`)
-    opens as a :class:`~lsr.index.shards.ShardedIndex` with the same search API.
+    opens as a :class:`~lsr.index.shards.ShardedIndex` with the same search API; with
+    ``writable=True``, or once any shard has been written to, as a
+    :class:`~lsr.index.living_shards.LivingShardedIndex` (writes routed to the shard owning each id).
 
     A plain index (no generation files) opens as an :class:`Index`. ``writable=True``, or a
     directory that has been written to as a living index, gives a
@@ -641,8 +643,11 @@ def open_index(path: str | os.PathLike, writable: bool = False, **options: Any) 
     from lsr.index import segments
 
     if os.path.isfile(os.path.join(os.fspath(path), "shards.json")):
-        if writable:
-            raise LsrError(f"{path}: a sharded index does not take writes yet (rebuild it instead)")
+        from lsr.index import living_shards
+
+        if writable or living_shards.has_writes(path):
+            # shards that take (or took) writes: each shard a living index, writes routed by id
+            return living_shards.LivingShardedIndex(path, writable=writable, **options)
         from lsr.index.shards import open_sharded
 
         return open_sharded(path)  # type: ignore[return-value]

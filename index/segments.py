@@ -1376,7 +1376,14 @@ class SegmentedIndex:
         pending."""
         self._need_writer()
         with self._wlock:
-            if not self._add_rows and not self._del:
+            if (
+                not self._add_rows
+                and not self._del
+                and self._pending_vocab.tokens == self._snap.vocab.tokens
+                and self._pending_fields == self._snap.fields
+            ):
+                # nothing to publish (a sharded writer may grow a shard's vocabulary or metadata
+                # fields alone, to keep every shard on the global ones: that is published)
                 return self.generation
             snap = self._snap
             gen = snap.generation + 1

@@ -10,7 +10,14 @@ documents. ``shards.json`` at the root records::
      "n_docs": N, "n_terms": T, "n_postings": P, "quantization": "float32",
      "encoder": {...} | null,
      "shards": [{"dir": "shard-0000", "n_docs": n0, "first_doc": 0, "n_postings": p0}, ...],
-     "stats": {"n_docs": N, "df": [df of term 0, df of term 1, ...]}}
+     "stats": {"n_docs": N, "df": [df of term 0, df of term 1, ...]},
+     "routing": {"hash": "blake2b-64", "key": "utf-8 external id", "owner": "..."}}
+
+``routing`` (optional: manifests written before writes existed lack it, and get it on the first
+writable open) is where writes of new external ids go (:func:`route_shard`). Counts and ``stats``
+describe the build: once shards take writes (:mod:`lsr.index.living_shards`), each shard is a
+living index and the live counts and statistics come from the shards' generations, not from here
+(commits never rewrite this file).
 
 ``stats`` are the *global* corpus statistics (per-term document frequency over all shards, and
 the total document count): inference-free encoders weight queries by IDF from these, never from
@@ -20,7 +27,9 @@ Search scatters the query to every shard and merges the per-shard top-k exactly:
 by global build order (shard order, then the doc number inside the shard), which is the tie order
 of one index over all documents. Shards are searched by threads in this process by default; a
 *backend* (:class:`ShardBackend`) can hold them elsewhere (``lsr.distributed`` holds them in Ray
-actors). Nothing here imports Ray or an encoder.
+actors). Nothing here imports Ray or an encoder. This static reader opens only shards that were
+never written to; ``open_index`` opens written ones as a
+:class:`~lsr.index.living_shards.LivingShardedIndex`.
 """
 
 from __future__ import annotations
@@ -50,6 +59,24 @@ from lsr.vectors import SparseBatch, Vocabulary
 SHARDS_FILE = "shards.json"
 SHARDS_FORMAT = "lsr-shards"
 SHARDS_VERSION = 1
+# Where a write of a *new* external id goes (an id a shard holds stays in that shard): the first 8
+# bytes of BLAKE2b of the id's UTF-8 bytes, read big-endian, modulo the shard count. Recorded in
+# shards.json ("routing"); a manifest without it (written before writes existed) gets it on the first
+# writable open. Never Python's hash(), which is randomized per process.
+ROUTING = {
+    "hash": "blake2b-64",
+    "key": "utf-8 external id",
+    "owner": "shard holding the id, else hash mod shards",
+}
+
+
+def route_shard(doc_id: str, n_shards: int) -> int:
+    """The shard a new external id ``doc_id`` is written to under :data:`ROUTING` (stable across
+    processes, machines and Python versions)."""
+    import hashlib
+
+    h = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(h, "big") % int(n_shards)
 
 
 class ShardUnavailableError(LsrError):
@@ -311,14 +338,21 @@ def write_shards_manifest(root: str | os.PathLike, shard_dirs: Sequence[str]) ->
         "encoder": ref.get("encoder"),
         "shards": entries,
         "stats": {"n_docs": first, "df": [int(x) for x in df]},  # type: ignore[union-attr]
+        "routing": dict(ROUTING),
     }
+    save_shards_manifest(root, manifest)
+    return manifest
+
+
+def save_shards_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    """Write ``shards.json`` atomically (temporary file, fsync, rename)."""
+    root = os.fspath(root)
     tmp = os.path.join(root, SHARDS_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(manifest, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(root, SHARDS_FILE))
-    return manifest
 
 
 def _check_compatible(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> None:
@@ -455,6 +489,13 @@ class ShardedIndex:
         for e, d in zip(entries, self.shard_dirs, strict=True):
             if not os.path.isdir(d):
                 raise LsrError(f"{self.path}: shard {e['dir']} listed in {SHARDS_FILE} is missing")
+        from lsr.index.segments import is_segmented
+
+        if any(is_segmented(d) for d in self.shard_dirs):
+            raise LsrError(
+                f"{self.path}: its shards have been written to (lsr add / delete): open it with "
+                "lsr.index.open_index; the --ray backend serves only shards that were never written"
+            )
         self.shards = [Index(d) for d in self.shard_dirs]
         for e, s in zip(entries, self.shards, strict=True):
             if s.n_docs != int(e["n_docs"]):

@@ -199,6 +199,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from lsr.retriever import Retriever
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.search_threads
+        if settings.ray and settings.writable:
+            raise LsrError(
+                "LSR_WRITABLE=1 with LSR_RAY: shards held in Ray actors are read-only; serve a sharded "
+                "index's writes without --ray (its shards are then searched by threads in this process)"
+            )
         if settings.ray:
             from lsr.distributed.search import open_on_ray
 

@@ -39,6 +39,10 @@ def run(args: Any) -> int:
     from lsr.index import SegmentedIndex, open_index
 
     index = open_index(args.index)
+    from lsr.index.living_shards import LivingShardedIndex
+
+    if isinstance(index, LivingShardedIndex):  # shards that took writes: per shard its segments
+        return _living_sharded(index, args.json)
     if hasattr(index, "shards"):  # a sharded index: shards.json and one line per shard
         return _sharded(index, args.json)
     if isinstance(index, SegmentedIndex):
@@ -116,5 +120,39 @@ def _sharded(index: Any, as_json: bool) -> int:
         print(
             f"  {e['dir']:<12} docs {e['first_doc']:,} .. {e['first_doc'] + e['n_docs'] - 1:,}  ({e['n_postings']:,} postings)"
         )
+    print(f"size        {human_bytes(info['size_bytes'])}")
+    return 0
+
+
+def _living_sharded(index: Any, as_json: bool) -> int:
+    """``lsr info`` of a sharded index whose shards took writes: per shard its generation, live
+    documents and segments (``shards.json`` keeps the build-time counts; these are the live ones)."""
+    from lsr.cli.living import print_segments
+
+    info = {
+        "path": index.path,
+        "format": index.manifest["format"],
+        "n_docs": index.n_live_docs,
+        "n_terms": index.n_terms,
+        "quantization": {"dtype": index.quantization, "scale": float(index.scale)},
+        "encoder": index.encoder_config,
+        "methods": list(index.methods),
+        "routing": index.manifest.get("routing"),
+        "generation": index.generation,
+        "pending_merges": index.pending_merges,
+        "fields": index.fields,
+        "shards": index.info(),
+        "size_bytes": index.size_bytes(),
+    }
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"index       {info['path']} ({len(info['shards'])} shards of living indexes, writes routed by id)")
+    print(f"documents   {info['n_docs']:,} live over all shards")
+    print(f"terms       {info['n_terms']:,} ({info['quantization']['dtype']})")
+    print(f"methods     {', '.join(info['methods'])}")
+    for shard, e in zip(index.shards, info["shards"], strict=True):
+        print(f"{e['dir']}")
+        print_segments(shard)
     print(f"size        {human_bytes(info['size_bytes'])}")
     return 0

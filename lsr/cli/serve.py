@@ -67,6 +67,10 @@ def run(args: Any) -> int:
             )
         if args.workers != 1:
             raise LsrError("--ray serves with one worker (the shard actors do the parallel work)")
+        if os.environ.get("LSR_WRITABLE", "").lower() in ("1", "true", "yes"):
+            raise LsrError(
+                "--ray serves shards read-only: serve a sharded index's writes (LSR_WRITABLE=1) without --ray"
+            )
         from lsr.distributed import init_ray
 
         init_ray(args.ray)  # a bad address fails here, once

@@ -118,6 +118,11 @@ class RayBackend:
 
 
 def open_on_ray(path: str | os.PathLike, address: str | None = None, replicas: int = 1) -> ShardedIndex:
-    """Open a sharded index with its shards in Ray actors (``address``: see :mod:`lsr.distributed`)."""
+    """Open a sharded index with its shards in Ray actors (``address``: see :mod:`lsr.distributed`).
+    Shards that took writes are refused (Ray actors serve shards never written), before Ray starts."""
+    from lsr.index.living_shards import has_writes
+
+    if has_writes(path):
+        open_sharded(path)  # raises the one-line error naming the way out
     init_ray(address)
     return open_sharded(path, backend=lambda idx: RayBackend(idx, replicas))
