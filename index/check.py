@@ -15,13 +15,17 @@ Two levels:
 - :func:`check_index` (``lsr check DIR``) adds the CRC-32 checksums recorded in the manifest
   (every file, the manifest included) and the invariants that do not threaten memory safety but
   mean a damaged index: impacts > 0, ``doc_order`` a permutation, term maxima, document lengths,
-  unique doc ids, BMP block maxima, every file listed in the manifest and no file left out.
+  unique doc ids, BMP block maxima, every file listed in the manifest and no file left out. On a
+  living index (generation files) it checks the newest generation: its record, every segment it
+  lists (each one an index directory, checked as above), every live-docs bitmap (checksum, size,
+  deleted count) and the vocabulary file; on a sharded root (``shards.json``), every shard.
 
 Both work on the memory maps only: RAM use is a few arrays of the size of the largest file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -394,8 +398,150 @@ def validate(path: str, manifest: dict[str, Any]) -> None:
 
 
 def inspect_index(path: str | os.PathLike) -> CheckReport:
-    """Everything :func:`check_index` checks, with notes and a summary line (for ``lsr check``)."""
+    """Everything :func:`check_index` checks, with notes and a summary line (for ``lsr check``):
+    a plain index, a living index (its newest generation) or a sharded root (every shard)."""
+    from lsr.index.segments import is_segmented
+    from lsr.index.shards import is_sharded
+
     path = os.path.abspath(os.fspath(path))
+    if is_sharded(path):
+        return _inspect_sharded(path)
+    if is_segmented(path):
+        return _inspect_segmented(path)
+    return _inspect_plain(path)
+
+
+def _prefixed(into: CheckReport, sub: CheckReport, name: str) -> None:
+    into.problems += [f"{name}: {p}" for p in sub.problems]
+    into.notes += [f"{name}: {n}" for n in sub.notes]
+    into.files_checked += sub.files_checked
+
+
+def _inspect_sharded(path: str) -> CheckReport:
+    """Every shard of a sharded root (each a plain or living index), and the shards file."""
+    from lsr.index.shards import read_shards_manifest
+
+    rep = CheckReport(path)
+    try:
+        m = read_shards_manifest(path)
+        dirs = [str(e["dir"]) for e in m["shards"]]
+    except (LsrError, KeyError, TypeError) as e:
+        rep.problems.append(str(e) if isinstance(e, LsrError) else f"shards.json: damaged ({e!r})")
+        rep.summary = "not checked further: the shards file is unusable"
+        return rep
+    for name in dirs:
+        d = os.path.join(path, name)
+        if not os.path.isdir(d):
+            rep.problems.append(f"{name}: listed in shards.json but missing")
+            continue
+        _prefixed(rep, inspect_index(d), name)
+    rep.summary = f"{len(dirs)} shards; {rep.files_checked} checksums checked"
+    return rep
+
+
+def _inspect_segmented(path: str) -> CheckReport:
+    """The newest generation of a living index: its record, each segment it lists (an index
+    directory; the base segment "." is the root itself, whose living-index files are expected),
+    each live-docs bitmap and the vocabulary file it names. Older generation files and segments
+    only they list are left alone (a reader may still hold them; the next writer cleans them)."""
+    from lsr.index import segments as sg
+
+    rep = CheckReport(path)
+    gen = sg.list_generations(path)[-1]
+    try:
+        rec = sg._read_record(path, gen)
+        entries = list(rec["segments"])
+    except (LsrError, OSError, KeyError, TypeError) as e:
+        rep.problems.append(str(e) if isinstance(e, LsrError) else f"generation-{gen}.json: damaged ({e!r})")
+        rep.summary = "not checked further: the newest generation file is unusable"
+        return rep
+    docs = deleted = postings = 0
+    for e in entries:
+        name = str(e.get("name"))
+        base = name == sg.BASE
+        d = path if base else os.path.join(path, sg.SEGMENTS_DIR, name)
+        label = "segment ." if base else f"segment {name}"
+        if not os.path.isfile(os.path.join(d, fmt.MANIFEST)):
+            rep.problems.append(f"{label}: listed in generation {gen} but missing")
+            continue
+        sub = _inspect_plain(d, living_root=base)
+        _prefixed(rep, sub, label)
+        try:
+            n = int(fmt.read_manifest(d)["n_docs"])
+            postings += int(fmt.read_manifest(d)["n_postings"])
+        except (LsrError, KeyError, TypeError, ValueError):
+            continue  # already reported by the segment's own check
+        if int(e.get("n_docs", n)) != n:
+            rep.problems.append(
+                f"{label}: generation {gen} says {e.get('n_docs')} documents, the segment has {n}"
+            )
+        docs += n
+        if e.get("live"):
+            try:
+                live = sg.read_bitmap(os.path.join(path, e["live"]), n, e.get("live_crc32"))
+            except FileNotFoundError:
+                rep.problems.append(f"{label}: live-docs bitmap {e['live']} missing")
+                continue
+            except LsrError as err:
+                rep.problems.append(f"{label}: {err}")
+                continue
+            rep.files_checked += 1
+            dead = n - int(np.count_nonzero(live))
+            if int(e.get("deleted", dead)) != dead:
+                rep.problems.append(
+                    f"{label}: generation {gen} says {e.get('deleted')} deleted, its bitmap has {dead}"
+                )
+            deleted += dead
+    if rec.get("vocab") and not os.path.isfile(os.path.join(path, str(rec["vocab"]))):
+        rep.problems.append(f"vocabulary file {rec['vocab']} (named by generation {gen}) missing")
+    rep.summary = (
+        f"generation {gen}, {len(entries)} segments, {docs} documents ({deleted} deleted), {postings} "
+        f"postings; {rep.files_checked} checksums checked"
+    )
+    return rep
+
+
+def _lock_file() -> str:
+    from lsr.index.segments import LOCK_FILE
+
+    return LOCK_FILE
+
+
+def _living_file(name: str) -> bool:
+    """A file or folder a living index keeps beside its base segment's files."""
+    from lsr.index import segments as sg
+
+    return (
+        sg._GEN_RE.match(name) is not None
+        or name in (sg.SEGMENTS_DIR, sg.LIVE_DIR, sg.LOCK_FILE)
+        or name.startswith("vocab-")
+        or ".tmp-" in name
+    )
+
+
+def _metadata_files(path: str, m: dict[str, Any], problems: list[str]) -> set[str]:
+    """The metadata columns of a living index's segment (``metadata.json`` and the column files it
+    names: not in the manifest's checksums, written beside it), read in full to check them."""
+    from lsr.index import metadata as md
+
+    spec_path = os.path.join(path, md.META_FILE)
+    if not os.path.isfile(spec_path):
+        return set()
+    names = {md.META_FILE}
+    try:
+        with open(spec_path, encoding="utf-8") as f:
+            names |= {str(v["file"]) for v in json.load(f)["fields"].values()}
+        md.read_columns(path, int(m["n_docs"]))
+    except LsrError as e:
+        problems.append(str(e).replace(f"{path}: ", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        problems.append(f"{md.META_FILE}: damaged ({e!r})")
+    return names
+
+
+def _inspect_plain(path: str, living_root: bool = False) -> CheckReport:
+    """One index directory (``living_root``: the base segment of a living index, whose directory
+    also holds the living index's files)."""
     rep = CheckReport(path)
     try:
         m = fmt.read_manifest(path)
@@ -431,7 +577,11 @@ def inspect_index(path: str | os.PathLike) -> CheckReport:
                 rep.files_checked += 1
                 if fmt.file_crc32(fpath) != listed[name]:
                     rep.problems.append(f"{name}: checksum mismatch (the file was changed or damaged)")
+            meta = _metadata_files(path, m, rep.problems)
             for name in sorted(present - set(listed)):
+                if (living_root and _living_file(name)) or name in meta or name == _lock_file():
+                    # (the lock file a writable open leaves, even where nothing was committed)
+                    continue
                 rep.problems.append(f"{name}: not part of this index (not in the manifest's checksums)")
     arrays = _open_arrays(path, m, rep.problems)
     store = os.path.join(path, fmt.STORE)

@@ -151,3 +151,93 @@ def test_older_v2_index_without_n_dense_opens(index_copy):
     from lsr.index.check import validate
 
     validate(index_copy, m)  # no KeyError, no refusal of the dense-row layout it does not have
+
+
+# -- living and sharded indexes ------------------------------------------------------------------
+def _living(tmp_path, merged: bool = False) -> str:
+    """A living index: a base build, two commits of added documents with metadata (the second
+    with parts), deletes in the base and a segment; force-merged when ``merged``."""
+    docs = topical_collection(300, 60, 3)
+    vocab = vocab_of(60)
+    path = build_index(
+        SparseBatch.from_scipy(docs[:100], vocab, [f"d{i}" for i in range(100)]),
+        tmp_path / "living",
+        **SMALL_PARTS,
+    )
+    ix = open_index(path, writable=True, parts_min_docs=80)
+    for lo, hi in ((100, 150), (150, 300)):
+        batch = SparseBatch.from_scipy(docs[lo:hi], vocab, [f"d{i}" for i in range(lo, hi)])
+        ix.add(batch, metadata=[{"color": ["red", "blue"][i % 2], "n": i} for i in range(lo, hi)])
+        ix.commit()
+    ix.delete(["d3", "d120", "d200"])
+    ix.commit()
+    if merged:
+        ix.merge(max_segments=1)
+    ix.close()
+    return str(path)
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_living_index_checks_clean(tmp_path, merged, capsys):
+    # before: the generation files, live bitmaps, segments folder and metadata columns were all
+    # "not part of this index" and a sound living index was reported DAMAGED
+    path = _living(tmp_path, merged)
+    rep = inspect_index(path)
+    assert rep.problems == [], rep.problems
+    assert "(3 deleted)" in rep.summary or merged
+    assert main(["check", path]) == 0
+    assert "OK (generation" in capsys.readouterr().err
+
+
+def test_living_index_damage_is_found(tmp_path):
+    path = _living(tmp_path)
+    gen = max(int(n.split("-")[1].split(".")[0]) for n in os.listdir(path) if n.startswith("generation-"))
+    rec = json.load(open(os.path.join(path, f"generation-{gen}.json")))
+    segs = [e for e in rec["segments"] if e["name"] != "."]
+    # a flipped byte in a live-docs bitmap
+    live = os.path.join(path, next(e["live"] for e in rec["segments"] if e.get("live")))
+    raw = bytearray(open(live, "rb").read())
+    raw[-1] ^= 0x01
+    open(live, "wb").write(bytes(raw))
+    # a damaged file in an added segment, and a metadata column cut short
+    seg_dir = os.path.join(path, "segments", segs[0]["name"])
+    with open(os.path.join(seg_dir, "postings_impacts.npy"), "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([b[0] ^ 0x01]))
+    spec = json.load(open(os.path.join(seg_dir, "metadata.json")))
+    col = os.path.join(seg_dir, next(iter(spec["fields"].values()))["file"])
+    open(col, "wb").write(open(col, "rb").read()[:-8])
+    problems = check_index(path)
+    assert any("live-docs bitmap fails its checksum" in p for p in problems), problems
+    assert any(p.startswith(f"segment {segs[0]['name']}: postings_impacts.npy: checksum") for p in problems)
+    assert any("unreadable metadata columns" in p for p in problems), problems
+    # a segment the generation lists but that is gone
+    shutil.rmtree(os.path.join(path, "segments", segs[-1]["name"]))
+    assert any(f"segment {segs[-1]['name']}: listed in generation" in p for p in check_index(path))
+    assert main(["check", path]) == 1
+
+
+def test_sharded_root_checks_every_shard(tmp_path):
+    from lsr.index.shards import build_sharded_index
+
+    docs = topical_collection(200, 40, 2)
+    root = build_sharded_index(docs, tmp_path / "sh", 3, vocab=vocab_of(40))
+    rep = inspect_index(root)
+    assert rep.problems == [] and rep.summary.startswith("3 shards"), (rep.problems, rep.summary)
+    # shards that took writes are living indexes: checked as such, clean
+    ix = open_index(root, writable=True)
+    ix.delete(["5", "150"])
+    ix.commit()
+    ix.close()
+    assert check_index(root) == []
+    shard = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))[1]
+    with open(os.path.join(root, shard, "offsets.npy"), "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([b[0] ^ 0x01]))
+    assert any(p.startswith(f"{shard}: ") and "offsets.npy: checksum" in p for p in check_index(root))
+    shutil.rmtree(os.path.join(root, shard))
+    assert f"{shard}: listed in shards.json but missing" in check_index(root)
