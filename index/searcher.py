@@ -229,6 +229,9 @@ class Index:
 
         Returns (indptr int64, term ids int32, weights float32, unknown-token count per query).
         """
+        if type(queries) is list and queries and all(type(q) is dict for q in queries):
+            # the service's and users' form, first: no ABC or scipy checks on the latency path
+            return _dicts_to_queries(queries, self.vocab)
         batch: SparseBatch
         unknown_per_q: np.ndarray | None = None
         if isinstance(queries, SparseBatch):
