@@ -209,3 +209,47 @@ def test_bmp_with_its_fallback_equals_the_oracle(tmp_path, monkeypatch, fallback
     # the accumulator the fallback borrows from exact search is left zeroed for the next search
     sc = idx._take_scratch(1)
     assert not sc.buffer("acc", idx.n_docs, np.float32).any()
+
+
+@pytest.mark.parametrize("grow", [False, True])
+def test_dicts_to_csr_matches_a_plain_python_oracle(grow):
+    """The vectorised dict conversion (one fromiter of term ids, one single-key sort) against a
+    dict-by-dict Python oracle: unknown tokens counted (or added to the vocabulary in order of
+    first appearance when growing), weights float32, zeros dropped, term ids ascending per row."""
+    from lsr.vectors import Vocabulary
+
+    rng = np.random.default_rng(11)
+    base = [f"t{i}" for i in range(50)]
+    vecs = []
+    for i in range(80):
+        toks = list(
+            rng.choice(base + [f"new{j}" for j in range(10)], int(rng.integers(0, 12)), replace=False)
+        )
+        q = {t: float(rng.lognormal()) for t in toks}
+        if i % 6 == 1 and q:
+            q[next(iter(q))] = 0.0
+        vecs.append(q)
+    vocab = Vocabulary(list(base))
+    ids = dict(zip(base, range(len(base)), strict=True))
+    want_rows, want_unknown = [], []
+    for q in vecs:
+        row, unk = [], 0
+        for tok, w in q.items():
+            if tok not in ids:
+                if not grow:
+                    unk += 1
+                    continue
+                ids[tok] = len(ids)
+            if np.float32(w) > 0:
+                row.append((ids[tok], np.float32(w)))
+        want_rows.append(sorted(row))
+        want_unknown.append(unk)
+    indptr, terms, weights, unknown = _dicts_to_csr(vecs, vocab, grow, False, lambda i: f"vector {i}")
+    assert unknown.tolist() == want_unknown
+    got_rows = [
+        list(zip(terms[a:b].tolist(), weights[a:b].tolist(), strict=True))
+        for a, b in zip(indptr[:-1], indptr[1:], strict=True)
+    ]
+    assert got_rows == [[(t, float(w)) for t, w in r] for r in want_rows]
+    if grow:
+        assert vocab.tokens == list(ids)
