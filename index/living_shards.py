@@ -11,9 +11,9 @@ shards were never written still opens as the static :class:`~lsr.index.shards.Sh
 inside that one shard, which that shard's commit publishes atomically, so an id is never held
 twice nor lost, even when a crash falls between two shards' commits. A new id goes to
 :func:`~lsr.index.shards.route_shard` (BLAKE2b-64 of its UTF-8 bytes modulo the shard count), the
-rule recorded in ``shards.json`` under ``"routing"``. (An id a static build left in two shards,
-which ``build_sharded_index`` does not check across shards, is owned by the lower one; a write of
-it deletes the other copy.)
+rule recorded in ``shards.json`` under ``"routing"``. (An id in two shards, which builds refuse
+since ``write_shards_manifest`` checks ids across shards but an index built before that may hold,
+is owned by the lower one; a write of it deletes the other copy.)
 
 **Validation first.** A batch is checked whole (ids, weights, vocabulary, metadata types) before
 any shard is touched: a bad batch raises :class:`LsrError` and changes no shard.
@@ -496,9 +496,9 @@ class LivingShardedIndex:
     def _route(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, dict[int, list[str]]]:
         """(shard each id is written to, whether it exists now, {shard: ids to delete there}).
 
-        The last is for ids a static build left in two shards (``build_sharded_index`` checks ids
-        per shard only): the lowest shard holding one owns it, and writes to it delete the others,
-        so afterwards it is held once."""
+        The last is for ids an older build left in two shards (builds now refuse them): the lowest
+        shard holding one owns it, and writes to it delete the others, so afterwards it is held
+        once."""
         home = np.full(len(ids), -1, np.int64)
         exists = np.zeros(len(ids), bool)
         extra: dict[int, list[str]] = {}

@@ -312,6 +312,7 @@ def write_shards_manifest(root: str | os.PathLike, shard_dirs: Sequence[str]) ->
     root = os.fspath(root)
     entries, df, first = [], None, 0
     ref: dict[str, Any] | None = None
+    id_parts: list[np.ndarray] = []
     for name in shard_dirs:
         d = os.path.join(root, name)
         m = fmt.read_manifest(d)
@@ -319,6 +320,7 @@ def write_shards_manifest(root: str | os.PathLike, shard_dirs: Sequence[str]) ->
             ref = m
         else:
             _check_compatible(ref, m, shard_dirs[0], name)
+        id_parts.append(np.asarray(read_npy(fmt.array_path(d, "doc_ids"), mmap=True)))
         offsets = read_npy(fmt.array_path(d, "offsets"), mmap=True)
         part_df = np.diff(np.asarray(offsets, np.int64))
         df = part_df if df is None else df + part_df
@@ -328,6 +330,7 @@ def write_shards_manifest(root: str | os.PathLike, shard_dirs: Sequence[str]) ->
         first += int(m["n_docs"])
     if ref is None:
         raise LsrError("a sharded index needs at least one shard")
+    _check_unique_ids(id_parts, shard_dirs)
     manifest = {
         "format": SHARDS_FORMAT,
         "format_version": SHARDS_VERSION,
@@ -353,6 +356,26 @@ def save_shards_manifest(root: str | os.PathLike, manifest: dict[str, Any]) -> N
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(root, SHARDS_FILE))
+
+
+def _check_unique_ids(id_parts: Sequence[np.ndarray], shard_dirs: Sequence[str]) -> None:
+    """Refuse an id held by two shards, as one index refuses a duplicate id (each shard's builder
+    sees only its own documents): a sharded index of the same input as ``lsr index`` must hold the
+    same documents. One sort of all ids (the shards' S<w> arrays, widened to the widest)."""
+    if len(id_parts) < 2:
+        return
+    ids = np.concatenate(id_parts)
+    order = np.argsort(ids, kind="stable")
+    srt = ids[order]
+    same = np.flatnonzero(srt[1:] == srt[:-1])
+    if len(same):
+        bounds = np.cumsum([len(p) for p in id_parts])
+        a, b = (int(np.searchsorted(bounds, order[j], side="right")) for j in (same[0], same[0] + 1))
+        dup = srt[same[0]].decode("utf-8")
+        raise LsrError(
+            f"duplicate document id {dup!r} (in shards {shard_dirs[a]} and {shard_dirs[b]}): "
+            "document ids must be unique"
+        )
 
 
 def _check_compatible(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> None:

@@ -170,6 +170,30 @@ def test_shards_with_different_encoders_are_refused(tmp_path):
         write_shards_manifest(tmp_path / "sh", ["shard-0000", "shard-0001"])
 
 
+def test_an_id_in_two_shards_is_refused_as_one_index_refuses_it(tmp_path, capsys):
+    """Each shard's builder sees only its own documents: before the check, a duplicate id in two
+    shards built an index holding both copies, where `lsr index` refuses the same input."""
+    from lsr.cli.main import main
+    from lsr.vectors import SparseBatch, write_vectors
+
+    docs = random_collection(90, 30, 4, density=0.3)
+    ids = [f"d{i}" for i in range(90)]
+    ids[75] = "d10"  # shard 0 and shard 2 of 3
+    batch = SparseBatch.from_scipy(docs, vocab_of(30), ids)
+    with pytest.raises(LsrError, match="duplicate document id 'd10'") as e:
+        build_index(batch, tmp_path / "one", methods=["exact"])
+    with pytest.raises(
+        LsrError, match=r"duplicate document id 'd10' \(in shards shard-0000 and shard-0002\)"
+    ) as e:
+        build_sharded_index(batch, tmp_path / "sh", 3, methods=["exact"])
+    assert "\n" not in str(e.value) and not os.path.exists(tmp_path / "sh" / SHARDS_FILE)
+    vec = tmp_path / "docs.jsonl"
+    write_vectors(vec, batch)
+    args = ["index", "--input", str(vec), "--output", str(tmp_path / "cli"), "--methods", "exact"]
+    assert main([*args, "--shards", "3"]) == 2
+    assert "duplicate document id 'd10'" in capsys.readouterr().err
+
+
 def test_cli_shards_without_ray(tmp_path, capsys):
     """`lsr index --shards 2` (in-process) = `lsr index`; `lsr search` and `lsr info` read it."""
     from lsr.cli.main import main
