@@ -149,7 +149,7 @@ class Index:
         list the methods whose parts are all here."""
         m, p = self.manifest, self.parts
         self.doc_order = (
-            fmt.open_array(self.path, "doc_order", m) if p.get("doc_order") else np.empty(0, np.uint32)
+            fmt.open_array(self.path, "doc_order", m) if p.get("doc_order") else _NO_ORDER
         )
         for name, part in registry.PARTS.items():
             setattr(self, name, part.open(self, p[name]) if p.get(name) else None)
@@ -498,6 +498,10 @@ def _query_kernels() -> Any:
 
 
 _NO_MASK = np.empty(0, np.uint8)  # "no document masked": one kernel signature with and without a mask
+# "not reordered": read-only like a mapped doc_order, so an index built without reordering runs the
+# kernels the warm-up compiled (Numba compiles a separate version for a writable array argument)
+_NO_ORDER = np.empty(0, np.uint32)
+_NO_ORDER.flags.writeable = False
 
 
 def search_results(

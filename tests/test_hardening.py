@@ -399,6 +399,24 @@ def test_warm_kernels_compiles_every_method_and_impact_type():
         assert {"float32", "uint16", "uint8"} <= dtypes, (kernel, dtypes)
 
 
+def test_an_index_built_without_reordering_runs_the_warmed_kernels(tmp_path):
+    """Its empty doc_order used to be a writable array where a reordered index maps a read-only
+    one: Numba compiled every search kernel again for it, after the warm-up (seconds per method
+    on the first search)."""
+    from lsr.index.kernels import exact
+
+    docs = random_collection(60, 20, 3)
+    b = SparseBatch.from_scipy(docs, vocab_of(20), [f"d{i}" for i in range(60)])
+    with_order = open_index(build_index(b, tmp_path / "r", methods=["exact"], reorder=True))
+    without = open_index(build_index(b, tmp_path / "n", methods=["exact"], reorder=False))
+    assert len(with_order.doc_order) == 60 and len(without.doc_order) == 0
+    q = [{"t1": 1.0, "t3": 0.5}]
+    with_order.search(q, k=3)
+    n_sigs = len(exact.search_serial.signatures)
+    without.search(q, k=3)
+    assert len(exact.search_serial.signatures) == n_sigs  # no new compilation
+
+
 def test_first_build_or_search_warms_once(tmp_path, monkeypatch, capsys):
     import lsr.index.warmup as warmup
 

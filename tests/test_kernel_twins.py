@@ -50,10 +50,27 @@ def random_arrays(seed: int, dtype: str, reordered: bool, n_docs: int = 200, n_t
             term_max[t] = np.float32(imps[offsets[t] : offsets[t + 1]].max()) * scale
     rng = np.random.default_rng(seed + 77)
     doc_order = rng.permutation(n_docs).astype(np.uint32) if reordered else np.empty(0, np.uint32)
+    for arr in (offsets, docs, imps, fptr, fterms, fimp, term_max, doc_order):
+        # read-only, as an opened index's memory maps: the kernels' production signatures (a
+        # writable argument would make Numba compile every kernel again, minutes on a cold cache)
+        arr.flags.writeable = False
     return dict(
         offsets=offsets, docs=docs, imps=imps, scale=scale, fptr=fptr, fterms=fterms, fimp=fimp,
         term_max=term_max, doc_order=doc_order, n_docs=n_docs, n_terms=n_terms,
     )  # fmt: skip
+
+
+def _writable(*arrays):
+    """Writable copies: what the index builder hands the build kernels (the arrays it just made)."""
+    return tuple(np.array(x) for x in arrays)
+
+
+def _readonly(arrays):
+    """Built part arrays made read-only, as the index maps them when it opens (the search kernels'
+    production signatures)."""
+    for x in arrays:
+        x.flags.writeable = False
+    return arrays
 
 
 def random_queries(seed: int, n_terms: int, fptr, fterms, n: int = 10):
@@ -172,7 +189,11 @@ def test_maxscore_fallback_to_exact_search_equals_the_numpy_twin(seed, dtype, re
 def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense_fraction):
     a = random_arrays(seed, dtype, reordered)
     block_size = 8
-    parts = bmp_k.build_blocks(a["offsets"], a["docs"], a["imps"], block_size, a["n_docs"], dense_fraction)
+    parts = _readonly(
+        bmp_k.build_blocks(
+            *_writable(a["offsets"], a["docs"], a["imps"]), block_size, a["n_docs"], dense_fraction
+        )
+    )
     n_blocks = (a["n_docs"] + block_size - 1) // block_size
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
     slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
@@ -200,12 +221,13 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
 def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, min_size=1, threads=1):
     from lsr.index.methods.seismic import narrowed
 
-    cptr, cterms, cw = reorder_k.top_terms(a["fptr"], a["fterms"], a["fimp"], 6)
+    fwd = _writable(a["fptr"], a["fterms"], a["fimp"])
+    cptr, cterms, cw = reorder_k.top_terms(*fwd, 6)
     arrays = seismic_k.build(
-        a["offsets"], a["docs"], a["imps"], a["fptr"], a["fterms"], a["fimp"], cptr, cterms, cw,
+        *_writable(a["offsets"], a["docs"], a["imps"]), *fwd, cptr, cterms, cw,
         n_postings, block_size, energy, max_terms, min_size, threads,
     )  # fmt: skip
-    return narrowed(arrays, a["n_terms"]) if threads == 1 else arrays
+    return _readonly(tuple(np.array(x) for x in narrowed(arrays, a["n_terms"]))) if threads == 1 else arrays
 
 
 @pytest.mark.parametrize("seed,dtype,reordered", CASES)
@@ -334,7 +356,9 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
     from lsr.index.kernels import exact as exact_k
 
     block_size = 8
-    parts = bmp_k.build_blocks(a["offsets"], a["docs"], a["imps"], block_size, a["n_docs"], 0.3)
+    parts = _readonly(
+        bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), block_size, a["n_docs"], 0.3)
+    )
     n_blocks = (a["n_docs"] + block_size - 1) // block_size
     slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
     acc = np.zeros(a["n_docs"], np.float32)
