@@ -4,6 +4,7 @@ Query terms are sorted by their upper bound ``w * max impact``. Once the top-k h
 k-th score ``thr``, the longest prefix of low-bound terms whose bounds sum below ``thr`` is
 *non-essential*: a document matching only those cannot enter the top-k, so their posting lists are
 never read. The *essential* lists are walked window by window (``WINDOW`` doc numbers at a time,
+a sixteenth of the collection on one under 16 windows, at least ``MIN_WINDOW``,
 Lucene's MaxScoreBulkScorer layout): their partial scores go into a small accumulator. The
 documents whose partial score plus the non-essential bound can still reach ``thr`` are the
 window's candidates; each non-essential term in turn (largest bound first) adds its impacts to
@@ -39,6 +40,7 @@ from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 WINDOW = 4096
+MIN_WINDOW = 256  # on a small collection windows are n_docs / 16 (so the fallback checks early), not less
 SEEK = 8  # a non-essential lookup (a gallop from the last position): a few cache misses, in postings
 CHECK_AFTER = 1 / 64  # fallback checks: every this share of the doc space, projecting at its rate
 STEP = 2  # an essential posting or a forward-index non-zero: a loop step with a compare, twice exact's add
@@ -144,13 +146,14 @@ def search_one(
     for i in range(nq):
         p_all += offsets[q_terms[i] + 1] - offsets[q_terms[i]]
     budget = fallback * (p_all + (p_all if p_all * 16 < n_docs else n_docs))
-    span = max(WINDOW, int(CHECK_AFTER * n_docs))  # doc numbers per rate measurement
+    win = min(WINDOW, max(MIN_WINDOW, n_docs // 16))  # 16 windows at least, so the first check comes early
+    span = max(win, int(CHECK_AFTER * n_docs))  # doc numbers per rate measurement
     spent = 0
     mark_lo = 0
     mark_spent = 0
     lo = 0
     while lo < n_docs and n_ne < nq:
-        hi = min(n_docs, lo + WINDOW)
+        hi = min(n_docs, lo + win)
         # essential lists, term at a time, into the window's accumulator
         for r in range(n_ne, nq):
             i = order[r]
