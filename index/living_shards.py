@@ -583,27 +583,11 @@ class LivingShardedIndex:
         batch_size: int = 256,
     ) -> int:
         """Encode ``texts`` (as :meth:`SegmentedIndex.add_texts`) and :meth:`add` them."""
-        self._need_writer()
-        if len(ids) != len(texts) or (titles is not None and len(titles) != len(texts)):
-            raise LsrError(
-                f"{len(texts)} texts, {len(ids)} ids{'' if titles is None else f', {len(titles)} titles'}"
-            )
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise LsrError(f"text {i} is not a string")
-        if encoder is None:
-            encoder = self.load_encoder()
-        else:
-            self.check_encoder(encoder)
-        titles = list(titles) if titles is not None else [""] * len(texts)
-        full = [f"{a} {b}" if a else b for a, b in zip(titles, texts, strict=True)]
-        from lsr.vectors import concat_batches
+        from lsr.index.segments import encode_texts
 
-        parts = [encoder.encode_documents(full[s : s + batch_size]) for s in range(0, len(full), batch_size)]
-        batch = concat_batches(parts) if parts else SparseBatch.from_dicts([], self.vocab)
-        return self.add(
-            batch, ids=list(ids), metadata=metadata, documents=list(zip(titles, texts, strict=True))
-        )
+        self._need_writer()
+        batch, documents = encode_texts(self, texts, ids, titles, encoder, batch_size, self.vocab)
+        return self.add(batch, ids=list(ids), metadata=metadata, documents=documents)
 
     def delete(self, ids: Sequence[str] | str) -> dict[str, int]:
         """Delete documents by external id, each in the shard holding it. Returns ``{"deleted",

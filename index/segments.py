@@ -1297,29 +1297,11 @@ class SegmentedIndex:
         against the recorded one) or the recorded encoder, and :meth:`add` them, text kept in the
         store. Returns the count added."""
         self._need_writer()
-        if len(ids) != len(texts) or (titles is not None and len(titles) != len(texts)):
-            raise LsrError(
-                f"{len(texts)} texts, {len(ids)} ids{'' if titles is None else f', {len(titles)} titles'}"
-            )
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise LsrError(f"text {i} is not a string")
-        if encoder is None:
-            encoder = self.load_encoder()
-        else:
-            self.check_encoder(encoder)
-        titles = list(titles) if titles is not None else [""] * len(texts)
-        full = [f"{a} {b}" if a else b for a, b in zip(titles, texts, strict=True)]
         with self._wlock:
-            parts = [
-                encoder.encode_documents(full[s : s + batch_size]) for s in range(0, len(full), batch_size)
-            ]
-            from lsr.vectors import concat_batches
-
-            batch = concat_batches(parts) if parts else SparseBatch.from_dicts([], self._pending_vocab)
-            return self.add(
-                batch, ids=list(ids), metadata=metadata, documents=list(zip(titles, texts, strict=True))
+            batch, documents = encode_texts(
+                self, texts, ids, titles, encoder, batch_size, self._pending_vocab
             )
+            return self.add(batch, ids=list(ids), metadata=metadata, documents=documents)
 
     def _delete_ids(self, ids: Sequence[str]) -> int:
         """Mark the live copies of ``ids`` deleted (pending adds included); returns how many."""
@@ -1694,6 +1676,39 @@ class SegmentedIndex:
                 docs += [("", "")] * len(live)
             col_parts.append((md.take_columns(seg.columns, live), len(live)))
         return chunks, (docs if any_store else None), md.concat_columns(col_parts)
+
+
+def encode_texts(
+    index: Any,
+    texts: Sequence[str],
+    ids: Sequence[str],
+    titles: Sequence[str] | None,
+    encoder: Any,
+    batch_size: int,
+    vocab: Vocabulary,
+) -> tuple[SparseBatch, list[tuple[str, str]]]:
+    """What ``add_texts`` of a living index (one or sharded) adds: the texts (``title + " " + text``
+    when titles are given) encoded by ``encoder`` (checked against ``index``'s recorded one) or the
+    recorded encoder, in batches of ``batch_size``, and the (title, text) pairs for the store.
+    ``vocab``: the empty batch's vocabulary when there are no texts."""
+    if len(ids) != len(texts) or (titles is not None and len(titles) != len(texts)):
+        raise LsrError(
+            f"{len(texts)} texts, {len(ids)} ids{'' if titles is None else f', {len(titles)} titles'}"
+        )
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise LsrError(f"text {i} is not a string")
+    if encoder is None:
+        encoder = index.load_encoder()
+    else:
+        index.check_encoder(encoder)
+    titles = list(titles) if titles is not None else [""] * len(texts)
+    full = [f"{a} {b}" if a else b for a, b in zip(titles, texts, strict=True)]
+    from lsr.vectors import concat_batches
+
+    parts = [encoder.encode_documents(full[s : s + batch_size]) for s in range(0, len(full), batch_size)]
+    batch = concat_batches(parts) if parts else SparseBatch.from_dicts([], vocab)
+    return batch, list(zip(titles, texts, strict=True))
 
 
 def open_segmented(path: str | os.PathLike, writable: bool = False, **options: Any) -> SegmentedIndex:
