@@ -467,8 +467,9 @@ def _inspect_segmented(path: str) -> CheckReport:
         sub = _inspect_plain(d, living_root=base)
         _prefixed(rep, sub, label)
         try:
-            n = int(fmt.read_manifest(d)["n_docs"])
-            postings += int(fmt.read_manifest(d)["n_postings"])
+            seg_m = fmt.read_manifest(d)
+            n = int(seg_m["n_docs"])
+            postings += int(seg_m["n_postings"])
         except (LsrError, KeyError, TypeError, ValueError):
             continue  # already reported by the segment's own check
         if int(e.get("n_docs", n)) != n:
