@@ -95,6 +95,11 @@ PRUNED_EXACT_FRACTION = 0.25
 # non-zero vs about 2 ns per posting on 100,000 synthetic documents); the selected-documents path is
 # taken only when it is clearly cheaper.
 SELECTED_COST = 4.0
+# Exact search over a segment where the mask keeps at most this share of the documents selects its
+# top k by reading the allowed documents' accumulator entries (a sorted gather, cached per filter)
+# instead of scanning all of them: the scan is about a tenth of a 1M-document exact search, so a
+# 10% filter then costs less than no filter (the accumulation is the same).
+GATHER_FRACTION = 0.25
 NO_THRESHOLD = np.empty(0, np.float32)
 _GEN_RE = re.compile(r"^generation-(\d+)\.json$")
 _SEG_RE = re.compile(r"^seg-(\d+)$")
@@ -721,6 +726,8 @@ class Snapshot:
         p = dict(params) if how == method else {}
         if thr is not None and how in THRESHOLD_METHODS:
             p["init_thr"] = thr
+        if how == "exact" and al.mask is not None and al.n <= GATHER_FRACTION * seg.n_docs:
+            p["selected"] = al.selected()
         d, s = seg.index.search_arrays(ip, tm, wt, kk, threads, how, mask=al.mask, **p)
         if how == "seismic" and al.mask is not None:
             # Seismic's pruned lists may hold only masked documents: a query short of k hits

@@ -182,6 +182,7 @@ def test_kernel_equals_numpy_reference():
             acc,
             np.empty(0, np.uint8),
             np.empty(0, np.float32),
+            np.empty(0, np.int64),
         )
         rd, rs = exact.search_reference(offsets, pdocs, imp, 1.0, terms, weights, k, n_docs)
         n = len(rd)

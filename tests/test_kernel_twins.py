@@ -351,7 +351,7 @@ def test_graph_bisection_equals_its_twin(seed):
 
 
 def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
-    """Every safe kernel (exact, exact over selected documents, MaxScore, BMP at alpha = beta = 1)
+    """Every safe kernel (exact scanning or gathering, exact over selected documents, MaxScore, BMP at alpha = beta = 1)
     on the same queries, mask and starting thresholds: {name: (docs, scores)}."""
     from lsr.index.kernels import exact as exact_k
 
@@ -366,7 +366,11 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
     qw = np.zeros(a["n_terms"], np.float32)
     post = (a["offsets"], a["docs"], a["imps"], a["scale"])
     return {
-        "exact": exact_k.search_serial(*post, a["doc_order"], indptr, terms, weights, k, acc, mask, thr0),
+        "exact": exact_k.search_serial(
+            *post, a["doc_order"], indptr, terms, weights, k, acc, mask, thr0, np.empty(0, np.int64)
+        ),
+        # selection by reading only the allowed documents' accumulator entries (a selective filter)
+        "exact_gather": exact_k.search_serial(*post, a["doc_order"], indptr, terms, weights, k, acc, mask, thr0, sel),
         "selected": exact_k.search_selected(
             a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], sel, indptr, terms, weights, k, qw,
             thr0,

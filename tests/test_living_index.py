@@ -637,3 +637,46 @@ def test_selective_filters_score_only_their_documents(tmp_path):
     everything = snap.allowed(None)[0]
     assert plan_segment(seg, everything, qb[0], qb[1], "bmp", qb[2], {"alpha": 1.0, "beta": 1.0}) == "bmp"
     assert plan_segment(seg, everything, qb[0], qb[1], "seismic", qb[2], {"query_cut": 10}) == "exact"
+
+
+def test_exact_under_a_selective_filter_reads_only_the_allowed_accumulator_entries(tmp_path, monkeypatch):
+    """Under a filter keeping at most GATHER_FRACTION of a segment, exact search selects its top k
+    from the allowed documents' list (cached with the filter) instead of scanning every
+    accumulator entry, with the oracle's results; a filter keeping more scans as before."""
+    import lsr.index.methods.exact as exact_m
+    from lsr.index.segments import GATHER_FRACTION
+
+    seen: list[int] = []
+    real = exact_m.selected_docs
+
+    def spy(params):
+        sel = real(params)
+        seen.append(len(sel))
+        return sel
+
+    monkeypatch.setattr(exact_m, "selected_docs", spy)
+    rng = np.random.default_rng(8)
+    n = 600
+    vecs = [
+        {f"t{j}": float(rng.integers(1, 64) / 8) for j in rng.choice(30, 6, replace=False)} for _ in range(n)
+    ]
+    meta = [{"bucket": i % 7} for i in range(n)]
+    ix = open_index(build_index(vecs[:1], tmp_path / "ix", ids=["d0"], methods=["exact"]), writable=True)
+    ix.add(vecs, ids=[f"d{i}" for i in range(n)], metadata=meta)
+    ix.commit()
+    ix.merge(max_segments=1)
+    oracle = Oracle("float32", 1.0)
+    for i in range(n):
+        oracle.add(f"d{i}", vecs[i], meta[i])
+    queries = [
+        {f"t{j}": float(rng.integers(1, 16) / 4) for j in rng.choice(30, 8, replace=False)} for _ in range(5)
+    ]
+    for flt, gathers in (({"bucket": 3}, True), ({"bucket": {"lt": 5}}, False), (None, False)):
+        assert (flt is not None and ix._snap.allowed(flt)[0].n <= GATHER_FRACTION * n) == gathers
+        for q in queries:
+            seen.clear()
+            got = ix.search([q], k=7, filter=flt)[0]
+            want = oracle.search(q, 7, flt)
+            assert got.ids == [d for d, _ in want], flt
+            np.testing.assert_allclose(got.scores, [s for _, s in want], rtol=1e-6)
+            assert seen == [ix._snap.allowed(flt)[0].n if gathers else 0], (flt, seen)

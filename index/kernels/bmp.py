@@ -196,12 +196,12 @@ def _exact_fallback(
     if n_kept == keep.shape[0]:
         exact_k.search_one(
             offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d, out_s, mask,
-            thr0,
+            thr0, np.empty(0, np.int64),
         )  # fmt: skip
     else:
         exact_k.search_one(
             offsets, docs, impacts, scale, doc_order, q_terms[keep], q_weights[keep], k, full_acc, hs, hd,
-            out_d, out_s, mask, thr0,
+            out_d, out_s, mask, thr0, np.empty(0, np.int64),
         )  # fmt: skip
 
 

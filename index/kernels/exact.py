@@ -3,8 +3,9 @@
 Per query: for each query term t with weight w, ``acc[doc] += w * impact`` over t's postings; then
 the positive accumulator entries go through a top-k heap (ties to the smaller doc number) and the
 accumulator is reset. Selection either scans the whole accumulator (when the query touched a large
-share of the collection) or replays the touched postings (when it touched few), so short queries do
-not pay for a full pass over ``n_docs``. Scores are ``scale * sum(w * impact)``.
+share of the collection), replays the touched postings (when it touched few), so short queries do
+not pay for a full pass over ``n_docs``, or, under a selective filter, reads only the allowed
+documents' entries. Scores are ``scale * sum(w * impact)``.
 """
 
 from __future__ import annotations
@@ -73,15 +74,37 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
 
 
 @njit(cache=True, nogil=True)
+def gather_topk(acc, sel, k, hs, hd, size, doc_order, thr0):
+    """Offer acc[d] for the documents ``sel`` only (int64 internal doc numbers, ascending) to the
+    top-k heap; returns its size. The selection of a filtered search: a filter keeping a few
+    percent of the documents reads those entries instead of scanning all ``n_docs`` (its mask is
+    then not needed: ``sel`` holds only allowed documents). Ties and ``thr0`` as in
+    :func:`scan_topk`."""
+    reordered = doc_order.shape[0] > 0
+    thr = max(hs[0], thr0) if size == k else thr0
+    for i in range(sel.shape[0]):
+        d = sel[i]
+        s = acc[d]
+        if s > thr or (reordered and s == thr and s > 0):
+            key = np.int64(doc_order[d]) if reordered else np.int64(d)
+            size = heap_push(hs, hd, size, k, s, key)
+            if size == k:
+                thr = max(hs[0], thr0)
+    return size
+
+
+@njit(cache=True, nogil=True)
 def search_one(
-    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, acc, hs, hd, out_d, out_s, mask, thr0
+    offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, acc, hs, hd, out_d, out_s, mask, thr0, sel
 ):  # fmt: skip
     """Exact top-k of one query into out_d / out_s (length k; -1 / 0 past the matches).
 
     ``acc`` is a zeroed float32[n_docs] scratch array and is zero again on return. Results are
     keyed by ``doc_order[d]`` when it is not empty (see :func:`scan_topk`). A document whose
     ``mask`` entry is 0 never enters the heap (empty ``mask``: no document is masked). A document
-    scoring under ``thr0`` (raw score) may be left out (see :func:`scan_topk`).
+    scoring under ``thr0`` (raw score) may be left out (see :func:`scan_topk`). ``sel`` (int64,
+    ascending, or empty): the allowed documents as a list, when the caller has them and they are
+    few; then selection reads only them (:func:`gather_topk`) instead of scanning the accumulator.
     """
     n_docs = acc.shape[0]
     masked = mask.shape[0] > 0
@@ -107,6 +130,9 @@ def search_one(
                         key = np.int64(doc_order[d]) if doc_order.shape[0] > 0 else np.int64(d)
                         size = heap_push(hs, hd, size, k, s, key)
                     acc[d] = 0
+    elif sel.shape[0] > 0:
+        size = gather_topk(acc, sel, k, hs, hd, size, doc_order, thr0)
+        acc[:] = 0
     else:
         size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order, mask, thr0)
         acc[:] = 0
@@ -116,7 +142,7 @@ def search_one(
 @njit(cache=True, nogil=True)
 def search_range(
     offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, q_lo, q_hi, out_d, out_s,
-    mask, thr0,
+    mask, thr0, sel,
 ):  # fmt: skip
     """Exact top-k for queries q_lo..q_hi-1 of a CSR batch into rows of out_d / out_s, reusing the
     zeroed accumulator ``acc``; ``mask`` as in :func:`search_one`; ``thr0`` float32[nq] starting
@@ -129,28 +155,32 @@ def search_range(
         t0 = np.float32(thr0[q]) if has_thr else np.float32(0)
         search_one(
             offsets, docs, impacts, scale, doc_order, q_terms[a:b], q_weights[a:b], k, acc, hs, hd,
-            out_d[q], out_s[q], mask, t0,
+            out_d[q], out_s[q], mask, t0, sel,
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def search_serial(offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, mask, thr0):
+def search_serial(
+    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, mask, thr0, sel
+):
     """Exact top-k for every query of a CSR batch, one after the other, reusing ``acc``.
     Returns (doc numbers int64[nq, k], scores float32[nq, k]). ``mask``: uint8[n_docs] (0: never
-    returned) or empty; ``thr0``: float32[nq] starting thresholds (raw scores) or empty."""
+    returned) or empty; ``thr0``: float32[nq] starting thresholds (raw scores) or empty; ``sel``:
+    the allowed documents (int64, ascending; a subset of the mask's) or empty (see
+    :func:`search_one`)."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     search_range(
         offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, 0, nq, out_d, out_s,
-        mask, thr0,
+        mask, thr0, sel,
     )  # fmt: skip
     return out_d, out_s
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
-    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks, mask, thr0
+    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks, mask, thr0, sel
 ):  # fmt: skip
     """Like :func:`search_serial` on ``n_chunks`` threads, each using its own zeroed accumulator
     ``accs[numba.get_thread_id()]``. The queries are cut into up to ``PARTS_PER_THREAD`` parts per
@@ -164,7 +194,7 @@ def search_batch(
     for c in prange(n_parts):
         search_range(
             offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs[get_thread_id()],
-            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
+            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0, sel,
         )  # fmt: skip
     return out_d, out_s
 

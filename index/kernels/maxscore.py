@@ -234,7 +234,7 @@ def search_one(
                 stats[0] += 1
                 exact_k.search_one(
                     offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d,
-                    out_s, mask, thr0,
+                    out_s, mask, thr0, np.empty(0, np.int64),
                 )  # fmt: skip
                 return
             mark_lo, mark_spent = lo, spent

@@ -169,6 +169,7 @@ class Method:
 
 
 NO_THRESHOLD = np.empty(0, np.float32)
+NO_SELECTED = np.empty(0, np.int64)  # "scan the accumulator": one kernel signature with and without
 
 
 def init_thr(params: Mapping[str, Any]) -> np.ndarray:
@@ -178,6 +179,15 @@ def init_thr(params: Mapping[str, Any]) -> np.ndarray:
     segment's search prunes from its first posting). Empty (the default): no starting threshold."""
     thr = params.get("init_thr")
     return NO_THRESHOLD if thr is None else np.ascontiguousarray(thr, dtype=np.float32)
+
+
+def selected_docs(params: Mapping[str, Any]) -> np.ndarray:
+    """The allowed documents a caller may pass the exact kernel as ``params["selected"]``: int64
+    internal doc numbers, ascending, all of them allowed by the mask (the living index passes its
+    cached list under a selective filter, so selection reads a tenth of the accumulator under a
+    10% filter instead of all of it). Empty (the default): scan the accumulator."""
+    sel = params.get("selected")
+    return NO_SELECTED if sel is None else np.ascontiguousarray(sel, dtype=np.int64)
 
 
 def _discover() -> tuple[dict[str, Method], dict[str, Part]]:

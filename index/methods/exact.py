@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from lsr.index.methods import Method, init_thr
+from lsr.index.methods import Method, init_thr, selected_docs
 
 
 def search(
@@ -23,15 +23,17 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k; ``scratch.buffer("acc")`` holds one zeroed float32 accumulator per chunk (the
     kernel leaves it zeroed). ``params["init_thr"]`` (optional, see :func:`init_thr`): starting
-    thresholds."""
+    thresholds; ``params["selected"]`` (optional, see :func:`selected_docs`): the allowed documents
+    as a list, read instead of scanning the accumulator."""
     from lsr.index.kernels import exact
 
     accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (*index.postings, index.doc_order, indptr, terms, weights, k)
     thr0 = init_thr(params)
+    sel = selected_docs(params)
     if n_chunks == 1:
-        return exact.search_serial(*args, accs[0], mask, thr0)
-    return exact.search_batch(*args, accs[:n_chunks], n_chunks, mask, thr0)
+        return exact.search_serial(*args, accs[0], mask, thr0, sel)
+    return exact.search_batch(*args, accs[:n_chunks], n_chunks, mask, thr0, sel)
 
 
 METHOD = Method(
