@@ -148,9 +148,7 @@ class Index:
         """Map the optional parts this index has (each part's own ``open``, from the registry) and
         list the methods whose parts are all here."""
         m, p = self.manifest, self.parts
-        self.doc_order = (
-            fmt.open_array(self.path, "doc_order", m) if p.get("doc_order") else _NO_ORDER
-        )
+        self.doc_order = fmt.open_array(self.path, "doc_order", m) if p.get("doc_order") else _NO_ORDER
         for name, part in registry.PARTS.items():
             setattr(self, name, part.open(self, p[name]) if p.get(name) else None)
         self.methods: tuple[str, ...] = tuple(

@@ -6,7 +6,9 @@ start (relative to the term's first posting) and their largest impact. Per query
 
 1. block upper bounds ``ub[b] = sum_i w_i * max_i(b)`` by walking the entries of the query terms
    (remembering, per term and block, which entry it was: ``slot``);
-2. blocks bucketed by bound (a counting sort into 4096 buckets), highest first;
+2. blocks bucketed by bound (a counting sort into 4096 buckets), highest first; with a starting
+   threshold (a living index's segment searched after others) only the blocks whose bound can beat
+   it are sorted, into buckets spanning [threshold, top bound];
 3. each block evaluated exactly: per query term (ascending term id, the order exact search adds in),
    its postings inside the block go into a ``block_size`` accumulator; the positive scores go to the
    top-k heap;
@@ -283,27 +285,34 @@ def search_one(
             b = bm_block[j]
             ub[b] += w * np.float32(bm_max[j])
             slot[base + b] = j
+    n_pos = 0
     for b in range(n_blocks):
         if ub[b] > top:
             top = ub[b]
+        if ub[b] > 0:
+            n_pos += 1
     size = 0
     if top > 0 and not (thr0 > 0 and top * np.float32(alpha) * SLACK < thr0):
-        # counting sort of the blocks with a positive bound into buckets, highest bucket first
+        # counting sort into buckets, highest bucket first, of the blocks whose bound can beat the
+        # starting threshold (all blocks with a positive bound when there is none): the buckets
+        # span [low, top], so a segment searched after others sorts only the blocks it may visit,
+        # at a finer bucket width
+        # (0.999: a block a rounding away from the cut is sorted too; sorting one more costs nothing)
+        low = thr0 / (np.float32(alpha) * SLACK) * np.float32(0.999) if thr0 > 0 else np.float32(0)
         bucket_start[: nbk + 1] = 0
-        inv = np.float32(nbk) / top
+        inv = np.float32(nbk) / (top - low) if top > low else np.float32(0)
         for b in range(n_blocks):
-            if ub[b] > 0:
-                bk = min(nbk - 1, int(ub[b] * inv))
+            if ub[b] > 0 and ub[b] >= low:
+                bk = min(nbk - 1, int((ub[b] - low) * inv))
                 bucket_start[nbk - bk] += 1
         for i in range(nbk):
             bucket_start[i + 1] += bucket_start[i]
         fill = bucket_start[:nbk].copy()
         for b in range(n_blocks):
-            if ub[b] > 0:
-                r = nbk - 1 - min(nbk - 1, int(ub[b] * inv))
+            if ub[b] > 0 and ub[b] >= low:
+                r = nbk - 1 - min(nbk - 1, int((ub[b] - low) * inv))
                 order[fill[r]] = b
                 fill[r] += 1
-        n_pos = bucket_start[nbk]
         per_block = 2 * block_size + PROBE * n_kept + n_post // max(n_pos, 1)
         spent = fixed  # work so far, in the units of exact_work
         step = max(1, exact_work // CHECKS)
@@ -311,7 +320,7 @@ def search_one(
         thr = thr0  # > 0 once pruning may start
         a = np.float32(alpha) * SLACK
         for r in range(nbk):
-            edge = np.float32(nbk - r) / inv  # the bucket's upper bound
+            edge = low + np.float32(nbk - r) / inv if inv > 0 else top  # the bucket's upper bound
             if thr > 0 and edge * a < thr:
                 break
             for oi in range(bucket_start[r], bucket_start[r + 1]):
@@ -325,7 +334,7 @@ def search_one(
                         lo_r, hi_r = r, nbk - 1
                         while lo_r < hi_r:
                             mid = (lo_r + hi_r + 1) // 2
-                            if np.float32(nbk - mid) / inv * a >= thr:
+                            if (low + np.float32(nbk - mid) / inv if inv > 0 else top) * a >= thr:
                                 lo_r = mid
                             else:
                                 hi_r = mid - 1
