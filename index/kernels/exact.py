@@ -21,7 +21,8 @@ SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max befor
 
 @njit(cache=True, nogil=True)
 def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
-    """Offer acc[start:end] (doc numbers start..end-1, ascending) to the top-k heap; returns its size.
+    """Offer acc[start:end] (doc numbers start..end-1, ascending) to the top-k heap, and zero those
+    entries; returns the heap's size.
 
     ``mask`` (uint8[n_docs] by internal doc number, or empty for "every document") keeps a document
     with mask 0 (deleted, or filtered out) from ever entering the heap. ``thr0`` (raw score, >= 0)
@@ -62,6 +63,8 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
                     size = heap_push(hs, hd, size, k, s, key)
                     if size == k:
                         thr = max(hs[0], thr0)
+        for j in range(d, d + SCAN_BLOCK):  # zeroed while in cache: no second pass over acc
+            acc[j] = 0
         d += SCAN_BLOCK
     for j in range(d, end):
         s = acc[j]
@@ -70,6 +73,7 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
             size = heap_push(hs, hd, size, k, s, key)
             if size == k:
                 thr = max(hs[0], thr0)
+        acc[j] = 0
     return size
 
 
@@ -134,8 +138,7 @@ def search_one(
         size = gather_topk(acc, sel, k, hs, hd, size, doc_order, thr0)
         acc[:] = 0
     else:
-        size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order, mask, thr0)
-        acc[:] = 0
+        size = scan_topk(acc, 0, n_docs, k, hs, hd, size, doc_order, mask, thr0)  # zeroes acc
     heap_finish(hs, hd, size, scale, out_d, out_s)
 
 
