@@ -135,6 +135,8 @@ class Index:
         self._id_order: np.ndarray | None = None
         self._vocab_maps: dict[int, tuple[Vocabulary, np.ndarray | None, int]] = {}
         self._pool: queue.SimpleQueue[_Scratch] = queue.SimpleQueue()
+        # per-method state learned from this index's searches (e.g. whether MaxScore pays here)
+        self.adaptive: dict[str, Any] = {}
         self._retrievers: dict[tuple[int, bool], tuple[Any, Any]] = {}
         self._retriever_lock = threading.Lock()
 

@@ -377,7 +377,7 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
         ),
         "maxscore": maxscore_k.search_serial(
             *post, a["term_max"], a["doc_order"], a["fptr"], a["fterms"], a["fimp"], a["n_docs"],
-            indptr, terms, weights, k, mask, thr0, 1.0, np.zeros(a["n_docs"], np.float32),
+            indptr, terms, weights, k, mask, thr0, 1.0, np.zeros(a["n_docs"], np.float32), np.zeros(1, np.int64),
         ),
         "bmp": bmp_k.search_serial(
             *post, a["doc_order"], *parts, block_size, a["n_docs"], indptr, terms, weights, k, 1.0, 1.0,

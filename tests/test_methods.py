@@ -374,3 +374,46 @@ def test_seismic_summaries_keep_their_energy_on_long_documents(tmp_path):
             ), (t, j, n_kept[j])
             checked += 1
     assert checked > 20
+
+
+def test_maxscore_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_path, monkeypatch):
+    """An index whose queries keep making MaxScore fall back answers them with exact search up front
+    (probing MaxScore every POLICY_PROBE-th call), and returns to MaxScore once probes stop falling
+    back; the results equal the oracle's throughout."""
+    import lsr.index.kernels.maxscore as ms_k
+    import lsr.index.methods.maxscore as ms_m
+
+    docs = random_collection(3000, 40, 9, density=0.2)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", "maxscore"]))
+    queries = random_queries(40, 200, 3)
+    queries = queries[np.flatnonzero(np.diff(queries.indptr) >= 3)[:120]]  # long enough to be checked
+    assert queries.shape[0] == 120
+    want = oracle(idx, docs, queries, 10)
+    calls: list[int] = []
+    real = ms_k.search_serial
+
+    def spy(*a):
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(ms_k, "search_serial", spy)
+
+    def run(lo, hi):
+        calls.clear()
+        for q in range(lo, hi):
+            got = idx.search(queries[q], k=10, method="maxscore")[0]
+            assert got.docs.tolist() == want[q][0].tolist(), q
+            np.testing.assert_allclose(got.scores, want[q][1], rtol=1e-6)
+        return len(calls)
+
+    monkeypatch.setattr(ms_m, "FALLBACK", 1e-9)  # every query falls back at its first check
+    assert run(0, 14) == 14  # the share of fallbacks climbs past POLICY_SKIP: 1 - 0.9^14 = 0.77
+    assert idx.adaptive["maxscore"].rate > ms_m.POLICY_SKIP
+    assert run(14, 54) == 40 // ms_m.POLICY_PROBE  # exact search up front, MaxScore probed 1 in 8
+    monkeypatch.setattr(ms_m, "FALLBACK", 1e9)  # nothing falls back any more
+    run(54, 90)  # 4 probes without a fallback: 0.9^4 * rate < POLICY_SKIP
+    assert idx.adaptive["maxscore"].rate < ms_m.POLICY_SKIP
+    assert run(90, 120) == 30  # MaxScore on every call again
+    monkeypatch.setattr(ms_m, "FALLBACK", 0.0)  # never falls back: no policy either
+    idx.adaptive["maxscore"].rate = 1.0
+    assert run(0, 20) == 20

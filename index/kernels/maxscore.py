@@ -271,16 +271,16 @@ def search_range(
 @njit(cache=True, nogil=True)
 def search_serial(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, mask, thr0, fallback, full_acc,
+    q_indptr, q_terms, q_weights, k, mask, thr0, fallback, full_acc, stats,
 ):  # fmt: skip
     """MaxScore for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]);
     ``mask`` uint8[n_docs] (0: never returned) or empty; ``thr0`` float32[nq] starting thresholds
     (raw scores) or empty; ``fallback`` and ``full_acc`` (a zeroed float32[n_docs]) as in
-    :func:`search_one`."""
+    :func:`search_one`; ``stats[0]`` (int64[1]) is raised by the number of queries that fell back
+    to exact search."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
-    stats = np.zeros(1, np.int64)
     search_range(
         offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
         q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask, thr0, fallback, full_acc, stats,
@@ -291,23 +291,25 @@ def search_serial(
 @njit(cache=True, nogil=True, parallel=True)
 def search_batch(
     offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, n_chunks, mask, thr0, fallback, full_accs,
+    q_indptr, q_terms, q_weights, k, n_chunks, mask, thr0, fallback, full_accs, stats,
 ):  # fmt: skip
     """:func:`search_serial` on ``n_chunks`` threads, the queries cut into up to
     ``PARTS_PER_THREAD`` parts per thread (see :func:`lsr.index.kernels.exact.search_batch`); each
-    thread's fallback uses its own zeroed accumulator ``full_accs[numba.get_thread_id()]``."""
+    thread's fallback uses its own zeroed accumulator ``full_accs[numba.get_thread_id()]``;
+    ``stats`` as in :func:`search_serial`."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
     n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
     per = (nq + n_parts - 1) // n_parts
+    part_stats = np.zeros(n_parts, np.int64)
     for c in prange(n_parts):
-        stats = np.zeros(1, np.int64)
         search_range(
             offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
             q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
-            fallback, full_accs[get_thread_id()], stats,
+            fallback, full_accs[get_thread_id()], part_stats[c : c + 1],
         )  # fmt: skip
+    stats[0] += part_stats.sum()
     return out_d, out_s
 
 
