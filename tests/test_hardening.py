@@ -376,6 +376,7 @@ def test_duplicate_ids_found_before_encoding(text_setup, tmp_path, capsys, monke
 
 
 # -- first-use JIT -------------------------------------------------------------------------------
+@pytest.mark.system  # compiles every kernel for every impact type: 75 s of a cold default tier
 def test_warm_kernels_compiles_every_method_and_impact_type():
     from lsr.index.kernels import bmp, exact, maxscore, seismic
     from lsr.index.warmup import warm_kernels

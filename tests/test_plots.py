@@ -131,6 +131,7 @@ def test_ndcg_per_query_shows_every_system_filled_in_its_own_panel(figures):
         assert sum(p.get_height() for p in bars) == len(vals)  # all of this system's queries, no other's
 
 
+@pytest.mark.system  # compiles ranx's fuse/evaluate/compare kernels cold: 43 s of the default tier
 def test_ranx_type_safety_warnings_are_not_shown(monkeypatch, tmp_path):
     """ranx's kernels warn ``NumbaTypeSafetyWarning`` when numba compiles them (a cold cache): every
     ranx call of ``lsr eval`` (fusion, evaluation, comparison) silences that warning, and only it."""
