@@ -202,11 +202,13 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     for alpha, beta in ((1.0, 1.0), (0.9, 1.0), (0.5, 1.0), (1.0, 0.7), (0.8, 0.5)):
         for k in (1, 10):
             for fallback in (0.0, 0.2, 1.0, 1.5, 3.0):  # 0: never fall back to exact search
+                stats = np.zeros(1, np.int64)
                 got_d, got_s = bmp_k.search_serial(
                     a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
                     a["n_docs"], indptr, terms, weights, k, alpha, beta, fallback, slots, full_acc, NO_MASK,
-                    NO_THR,
+                    NO_THR, stats,
                 )  # fmt: skip
+                seen = len(trace)
                 assert not full_acc.any()  # left zeroed for the next call
                 for q, qt, qw in _rows(indptr, terms, weights):
                     want_d, want_s = bmp_k.search_python(
@@ -215,6 +217,8 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
                     )  # fmt: skip
                     assert got_d[q].tolist() == want_d.tolist(), (alpha, beta, k, fallback, q)
                     assert got_s[q].tobytes() == want_s.tobytes(), (alpha, beta, k, fallback, q)
+                # the kernel counts the queries that fell back, as the twin traced them
+                assert stats[0] == sum(t != "bmp" for t in trace[seen:]), (alpha, beta, k, fallback)
     assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
 
 
@@ -381,7 +385,7 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
         ),
         "bmp": bmp_k.search_serial(
             *post, a["doc_order"], *parts, block_size, a["n_docs"], indptr, terms, weights, k, 1.0, 1.0,
-            1.0, slots, np.zeros(a["n_docs"], np.float32), mask, thr0,
+            1.0, slots, np.zeros(a["n_docs"], np.float32), mask, thr0, np.zeros(1, np.int64),
         ),
     }  # fmt: skip
 

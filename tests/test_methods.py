@@ -376,15 +376,18 @@ def test_seismic_summaries_keep_their_energy_on_long_documents(tmp_path):
     assert checked > 20
 
 
-def test_maxscore_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_path, monkeypatch):
-    """An index whose queries keep making MaxScore fall back answers them with exact search up front
-    (probing MaxScore every POLICY_PROBE-th call), and returns to MaxScore once probes stop falling
-    back; the results equal the oracle's throughout."""
-    import lsr.index.kernels.maxscore as ms_k
-    import lsr.index.methods.maxscore as ms_m
+@pytest.mark.parametrize("method", ["maxscore", "bmp"])
+def test_pruning_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_path, monkeypatch, method):
+    """An index whose queries keep making MaxScore (BMP) fall back answers them with exact search up
+    front (probing the method every POLICY_PROBE-th call), and returns to the method once probes
+    stop falling back; the results equal the oracle's throughout."""
+    import importlib
+
+    ms_k = importlib.import_module(f"lsr.index.kernels.{method}")
+    ms_m = importlib.import_module(f"lsr.index.methods.{method}")
 
     docs = random_collection(3000, 40, 9, density=0.2)
-    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", "maxscore"]))
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", method]))
     queries = random_queries(40, 200, 3)
     queries = queries[np.flatnonzero(np.diff(queries.indptr) >= 3)[:120]]  # long enough to be checked
     assert queries.shape[0] == 120
@@ -401,19 +404,21 @@ def test_maxscore_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_
     def run(lo, hi):
         calls.clear()
         for q in range(lo, hi):
-            got = idx.search(queries[q], k=10, method="maxscore")[0]
+            got = idx.search(queries[q], k=10, method=method)[0]
             assert got.docs.tolist() == want[q][0].tolist(), q
             np.testing.assert_allclose(got.scores, want[q][1], rtol=1e-6)
         return len(calls)
 
-    monkeypatch.setattr(ms_m, "FALLBACK", 1e-9)  # every query falls back at its first check
+    monkeypatch.setattr(
+        ms_m, "FALLBACK", 1e-9
+    )  # every query falls back (MaxScore at its first check, BMP up front)
     assert run(0, 14) == 14  # the share of fallbacks climbs past POLICY_SKIP: 1 - 0.9^14 = 0.77
-    assert idx.adaptive["maxscore"].rate > ms_m.POLICY_SKIP
-    assert run(14, 54) == 40 // ms_m.POLICY_PROBE  # exact search up front, MaxScore probed 1 in 8
+    assert idx.adaptive[method].rate > registry.POLICY_SKIP
+    assert run(14, 54) == 40 // registry.POLICY_PROBE  # exact search up front, the method probed 1 in 8
     monkeypatch.setattr(ms_m, "FALLBACK", 1e9)  # nothing falls back any more
     run(54, 90)  # 4 probes without a fallback: 0.9^4 * rate < POLICY_SKIP
-    assert idx.adaptive["maxscore"].rate < ms_m.POLICY_SKIP
-    assert run(90, 120) == 30  # MaxScore on every call again
+    assert idx.adaptive[method].rate < registry.POLICY_SKIP
+    assert run(90, 120) == 30  # the method on every call again
     monkeypatch.setattr(ms_m, "FALLBACK", 0.0)  # never falls back: no policy either
-    idx.adaptive["maxscore"].rate = 1.0
+    idx.adaptive[method].rate = 1.0
     assert run(0, 20) == 20

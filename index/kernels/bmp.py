@@ -242,7 +242,8 @@ def search_one(
     mask,
     thr0,
 ):
-    """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding).
+    """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding); returns 1
+    when it fell back to exact search, else 0.
 
     Scratch: ``ub`` float32[n_blocks], ``slot`` int64[>= n_query_terms * n_blocks],
     ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size],
@@ -265,7 +266,7 @@ def search_one(
     if fallback > 0 and fixed >= budget:
         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd,
                         out_d, out_s, mask, thr0)  # fmt: skip
-        return
+        return 1
     nbk = n_buckets(n_blocks)
     ub[:] = 0
     top = np.float32(0)
@@ -343,7 +344,7 @@ def search_one(
                     if spent > budget or left * per_block > budget:
                         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k,
                                         full_acc, hs, hd, out_d, out_s, mask, thr0)  # fmt: skip
-                        return
+                        return 1
                     check_at += step
                 lo = b * block_size
                 hi = min(n_docs, lo + block_size)
@@ -378,6 +379,7 @@ def search_one(
                         if size == k:
                             thr = max(hs[0], thr0)
     heap_finish(hs, hd, size, scale, out_d, out_s)
+    return 0
 
 
 @njit(cache=True, nogil=True)
@@ -385,12 +387,13 @@ def search_range(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, q_lo, q_hi, out_d, out_s,
-    mask, thr0,
+    mask, thr0, stats,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
     (int64[>= max query terms * n_blocks]) and ``full_acc`` (zeroed float32[n_docs], or empty when
     ``fallback`` <= 0) as this thread's scratch; ``thr0`` float32[nq] starting thresholds (raw
-    scores) or empty."""
+    scores) or empty; ``stats[0]`` is raised by the number of queries that fell back to exact
+    search."""
     has_thr = thr0.shape[0] > 0
     n_blocks = (n_docs + block_size - 1) // block_size
     ub = np.zeros(n_blocks, np.float32)
@@ -402,7 +405,7 @@ def search_range(
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
         t0 = np.float32(thr0[q]) if has_thr else np.float32(0)
-        search_one(
+        stats[0] += search_one(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, fallback, ub, slot, order,
@@ -415,11 +418,11 @@ def search_range(
 def search_serial(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, mask, thr0,
+    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, mask, thr0, stats,
 ):  # fmt: skip
     """BMP for every query of a CSR batch, one after the other. Returns (docs int64[nq, k],
     scores float32[nq, k]), -1 / 0 past the matches. ``fallback`` and ``full_acc``: see
-    :func:`search_one`."""
+    :func:`search_one`; ``stats`` (int64[1]) as in :func:`search_range`."""
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
@@ -427,7 +430,7 @@ def search_serial(
         offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
         n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, 0, nq, out_d, out_s, mask,
-        thr0,
+        thr0, stats,
     )  # fmt: skip
     return out_d, out_s
 
@@ -437,6 +440,7 @@ def search_batch(
     offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
     n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots, full_accs, n_chunks, mask, thr0,
+    stats,
 ):  # fmt: skip
     """Like :func:`search_serial` on ``n_chunks`` threads, thread i using ``slots[i]`` and
     ``full_accs[i]``; the queries cut into up to ``PARTS_PER_THREAD`` parts per thread (see
@@ -446,14 +450,16 @@ def search_batch(
     out_s = np.zeros((nq, k), dtype=np.float32)
     n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
     per = (nq + n_parts - 1) // n_parts
+    part_stats = np.zeros(n_parts, np.int64)
     for c in prange(n_parts):
         tid = get_thread_id()
         search_range(
             offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
             dense_max, dense_start,
             block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots[tid], full_accs[tid],
-            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
+            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0, part_stats[c : c + 1],
         )  # fmt: skip
+    stats[0] += part_stats.sum()
     return out_d, out_s
 
 

@@ -168,6 +168,50 @@ class Method:
         return {p.name: p.check(self.name, params.get(p.name, p.default)) for p in self.params}
 
 
+# A pruning method that falls back to exact search (MaxScore, BMP: when their estimated work exceeds
+# exact search's) on an index where it keeps falling back answers its queries with exact search up
+# front: each index keeps, per method, the share of recent queries that fell back (an exponential
+# moving average with weight POLICY_WEIGHT per query); over POLICY_SKIP, a call goes straight to
+# exact search, except every POLICY_PROBE-th call, which runs the method and updates the share (so
+# an index whose queries change can switch back). Same results either way (the fallback is exact
+# search, bit for bit); what it saves is the work done before the fallback decision (BENCHMARKS.md,
+# issue 17: MaxScore cost 1.14x exact search's time on real vectors without it). A method's
+# FALLBACK = 0 turns both off.
+POLICY_WEIGHT = 0.1
+POLICY_SKIP = 0.75
+POLICY_PROBE = 8
+
+
+class FallbackPolicy:
+    """Per index and method: the moving share of queries that fell back (``rate``) and the calls
+    so far (see the comment above)."""
+
+    __slots__ = ("rate", "calls")
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self.calls = 0
+
+    @classmethod
+    def of(cls, index: Any, method: str) -> FallbackPolicy:
+        """The policy ``index`` keeps for ``method`` (made on first use, in ``index.adaptive``)."""
+        policy = index.adaptive.get(method)
+        if policy is None:
+            policy = index.adaptive.setdefault(method, cls())
+        return policy
+
+    def skip(self) -> bool:
+        """Whether this call should go to exact search up front (counts the call)."""
+        self.calls += 1
+        return self.rate > POLICY_SKIP and self.calls % POLICY_PROBE != 0
+
+    def update(self, fell_back: int, n_queries: int) -> None:
+        """Fold in a call of ``n_queries`` queries of which ``fell_back`` fell back."""
+        if n_queries > 0:
+            a = 1.0 - (1.0 - POLICY_WEIGHT) ** n_queries
+            self.rate += (fell_back / n_queries - self.rate) * a
+
+
 NO_THRESHOLD = np.empty(0, np.float32)
 NO_SELECTED = np.empty(0, np.int64)  # "scan the accumulator": one kernel signature with and without
 

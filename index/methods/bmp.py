@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lsr.index import format as fmt
-from lsr.index.methods import BuildContext, Method, Param, Part, init_thr
+from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, init_thr
 
 # Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
 # see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
@@ -81,16 +81,21 @@ def search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int64 row of (query terms x blocks)
     per chunk, ``scratch.buffer("acc")`` the zeroed accumulators exact search shares (for the
-    fallback to exact search: see :mod:`lsr.index.kernels.bmp`)."""
+    fallback to exact search: see :mod:`lsr.index.kernels.bmp`), or exact search up front where this
+    index's recent queries kept falling back (:class:`lsr.index.methods.FallbackPolicy`)."""
     from lsr.index.kernels import bmp
+    from lsr.index.methods import exact
 
+    fallback = float(FALLBACK)
+    policy = FallbackPolicy.of(index, "bmp")
+    if fallback > 0 and policy.skip():
+        return exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
     if len(indptr) == 2:  # one query: no numpy call for its length
         max_nq = int(indptr[1] - indptr[0])
     else:
         max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
     slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
-    fallback = float(FALLBACK)
     accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (
         *index.postings,
@@ -106,9 +111,14 @@ def search(
         params["beta"],
         fallback,
     )
+    stats = np.zeros(1, np.int64)
     if n_chunks == 1:
-        return bmp.search_serial(*args, slots[0], accs[0], mask, init_thr(params))
-    return bmp.search_batch(*args, slots, accs[:n_chunks], n_chunks, mask, init_thr(params))
+        out = bmp.search_serial(*args, slots[0], accs[0], mask, init_thr(params), stats)
+    else:
+        out = bmp.search_batch(*args, slots, accs[:n_chunks], n_chunks, mask, init_thr(params), stats)
+    if fallback > 0:
+        policy.update(int(stats[0]), len(indptr) - 1)
+    return out
 
 
 PARTS = (
