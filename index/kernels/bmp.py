@@ -29,8 +29,9 @@ can. Work is counted in *array touches*, the same unit for both methods:
   terms accumulated, then a replay of them or a scan of the accumulator;
 - BMP's fixed cost is ``F = sum over kept terms of (n_blocks if the term is dense else its block
   entries) + 3 n_blocks + 2 n_buckets`` (the bound pass, the max and the two counting-sort passes);
-  visiting a block costs ``2 block_size + PROBE n_kept_terms + its postings`` (``PROBE`` = 24: a
-  term's probe of a block is a few cache misses, a posting of exact search's scan is streamed).
+  visiting a block costs ``2 block_size + PROBE n_kept_terms + its postings`` (``PROBE`` = 48: a
+  term's probe of a block is a few cache misses, a posting of exact search's scan is streamed;
+  calibrated on real vectors, see ``PROBE``).
 
 Up front, ``F >= fallback * E`` runs exact search instead. While blocks are visited, at work
 checkpoints (every ``E / 32`` after ``F``) the blocks still to visit are bounded by the buckets
@@ -60,8 +61,12 @@ N_BUCKETS = 4096  # at most; see n_buckets
 CHECKS = 32  # fallback checkpoints every 1/CHECKS of exact search's work
 # What one (query term, block) probe of a visit costs in exact search's unit (one posting added):
 # a slot, a block entry and the start of a short run of postings far from the last one (cache
-# misses), against exact search's streaming scan of whole posting lists.
-PROBE = 24
+# misses), against exact search's streaming scan of whole posting lists. 48 since BMP's tail on real
+# vectors was profiled (BENCHMARKS.md, night session): at 24, long queries (33-62 terms, a slot array
+# of terms x blocks of several MB) spent 2-3x exact search's time on work the model counted as under
+# one exact search. Quiet A/B, 500 queries per set: real 302k set p99/p50 4.41 -> 3.21 and mean
+# 1.21x -> 1.00x exact search's; 1M synthetic mean 1.19 -> 1.21 ms (noise); SciFact unchanged.
+PROBE = 48
 
 
 @njit(cache=True, nogil=True)
