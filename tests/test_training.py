@@ -538,6 +538,7 @@ def test_short_training_improves_dev_ndcg(pairing, tmp_path) -> None:
     assert again["ndcg@10"] == pytest.approx(best, abs=1e-6)
 
 
+@pytest.mark.system  # compiles ranx's fusion cold (23 s of a fresh default tier) and trains twice
 def test_fusion_teacher_equals_the_harness_min_max_fusion(beir, tmp_path) -> None:
     """``--teacher fusion``: BM25 + the starting model, min-max normalised over each system's top-k
     and summed, equals the eval harness's ranx fusion for documents both systems retrieved; every
