@@ -25,8 +25,10 @@ Optional parts (version 2 and later; ``manifest["parts"]`` says which exist and 
                            index and blocks use internal numbers; doc_ids, doc_lengths, the store
                            and search results use build-order numbers. Absent: the two are equal.
     forward_offsets.npy    int64[n_docs + 1]   forward index (by internal doc number): terms of doc d
-    forward_terms.npy      uint32[n_postings]  are [forward_offsets[d], forward_offsets[d + 1]),
-    forward_impacts.npy    like postings_impacts  ascending term id
+    forward_terms.npy      uint16 | uint32 [n_postings]  are [forward_offsets[d], forward_offsets[d + 1]),
+    forward_impacts.npy    like postings_impacts  ascending term id; term ids are uint16 when
+                           n_terms <= 65,536 (lsr from 2026-12; older builds wrote uint32, still
+                           read), else uint32 (``lsr.index.methods.forward.terms_dtype``)
     bmp_offsets.npy        int64[n_terms + 1]  BMP entries of term t: [bmp_offsets[t], bmp_offsets[t + 1])
     bmp_blocks.npy         uint32[n_entries]   block number (internal doc // parts.bmp.block_size), ascending
     bmp_starts.npy         uint32[n_entries]   first posting of the block, relative to offsets[t]
@@ -85,8 +87,8 @@ only. A global-quantizer or float32 build writes version 2 (its layout is versio
 readers still open it; a per-term build writes version 3, which they refuse (rebuild message).
 
 The vocabulary may have any size (DyVo indexes hold 30,522 word pieces plus one ``ENT:<id>`` term
-per entity, hundreds of thousands): term ids are int32 in queries and uint32 in the forward index,
-never 16-bit, and every per-term array above is sized by ``n_terms``. The manifest lists every term;
+per entity, hundreds of thousands): term ids are int32 in queries and uint32 in the forward index
+(uint16 there only when the vocabulary fits), and every per-term array above is sized by ``n_terms``. The manifest lists every term;
 opening an index of 430,522 terms parses it in about 0.3 s.
 
 Checksums (like Lucene's segment footers): ``manifest["checksums"] = {"algorithm": "crc32",
@@ -166,7 +168,7 @@ ARRAYS: dict[str, tuple[str | None, str | None]] = {
     "store_offsets": ("int64", "n_docs+1"),
     "doc_order": ("uint32", "n_docs"),
     "forward_offsets": ("int64", "n_docs+1"),
-    "forward_terms": ("uint32", "n_postings"),
+    "forward_terms": (None, "n_postings"),  # uint16 | uint32, checked by the forward part
     "forward_impacts": (None, "n_postings"),
     "bmp_offsets": ("int64", "n_terms+1"),
     "bmp_blocks": ("uint32", None),

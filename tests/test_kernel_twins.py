@@ -50,13 +50,14 @@ def random_arrays(seed: int, dtype: str, reordered: bool, n_docs: int = 200, n_t
             term_max[t] = np.float32(imps[offsets[t] : offsets[t + 1]].max()) * scale
     rng = np.random.default_rng(seed + 77)
     doc_order = rng.permutation(n_docs).astype(np.uint32) if reordered else np.empty(0, np.uint32)
-    for arr in (offsets, docs, imps, fptr, fterms, fimp, term_max, doc_order):
+    fterms16 = fterms.astype(np.uint16)  # what an opened index of <= 65,536 terms hands the searches
+    for arr in (offsets, docs, imps, fptr, fterms, fterms16, fimp, term_max, doc_order):
         # read-only, as an opened index's memory maps: the kernels' production signatures (a
         # writable argument would make Numba compile every kernel again, minutes on a cold cache)
         arr.flags.writeable = False
     return dict(
         offsets=offsets, docs=docs, imps=imps, scale=scale, fptr=fptr, fterms=fterms, fimp=fimp,
-        term_max=term_max, doc_order=doc_order, n_docs=n_docs, n_terms=n_terms,
+        fterms16=fterms16, term_max=term_max, doc_order=doc_order, n_docs=n_docs, n_terms=n_terms,
     )  # fmt: skip
 
 
@@ -113,7 +114,7 @@ def test_maxscore_equals_its_twin(seed, dtype, reordered):
             stats = np.zeros(1, np.int64)
             maxscore_k.search_range(
                 a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
-                a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, 0, nq, got_d, got_s,
+                a["fptr"], a["fterms16"], a["fimp"], a["n_docs"], indptr, terms, weights, k, 0, nq, got_d, got_s,
                 NO_MASK, NO_THR, fallback, full_acc, stats,
             )  # fmt: skip
             assert stats[0] == 0
@@ -173,7 +174,7 @@ def test_maxscore_fallback_to_exact_search_equals_the_numpy_twin(seed, dtype, re
                 stats = np.zeros(1, np.int64)
                 maxscore_k.search_range(
                     a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
-                    a["fptr"], a["fterms"], a["fimp"], a["n_docs"], indptr, terms, weights, k, 0, nq,
+                    a["fptr"], a["fterms16"], a["fimp"], a["n_docs"], indptr, terms, weights, k, 0, nq,
                     got_d, got_s, m, NO_THR, fallback, full_acc, stats,
                 )  # fmt: skip
                 fell_back[fallback] = fell_back.get(fallback, 0) + int(stats[0])
@@ -313,7 +314,7 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
     # starting thresholds (what the living index passes from other segments): none, and per query
     # 0, a third and two thirds of its best score (raw, before the quantization scale)
     first = seismic_k.search_serial(
-        *structures, a["fptr"], a["fterms"], a["fimp"], np.float32(1), a["doc_order"], a["n_terms"],
+        *structures, a["fptr"], a["fterms16"], a["fimp"], np.float32(1), a["doc_order"], a["n_terms"],
         max_blocks, indptr, terms, weights, 1, 50, 1.0, stamps, box, NO_MASK, NO_THR,
     )[1][:, 0]  # fmt: skip
     some = (first * np.array([0, 1 / 3, 2 / 3] * nq)[:nq]).astype(np.float32)
@@ -321,7 +322,7 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
         for query_cut, heap_factor in ((1, 0.9), (3, 0.5), (10, 0.9), (50, 2.0)):
             for k in (1, 10):
                 got_d, got_s = seismic_k.search_serial(
-                    *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
+                    *structures, a["fptr"], a["fterms16"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
                     max_blocks, indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK, thr0,
                 )  # fmt: skip
                 for q, qt, qw in _rows(indptr, terms, weights):
@@ -376,11 +377,11 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
         # selection by reading only the allowed documents' accumulator entries (a selective filter)
         "exact_gather": exact_k.search_serial(*post, a["doc_order"], indptr, terms, weights, k, acc, mask, thr0, sel),
         "selected": exact_k.search_selected(
-            a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"], sel, indptr, terms, weights, k, qw,
+            a["fptr"], a["fterms16"], a["fimp"], a["scale"], a["doc_order"], sel, indptr, terms, weights, k, qw,
             thr0,
         ),
         "maxscore": maxscore_k.search_serial(
-            *post, a["term_max"], a["doc_order"], a["fptr"], a["fterms"], a["fimp"], a["n_docs"],
+            *post, a["term_max"], a["doc_order"], a["fptr"], a["fterms16"], a["fimp"], a["n_docs"],
             indptr, terms, weights, k, mask, thr0, 1.0, np.zeros(a["n_docs"], np.float32), np.zeros(1, np.int64),
         ),
         "bmp": bmp_k.search_serial(
@@ -477,3 +478,26 @@ def test_merge_runs_equals_its_twin(seed):
         want = merge_runs_reference(*want, d, s, num, int(pos))
         for got_a, want_a in zip(best, want, strict=True):
             assert np.array_equal(got_a, want_a)
+
+
+def test_prefetch_is_a_hint_that_changes_nothing():
+    """The prefetch intrinsic compiles for the forward index's dtypes and leaves every value as its
+    twin (doing nothing) does: a sum over arrays read after prefetching each line equals numpy's."""
+    from numba import njit
+
+    from lsr.index.kernels.prefetch import prefetch, prefetch_reference
+
+    @njit
+    def prefetched_sum(a):
+        for i in range(0, a.shape[0], 7):
+            prefetch(a, i)
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += a[i]
+        return s
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.uint16, np.uint32, np.uint8, np.float32):
+        a = (rng.random(1000) * 200).astype(dtype)
+        assert prefetch_reference(a, 3) is None
+        assert prefetched_sum(a) == pytest.approx(float(a.astype(np.float64).sum()))

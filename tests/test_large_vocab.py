@@ -84,6 +84,7 @@ def built(request, collection, tmp_path_factory):
 def test_safe_methods_equal_oracle_on_a_big_vocabulary(built, collection, method, params):
     docs, queries, _ = collection
     assert built.n_terms == N_TERMS and built.methods == ("exact", "maxscore", "bmp", "seismic")
+    assert built.forward[1].dtype == np.uint32  # too many terms for uint16 ids
     assert docs.indices.max() == N_TERMS - 1
     for k in (1, 10, 100):
         want = oracle(built, docs, queries, k)

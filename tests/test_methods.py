@@ -337,6 +337,29 @@ def test_seismic_part_of_an_older_layout_opens_but_asks_for_a_rebuild(tmp_path):
         idx.search(q, k=5, method="seismic")
 
 
+def test_forward_terms_are_uint16_and_an_older_uint32_forward_index_still_searches(tmp_path):
+    """A vocabulary of <= 65,536 terms stores forward term ids as uint16; an index an older lsr
+    wrote (uint32 ids) opens and gives the same results with every method that reads the forward
+    index; a forward_terms.npy of another dtype is refused with a one-line error."""
+    docs = topical_collection(400, 60, 7)
+    path = build_index(docs, tmp_path / "ix", vocab=vocab_of(60), **SMALL_PARTS)
+    idx = open_index(path)
+    assert idx.forward[1].dtype == np.uint16
+    queries = random_queries(60, 8, 3)
+    want = {m: idx.search(queries, k=10, method=m) for m in ("exact", "maxscore", "seismic")}
+    f = f"{path}/forward_terms.npy"
+    np.save(f, np.load(f).astype(np.uint32))
+    old = open_index(path)
+    assert old.forward[1].dtype == np.uint32
+    for m, res in want.items():
+        got = old.search(queries, k=10, method=m)
+        assert [r.ids for r in got] == [r.ids for r in res], m
+        assert [r.scores for r in got] == [r.scores for r in res], m
+    np.save(f, np.load(f).astype(np.int64))
+    with pytest.raises(LsrError, match="forward_terms.npy has dtype int64, expected uint16 or uint32"):
+        open_index(path)
+
+
 def test_seismic_refuses_lists_of_more_blocks_than_uint16_numbers(tmp_path):
     docs = topical_collection(50, 60, 5)
     with pytest.raises(LsrError, match="at most 65536 blocks per list"):
