@@ -62,6 +62,10 @@ def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -
         raise LsrError(f"unknown {what} parameter(s) {', '.join(bad)} (known: {', '.join(defaults)})")
     out = {**defaults, **given}
     for key, val in out.items():
+        if isinstance(defaults[key], str):  # a choice (e.g. seismic's pruning): the part's check says which
+            if not isinstance(val, str):
+                raise LsrError(f"{what} parameter {key} must be a string, got {val!r}")
+            continue
         if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)) or val <= 0:
             raise LsrError(f"{what} parameter {key} must be a positive number, got {val!r}")
     return out

@@ -344,18 +344,22 @@ class Allowed:
 
 def seismic_cost(seg: Segment, ip: np.ndarray, tm: np.ndarray, wt: np.ndarray, query_cut: int) -> float:
     """Seismic's work on one segment, in postings of exact search: each query's ``query_cut``
-    heaviest terms walk at most ``n_postings`` kept postings each (whatever the segment's size),
+    heaviest terms walk the postings their pruned lists kept (whatever the segment's size),
     and every document met is scored from the forward index (its non-zeros, x
     :data:`SELECTED_COST`)."""
-    n_post = float((seg.index.parts.get("seismic") or {}).get("n_postings", 0)) or np.inf
+    parts = seg.index.seismic
     off = np.asarray(seg.index.offsets)
-    df = (off[tm + 1] - off[tm]).astype(np.float64)
+    if isinstance(parts, tuple):  # the kept postings of each query term: its blocks' documents
+        tb, bptr = np.asarray(parts[0]), np.asarray(parts[1])
+        df = (bptr[tb[tm + 1]] - bptr[tb[tm]]).astype(np.float64)
+    else:
+        df = (off[tm + 1] - off[tm]).astype(np.float64)
     avg = seg.index.n_postings / max(seg.n_docs, 1)
     total = 0.0
     for q in range(len(ip) - 1):
         a, b = int(ip[q]), int(ip[q + 1])
         heavy = np.argsort(-wt[a:b], kind="stable")[:query_cut]
-        total += float(np.minimum(df[a:b][heavy], n_post).sum())
+        total += float(df[a:b][heavy].sum())
     return total * avg * SELECTED_COST
 
 
@@ -382,10 +386,10 @@ def plan_segment(
       (``selected`` or term-at-a-time, whichever is cheaper), for its recall;
     - MaxScore and BMP with a mask keeping under :data:`PRUNED_EXACT_FRACTION`: exact (their
       bounds do not know the mask);
-    - Seismic where its work (:func:`seismic_cost`: a fixed number of kept postings per query term
-      and segment, each scored from the forward index) exceeds exact search's postings: exact,
-      which is then both cheaper and exact. Seismic's lists are pruned to ``n_postings`` per term
-      in every segment, so 10 segments walk 10 times the postings of one merged segment, and on
+    - Seismic where its work (:func:`seismic_cost`: the kept postings of the query's heaviest terms
+      in the segment, each scored from the forward index) exceeds exact search's postings: exact,
+      which is then both cheaper and exact. Seismic's lists are pruned to about ``n_postings`` per
+      term in every segment, so 10 segments walk 10 times the postings of one merged segment, and on
       segments of 10,000 documents exact search cost about a twentieth of Seismic's (indicative
       kernel timings, 100,000 synthetic documents).
     """

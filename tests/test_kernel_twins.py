@@ -223,31 +223,58 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
 
 
-def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, min_size=1, threads=1):
+def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, min_size=1, threads=1, keep=None):
     from lsr.index.methods.seismic import narrowed
 
     fwd = _writable(a["fptr"], a["fterms"], a["fimp"])
     cptr, cterms, cw = reorder_k.top_terms(*fwd, 6)
+    if keep is None:
+        keep = seismic_k.list_keep(a["offsets"], a["imps"], n_postings, "fixed")
     arrays = seismic_k.build(
         *_writable(a["offsets"], a["docs"], a["imps"]), *fwd, cptr, cterms, cw,
-        n_postings, block_size, energy, max_terms, min_size, threads,
+        keep, block_size, energy, max_terms, min_size, threads,
     )  # fmt: skip
     return _readonly(tuple(np.array(x) for x in narrowed(arrays, a["n_terms"]))) if threads == 1 else arrays
 
 
+def test_global_pruning_keeps_what_seismics_loop_keeps():
+    """Global pruning's per-list counts equal Seismic's loop (heaviest postings of the whole index
+    first, each list capped), with ties, a budget over the whole index, and empty lists."""
+    for seed, dtype in ((0, "float32"), (1, "uint8"), (2, "uint8")):
+        a = random_arrays(seed, dtype, False)
+        off, imps = a["offsets"], a["imps"]
+        for n_postings, max_fraction in ((8, 1.5), (3, 1.0), (20, 1.5), (100, 2.0)):
+            got = seismic_k.list_keep(off, imps, n_postings, "global", max_fraction)
+            want = seismic_k.list_keep_reference(off, imps, n_postings, max_fraction)
+            assert got.tolist() == want.tolist(), (seed, n_postings, max_fraction)
+        lens = np.diff(off)
+        assert seismic_k.list_keep(off, imps, 5, "fixed").tolist() == np.minimum(lens, 5).tolist()
+    # 8 x 50 terms = 400 of ~1,200 postings (float weights: no ties): global pruning keeps
+    # long lists for heavy terms only
+    a = random_arrays(0, "float32", False)
+    keep = seismic_k.list_keep(a["offsets"], a["imps"], 8, "global", 1.5)
+    assert keep.sum() <= 400 and keep.max() == 12 and keep.min() < 8
+
+
 @pytest.mark.parametrize("seed,dtype,reordered", CASES)
-def test_seismic_blocks_and_summaries_equal_their_twins(seed, dtype, reordered):
-    """Each term's blocks hold exactly its kept postings (the n_postings heaviest), no block empty,
-    each block's documents ascending, and each list's inverted summaries (groups, block numbers,
-    codes, scales) equal the twin's over the same blocks. (Which documents share a block is the
-    clustering's choice: checked as a partition, not as a twin.)"""
+@pytest.mark.parametrize("pruning", ["fixed", "global"])
+def test_seismic_blocks_and_summaries_equal_their_twins(seed, dtype, reordered, pruning):
+    """Each term's blocks hold exactly its kept postings (its heaviest: n_postings of them, or as
+    many as global pruning keeps, from the twin of Seismic's loop), no block empty, each block's
+    documents ascending, and each list's inverted summaries (groups, block numbers, codes, scales)
+    equal the twin's over the same blocks. (Which documents share a block is the clustering's
+    choice: checked as a partition, not as a twin.)"""
     a = random_arrays(seed, dtype, reordered)
     n_postings, block_size, energy, max_terms = 24, 6, 0.5, 12
-    arrays = _seismic(a, n_postings, block_size, energy, max_terms)
+    if pruning == "fixed":
+        keep = np.full(a["n_terms"], n_postings, np.int64)
+    else:
+        keep = seismic_k.list_keep_reference(a["offsets"], a["imps"], 10, 1.5)
+    arrays = _seismic(a, n_postings, block_size, energy, max_terms, keep=keep)
     tb, bptr, bdocs, scale, lg, gterms, goff, gblk, gval = arrays
     assert gblk.dtype == np.uint8 and gterms.dtype == np.uint16 and goff.dtype == np.uint32
     for t in range(a["n_terms"]):
-        kept = seismic_k.kept_reference(a["offsets"], a["docs"], a["imps"], t, n_postings)
+        kept = seismic_k.kept_reference(a["offsets"], a["docs"], a["imps"], t, int(keep[t]))
         assert tb[t + 1] - tb[t] <= (len(kept) + block_size - 1) // block_size
         blocks = []
         for b in range(tb[t], tb[t + 1]):
@@ -265,7 +292,7 @@ def test_seismic_blocks_and_summaries_equal_their_twins(seed, dtype, reordered):
         assert gblk[e0:e1].tolist() == w_blk.tolist() and gval[e0:e1].tolist() == w_val.tolist(), t
         assert scale[tb[t] : tb[t + 1]].tolist() == w_scale.tolist(), t
     # the parallel build makes the same structures
-    for x, y in zip(_seismic(a, threads=3), arrays, strict=True):
+    for x, y in zip(_seismic(a, threads=3, keep=keep), arrays, strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -360,6 +360,31 @@ def test_forward_terms_are_uint16_and_an_older_uint32_forward_index_still_search
         open_index(path)
 
 
+def test_seismic_pruning_choices_are_checked_and_recorded(tmp_path):
+    """``pruning`` is "global" (the default, recorded in the manifest) or "fixed"; anything else is
+    refused with one line before anything is written; fixed pruning keeps n_postings per list."""
+    docs = topical_collection(300, 60, 5)
+    for bad, msg in (("nope", "pruning must be one of global, fixed"), (3, "pruning must be a string")):
+        with pytest.raises(LsrError, match=msg):
+            build_index(docs, tmp_path / "bad", vocab=vocab_of(60), seismic={"pruning": bad})
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(LsrError, match="max_fraction must be >= 1"):
+        build_index(docs, tmp_path / "bad", vocab=vocab_of(60), seismic={"max_fraction": 0.5})
+    g = open_index(build_index(docs, tmp_path / "g", vocab=vocab_of(60), seismic={"n_postings": 10}))
+    f = open_index(
+        build_index(docs, tmp_path / "f", vocab=vocab_of(60), seismic={"n_postings": 10, "pruning": "fixed"})
+    )
+    assert g.parts["seismic"]["pruning"] == "global" and f.parts["seismic"]["pruning"] == "fixed"
+
+    def kept(ix):
+        tb, bptr = np.asarray(ix.seismic[0]), np.asarray(ix.seismic[1])
+        return bptr[tb[1:]] - bptr[tb[:-1]]
+
+    lens = np.diff(np.asarray(f.offsets))
+    assert kept(f).tolist() == np.minimum(lens, 10).tolist()
+    assert kept(g).max() == 15 and kept(g).sum() <= 10 * np.count_nonzero(lens) + 60  # ties at the cut
+
+
 def test_seismic_refuses_lists_of_more_blocks_than_uint16_numbers(tmp_path):
     docs = topical_collection(50, 60, 5)
     with pytest.raises(LsrError, match="at most 65536 blocks per list"):

@@ -1,7 +1,7 @@
 """Seismic-style approximate search (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
 
-Build, per term: the posting list is statically pruned to its ``n_postings`` largest impacts; the
-kept documents are clustered into about ``len / block_size`` blocks by one round of random
+Build, per term: the posting list is statically pruned to its largest impacts (:func:`list_keep`:
+Seismic's global threshold by default, or the ``n_postings`` largest of every list); the kept documents are clustered into about ``len / block_size`` blocks by one round of random
 k-means, as Seismic does: centroids drawn from the list at random (their *full* vectors indexed),
 each document (its ``cluster_doc_terms`` heaviest terms) joins the centroid with the largest dot
 product; clusters of at most ``min_cluster_size`` documents are dissolved and their documents join
@@ -269,14 +269,15 @@ def build(
     cptr,
     cterms,
     cw,
-    n_postings,
+    keep,
     block_size,
     energy,
     max_terms,
     min_size,
     n_chunks,
 ):
-    """All Seismic structures: (term_blocks int64[n_terms + 1], block_docs_ptr int64[n_blocks + 1],
+    """All Seismic structures, term t's list pruned to its ``keep[t]`` heaviest postings (int64
+    [n_terms]: :func:`list_keep`): (term_blocks int64[n_terms + 1], block_docs_ptr int64[n_blocks + 1],
     block_docs uint32[], block_scale float32[n_blocks], list_groups int64[n_terms + 1],
     group_terms int32[n_groups], group_offsets int64[n_groups + 1], group_blocks uint16[n_entries],
     group_values uint8[n_entries]). Clustering compares documents by the forward CSR (cptr, cterms,
@@ -286,7 +287,7 @@ def build(
     n_terms = offsets.shape[0] - 1
     tk = np.zeros(n_terms + 1, np.int64)  # kept postings of each term
     for t in range(n_terms):
-        tk[t + 1] = tk[t] + min(offsets[t + 1] - offsets[t], n_postings)
+        tk[t + 1] = tk[t] + min(offsets[t + 1] - offsets[t], keep[t])
     bdocs = np.empty(tk[n_terms], np.uint32)
     nbt = np.zeros(n_terms + 1, np.int64)  # blocks, groups and entries of each term
     ngt = np.zeros(n_terms + 1, np.int64)
@@ -297,12 +298,12 @@ def build(
         mx = np.zeros(n_terms, np.float32)
         seen = np.empty(n_terms, np.int32)
         slot = np.full(n_terms, -1, np.int64)
-        cacc = np.zeros(n_postings // block_size + 2, np.float32)
+        cacc = np.zeros(keep.max() // block_size + 2 if n_terms else 2, np.float32)
         for t in range(c * per, min(n_terms, (c + 1) * per)):
-            if offsets[t + 1] == offsets[t]:
+            if offsets[t + 1] == offsets[t] or keep[t] == 0:
                 continue
             grouped, bounds = _list_blocks(t, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms,
-                                           cw, n_postings, block_size, min_size, slot, cacc)  # fmt: skip
+                                           cw, keep[t], block_size, min_size, slot, cacc)  # fmt: skip
             for j in range(grouped.shape[0]):
                 bdocs[tk[t] + j] = grouped[j]
             nb = bounds.shape[0] - 1
@@ -555,6 +556,50 @@ def search_batch(
 
 
 # -- plain-Python twins (tests compare the kernels with them on random inputs) -------------------
+def list_keep(offsets: np.ndarray, impacts: np.ndarray, n_postings: int, pruning: str = "global",
+              max_fraction: float = 1.5) -> np.ndarray:  # fmt: skip
+    """How many postings each term's list keeps (int64[n_terms]).
+
+    ``"fixed"``: the ``n_postings`` heaviest of every list. ``"global"`` (Seismic's default,
+    ``PruningStrategy::GlobalThreshold``): the heaviest ``n_postings`` x (terms with postings)
+    postings of the whole index, wherever they are, each list capped at ``max_fraction`` x
+    ``n_postings``: a term whose weights are high everywhere keeps a longer list, a term of low
+    weights a shorter one, for the same total. A posting is among the heaviest when its impact is
+    at least the threshold (the total-th largest impact), so ties at the threshold are all kept."""
+    lens = np.diff(np.asarray(offsets, np.int64))
+    if pruning == "fixed":
+        return np.minimum(lens, int(n_postings))
+    cap = int(int(n_postings) * float(max_fraction))
+    total = int(n_postings) * int(np.count_nonzero(lens))
+    imp = np.asarray(impacts)
+    if total >= imp.shape[0]:
+        return np.minimum(lens, cap)
+    thr = np.partition(imp, imp.shape[0] - total)[imp.shape[0] - total]
+    term_of = np.repeat(np.arange(lens.shape[0]), lens)
+    above = np.bincount(term_of[imp >= thr], minlength=lens.shape[0]).astype(np.int64)
+    return np.minimum(above, cap)
+
+
+def list_keep_reference(offsets, impacts, n_postings, max_fraction):
+    """Twin of ``list_keep(..., "global")`` written as Seismic's loop: walk the postings heaviest
+    first (every one tied with the last of the first ``total`` included), each joining its list
+    while the list holds under the cap."""
+    n_terms = len(offsets) - 1
+    term_of = [t for t in range(n_terms) for _ in range(int(offsets[t]), int(offsets[t + 1]))]
+    vals = [float(impacts[p]) for p in range(len(term_of))]
+    total = int(n_postings) * sum(1 for t in range(n_terms) if offsets[t + 1] > offsets[t])
+    cap = int(int(n_postings) * float(max_fraction))
+    order = sorted(range(len(vals)), key=lambda p: -vals[p])
+    last = vals[order[min(total, len(order)) - 1]] if order else 0.0
+    keep = [0] * n_terms
+    for p in order:
+        if vals[p] < last:
+            break
+        if keep[term_of[p]] < cap:
+            keep[term_of[p]] += 1
+    return np.array(keep, np.int64)
+
+
 def kept_reference(offsets, docs, impacts, t, n_postings):
     """Twin of :func:`_kept`: term t's ``n_postings`` heaviest postings (ties: earlier posting,
     i.e. smaller doc), as ascending doc numbers."""

@@ -1,8 +1,10 @@
 """``seismic``: approximate search the way Seismic does (kernel: :mod:`lsr.index.kernels.seismic`;
-reference twins: ``seismic.search_python`` for the search, ``kept_reference``,
-``summary_reference`` and ``list_summaries_reference`` for the build, compared in
-``tests/test_kernel_twins.py``). The ``seismic`` part: each term's posting list statically pruned
-to its ``n_postings`` heaviest entries, clustered into blocks of about ``block_size`` documents
+reference twins: ``seismic.search_python`` for the search, ``list_keep_reference``,
+``kept_reference``, ``summary_reference`` and ``list_summaries_reference`` for the build, compared
+in ``tests/test_kernel_twins.py``). The ``seismic`` part: each term's posting list statically
+pruned to its heaviest entries (``pruning``: ``"global"``, Seismic's default, keeps the index's
+heaviest ``n_postings`` x (terms with postings) postings, at most ``max_fraction`` x
+``n_postings`` per list; ``"fixed"`` keeps ``n_postings`` per list), clustered into blocks of about ``block_size`` documents
 (random k-means, Seismic's ``centroid_fraction`` = 1 / ``block_size``), each block with a summary
 vector (the terms holding ``summary_energy`` of its L1 mass, at most ``summary_terms``, uint8 with
 a per-block scale), the summaries of a list stored inverted (term -> blocks).
@@ -61,7 +63,13 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
         cptr,
         cterms,
         cw,
-        int(params["n_postings"]),
+        seismic_k.list_keep(
+            ctx.offsets,
+            ctx.impacts,
+            int(params["n_postings"]),
+            params["pruning"],
+            float(params["max_fraction"]),
+        ),
         int(params["block_size"]),
         float(params["summary_energy"]),
         int(params["summary_terms"]),
@@ -103,13 +111,27 @@ def narrowed(arrays: tuple, n_terms: int) -> tuple:
     return tb, bptr, bdocs, scale, lg, gterms, goff, gblk, gval
 
 
+PRUNINGS = ("global", "fixed")
+
+
+def longest_list(params: dict[str, Any]) -> int:
+    """The most postings one list may keep: ``n_postings``, x ``max_fraction`` for global pruning."""
+    if params["pruning"] == "global":
+        return int(int(params["n_postings"]) * float(params["max_fraction"]))
+    return int(params["n_postings"])
+
+
 def check(params: dict[str, Any]) -> None:
     if not 0 < float(params["summary_energy"]) <= 1:
         raise LsrError(f"seismic summary_energy must be in (0, 1], got {params['summary_energy']!r}")
-    if -(-int(params["n_postings"]) // int(params["block_size"])) > MAX_LIST_BLOCKS:
+    if params["pruning"] not in PRUNINGS:
+        raise LsrError(f"seismic pruning must be one of {', '.join(PRUNINGS)}, got {params['pruning']!r}")
+    if not float(params["max_fraction"]) >= 1:
+        raise LsrError(f"seismic max_fraction must be >= 1, got {params['max_fraction']!r}")
+    if -(-longest_list(params) // int(params["block_size"])) > MAX_LIST_BLOCKS:
         raise LsrError(
             f"seismic n_postings / block_size must be at most {MAX_LIST_BLOCKS} blocks per list, got "
-            f"{params['n_postings']} / {params['block_size']}"
+            f"{longest_list(params)} / {params['block_size']}"
         )
 
 
@@ -206,6 +228,8 @@ PARTS = (
         reorder=True,
         defaults={
             "n_postings": 2000,
+            "pruning": "global",
+            "max_fraction": 1.5,
             "block_size": 10,
             "summary_energy": 0.4,
             "summary_terms": 4096,

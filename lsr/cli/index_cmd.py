@@ -60,7 +60,11 @@ def run(args: Any) -> int:
     bmp = {"block_size": args.bmp_block_size} if args.bmp_block_size is not None else None
     seismic = {
         k: v
-        for k, v in (("n_postings", args.seismic_n_postings), ("block_size", args.seismic_block_size))
+        for k, v in (
+            ("n_postings", args.seismic_n_postings),
+            ("block_size", args.seismic_block_size),
+            ("pruning", getattr(args, "seismic_pruning", None)),
+        )
         if v is not None
     } or None
     options = dict(
@@ -122,7 +126,11 @@ def _part_params(args: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
     bmp = {"block_size": args.bmp_block_size} if args.bmp_block_size is not None else None
     seismic = {
         k: v
-        for k, v in (("n_postings", args.seismic_n_postings), ("block_size", args.seismic_block_size))
+        for k, v in (
+            ("n_postings", args.seismic_n_postings),
+            ("block_size", args.seismic_block_size),
+            ("pruning", getattr(args, "seismic_pruning", None)),
+        )
         if v is not None
     } or None
     return bmp, seismic

@@ -183,7 +183,17 @@ def _args_index(p: argparse.ArgumentParser) -> None:
         "--bmp-block-size", type=int, default=None, help="BMP block size in documents (default 16)"
     )
     p.add_argument(
-        "--seismic-n-postings", type=int, default=None, help="Seismic: postings kept per term (default 2000)"
+        "--seismic-n-postings",
+        type=int,
+        default=None,
+        help="Seismic: postings kept per term, on average (default 2000)",
+    )
+    p.add_argument(
+        "--seismic-pruning",
+        choices=("global", "fixed"),
+        default=None,
+        help="Seismic: keep the index's heaviest n_postings x terms postings, each list at most 1.5 x "
+        "n_postings (global, Seismic's default and ours), or n_postings per list (fixed)",
     )
     p.add_argument(
         "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 10)"
