@@ -9,7 +9,9 @@ part in each quantization and searches it with every method, serially and in a p
 which compiles (or loads) all of them in one go. ``lsr warmup`` runs it for every quantization; the
 first ``lsr`` command that builds or searches an index of a quantization runs it for that one (see
 :func:`needs_warmup`), with a progress bar: a user waits once per impact type actually used, for
-all methods together.
+all methods together. The tiny index has a small vocabulary, so it warms the kernels for uint16
+forward term ids (every vocabulary of at most 65,536 terms, BERT's included); an index of a larger
+vocabulary (DyVo entities) compiles its uint32 variants on its first MaxScore or Seismic search.
 """
 
 from __future__ import annotations
