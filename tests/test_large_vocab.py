@@ -130,6 +130,7 @@ def test_ent_terms_through_jsonl_index_and_search(collection, tmp_path):
     assert holders and set(hit.ids) <= holders
 
 
+@pytest.mark.system  # the service warms every kernel for the big vocabulary's uint32 ids: ~20 s cold
 def test_service_with_a_big_vocabulary(built):
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient

@@ -7,9 +7,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "crash_living_index.py"
 
 
+@pytest.mark.system  # ten writer processes killed mid-work (~15 s); CI runs it after the default tier
 def test_sigkill_at_random_points_loses_nothing_acknowledged():
     spec = importlib.util.spec_from_file_location("crash_living_index", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
