@@ -72,7 +72,8 @@ def collection():
     return docs, big_queries(docs, 12), big_vocab()
 
 
-@pytest.fixture(scope="module", params=["float32", "uint8"])
+# float32 in the system tier: its uint32-id kernel variants cost ~10 s of compiling on a cold cache
+@pytest.fixture(scope="module", params=[pytest.param("float32", marks=pytest.mark.system), "uint8"])
 def built(request, collection, tmp_path_factory):
     docs, _, vocab = collection
     path = tmp_path_factory.mktemp(f"big{request.param}") / "ix"

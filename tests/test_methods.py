@@ -342,7 +342,8 @@ def test_forward_terms_are_uint16_and_an_older_uint32_forward_index_still_search
     wrote (uint32 ids) opens and gives the same results with every method that reads the forward
     index; a forward_terms.npy of another dtype is refused with a one-line error."""
     docs = topical_collection(400, 60, 7)
-    path = build_index(docs, tmp_path / "ix", vocab=vocab_of(60), **SMALL_PARTS)
+    # uint8: the uint32-id kernels it needs are the big-vocabulary tests' (no extra compiling)
+    path = build_index(docs, tmp_path / "ix", vocab=vocab_of(60), quantization="uint8", **SMALL_PARTS)
     idx = open_index(path)
     assert idx.forward[1].dtype == np.uint16
     queries = random_queries(60, 8, 3)
