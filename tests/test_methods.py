@@ -386,6 +386,27 @@ def test_seismic_pruning_choices_are_checked_and_recorded(tmp_path):
     assert kept(g).max() == 15 and kept(g).sum() <= 10 * np.count_nonzero(lens) + 60  # ties at the cut
 
 
+def test_global_pruning_compares_true_weights_under_the_per_term_quantizer(tmp_path):
+    """With one quantization step per term, the stored integers of two terms are in different
+    units: global pruning keeps what the twin keeps over the dequantized weights."""
+    from lsr.index.kernels import seismic as seismic_k
+
+    docs = topical_collection(300, 60, 5)
+    ix = open_index(
+        build_index(
+            docs, tmp_path / "t", vocab=vocab_of(60), quantization="uint8", quantizer="term",
+            seismic={"n_postings": 10},
+        )
+    )  # fmt: skip
+    off, imps = np.asarray(ix.offsets), np.asarray(ix.postings_impacts)
+    assert ix.term_scale is not None and len(imps) > 10 * np.count_nonzero(np.diff(off))  # it prunes
+    weights = imps.astype(np.float64) * np.repeat(np.asarray(ix.term_scale, np.float64), np.diff(off))
+    want = seismic_k.list_keep_reference(off, weights, 10, 1.5)
+    tb, bptr = np.asarray(ix.seismic[0]), np.asarray(ix.seismic[1])
+    assert (bptr[tb[1:]] - bptr[tb[:-1]]).tolist() == want.tolist()
+    assert want.tolist() != seismic_k.list_keep_reference(off, imps, 10, 1.5).tolist()  # units matter
+
+
 def test_seismic_refuses_lists_of_more_blocks_than_uint16_numbers(tmp_path):
     docs = topical_collection(50, 60, 5)
     with pytest.raises(LsrError, match="at most 65536 blocks per list"):

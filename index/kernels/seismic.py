@@ -1,7 +1,8 @@
 """Seismic-style approximate search (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
 
 Build, per term: the posting list is statically pruned to its largest impacts (:func:`list_keep`:
-Seismic's global threshold by default, or the ``n_postings`` largest of every list); the kept documents are clustered into about ``len / block_size`` blocks by one round of random
+Seismic's global threshold by default, or the ``n_postings`` largest of every list); the kept
+documents are clustered into about ``len / block_size`` blocks by one round of random
 k-means, as Seismic does: centroids drawn from the list at random (their *full* vectors indexed),
 each document (its ``cluster_doc_terms`` heaviest terms) joins the centroid with the largest dot
 product; clusters of at most ``min_cluster_size`` documents are dissolved and their documents join
@@ -557,7 +558,7 @@ def search_batch(
 
 # -- plain-Python twins (tests compare the kernels with them on random inputs) -------------------
 def list_keep(offsets: np.ndarray, impacts: np.ndarray, n_postings: int, pruning: str = "global",
-              max_fraction: float = 1.5) -> np.ndarray:  # fmt: skip
+              max_fraction: float = 1.5, term_scale: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """How many postings each term's list keeps (int64[n_terms]).
 
     ``"fixed"``: the ``n_postings`` heaviest of every list. ``"global"`` (Seismic's default,
@@ -565,7 +566,9 @@ def list_keep(offsets: np.ndarray, impacts: np.ndarray, n_postings: int, pruning
     postings of the whole index, wherever they are, each list capped at ``max_fraction`` x
     ``n_postings``: a term whose weights are high everywhere keeps a longer list, a term of low
     weights a shorter one, for the same total. A posting is among the heaviest when its impact is
-    at least the threshold (the total-th largest impact), so ties at the threshold are all kept."""
+    at least the threshold (the total-th largest impact), so ties at the threshold are all kept.
+    ``term_scale`` (the per-term quantizer's factors): impacts are compared as ``impact x
+    term_scale[t]``, the weights they stand for, since each term's integers have their own step."""
     lens = np.diff(np.asarray(offsets, np.int64))
     if pruning == "fixed":
         return np.minimum(lens, int(n_postings))
@@ -574,8 +577,10 @@ def list_keep(offsets: np.ndarray, impacts: np.ndarray, n_postings: int, pruning
     imp = np.asarray(impacts)
     if total >= imp.shape[0]:
         return np.minimum(lens, cap)
-    thr = np.partition(imp, imp.shape[0] - total)[imp.shape[0] - total]
     term_of = np.repeat(np.arange(lens.shape[0]), lens)
+    if term_scale is not None:
+        imp = imp.astype(np.float64) * np.asarray(term_scale, np.float64)[term_of]
+    thr = np.partition(imp, imp.shape[0] - total)[imp.shape[0] - total]
     above = np.bincount(term_of[imp >= thr], minlength=lens.shape[0]).astype(np.int64)
     return np.minimum(above, cap)
 

@@ -15,6 +15,7 @@ opened, for the other methods, but searching it with ``seismic`` asks for a rebu
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
             int(params["n_postings"]),
             params["pruning"],
             float(params["max_fraction"]),
+            _term_scale(ctx.index_dir),
         ),
         int(params["block_size"]),
         float(params["summary_energy"]),
@@ -88,6 +90,12 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
         "n_summary_entries": int(goff[-1]),
         "max_list_blocks": int(np.diff(tb).max()) if len(tb) > 1 else 0,
     }
+
+
+def _term_scale(index_dir: str) -> np.ndarray | None:
+    """The per-term quantizer's factors of the index being built (written before its parts), or None."""
+    path = fmt.array_path(index_dir, "term_scale")
+    return np.load(path) if os.path.exists(path) else None
 
 
 # the narrowest dtype each of these may take (the build picks it; the kernels compile for each)
