@@ -57,16 +57,7 @@ def run(args: Any) -> int:
         from lsr.errors import LsrError
 
         raise LsrError(f"{args.input} already holds vectors: --model applies to a text corpus only")
-    bmp = {"block_size": args.bmp_block_size} if args.bmp_block_size is not None else None
-    seismic = {
-        k: v
-        for k, v in (
-            ("n_postings", args.seismic_n_postings),
-            ("block_size", args.seismic_block_size),
-            ("pruning", getattr(args, "seismic_pruning", None)),
-        )
-        if v is not None
-    } or None
+    bmp, seismic = _part_params(args)
     options = dict(
         quantization=args.quantization,
         quantizer=args.quantizer or "global",
@@ -129,7 +120,7 @@ def _part_params(args: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
         for k, v in (
             ("n_postings", args.seismic_n_postings),
             ("block_size", args.seismic_block_size),
-            ("pruning", getattr(args, "seismic_pruning", None)),
+            ("pruning", args.seismic_pruning),
         )
         if v is not None
     } or None
