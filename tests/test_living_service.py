@@ -135,6 +135,7 @@ def test_add_texts_uses_the_recorded_encoder(tmp_path):
     }
 
 
+@pytest.mark.system  # fuzzing, like the schemathesis run: CI runs it after the default tier
 def test_fuzzed_writes_and_filters_never_get_a_server_error(vec_dir):
     """The write routes and filters from the OpenAPI schema (schemathesis): 4xx for bad input, never 5xx."""
     schemathesis = pytest.importorskip("schemathesis")
