@@ -183,14 +183,16 @@ def fuse_runs(runs: Sequence[Run], method: str, norm: str | None = None) -> Run:
     """Fuse runs with ranx.fuse (``rrf``, or ``sum`` with ``norm="min-max"``)."""
     from ranx import fuse
 
-    from lsr.eval.metrics import quiet_ranx, ranx_run
+    from lsr.eval.metrics import id_codes, quiet_ranx, ranx_run
 
     qids = sorted(set().union(*[set(r) for r in runs]))
-    ranx_runs = [ranx_run(r, f"r{i}") for i, r in enumerate(runs)]
+    codes = id_codes(*runs)
+    doc_of = {c: d for d, c in codes.items()}
+    ranx_runs = [ranx_run(r, f"r{i}", codes=codes) for i, r in enumerate(runs)]
     with quiet_ranx():
         fused = fuse(runs=ranx_runs, method=method, norm=norm)  # norm=None: RRF uses ranks only
     out: Run = {}
     for q in qids:
         docs = fused.run.get(q)
-        out[q] = ranked(docs.items()) if docs else []
+        out[q] = ranked((doc_of[c], s) for c, s in docs.items()) if docs else []
     return out

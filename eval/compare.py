@@ -43,7 +43,7 @@ def compare_dirs(
     """
     from ranx import compare
 
-    from lsr.eval.metrics import quiet_ranx, ranx_qrels, ranx_run
+    from lsr.eval.metrics import id_codes, quiet_ranx, ranx_qrels, ranx_run
 
     q1, runs1 = load_eval_dir(dir1)
     q2, runs2 = load_eval_dir(dir2)
@@ -52,11 +52,12 @@ def compare_dirs(
     common = [n for n in runs1 if n in runs2]
     if not common:
         raise LsrError(f"no run name in common: {dir1} has {', '.join(runs1)}; {dir2} has {', '.join(runs2)}")
-    qrels = ranx_qrels(q1)
+    codes = id_codes(q1, *(runs1[n] for n in common), *(runs2[n] for n in common))
+    qrels = ranx_qrels(q1, codes)
     rows = []
     for name in common:
-        a = ranx_run({q: v for q, v in runs1[name].items() if q in q1}, "A", by_rank=True)
-        b = ranx_run({q: v for q, v in runs2[name].items() if q in q1}, "B", by_rank=True)
+        a = ranx_run({q: v for q, v in runs1[name].items() if q in q1}, "A", by_rank=True, codes=codes)
+        b = ranx_run({q: v for q, v in runs2[name].items() if q in q1}, "B", by_rank=True, codes=codes)
         with quiet_ranx():
             rep = compare(
                 qrels,

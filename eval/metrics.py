@@ -64,16 +64,40 @@ def quiet_ranx() -> Iterator[None]:
         yield
 
 
-def ranx_qrels(qrels: Mapping[str, Mapping[str, int]]) -> Any:
-    """``qrels`` as a ranx Qrels."""
+CODE_WIDTH = 10  # digits of the doc-id codes ranx sees (up to 10**10 distinct documents)
+
+
+def id_codes(*collections: Mapping[str, Any]) -> dict[str, str]:
+    """A code for every doc id in ``collections`` (qrels, runs, or any mapping of query -> documents
+    as a mapping or (doc, score) pairs): its position among the sorted ids as ``CODE_WIDTH`` digits.
+
+    ranx stores doc ids in numpy string arrays whose dtype is as wide as the longest id, and numba
+    compiles its kernels again for each width (~15 s for a qrels and a run on these machines, at
+    every new collection, and in every fresh environment). Handing ranx fixed-width codes compiles
+    them once; the codes sort as the ids do, so every order ranx derives from ids is unchanged.
+    """
+    ids: set[str] = set()
+    for coll in collections:
+        for docs in coll.values():
+            ids.update(docs.keys() if isinstance(docs, Mapping) else (str(d) for d, _ in docs))
+    if len(ids) >= 10**CODE_WIDTH:  # pragma: no cover - far beyond any collection
+        raise LsrError(f"{len(ids)} distinct doc ids: more than ranx's codes can number")
+    return {d: f"{i:0{CODE_WIDTH}d}" for i, d in enumerate(sorted(ids))}
+
+
+def ranx_qrels(qrels: Mapping[str, Mapping[str, int]], codes: Mapping[str, str] | None = None) -> Any:
+    """``qrels`` as a ranx Qrels, doc ids replaced by their ``codes`` (:func:`id_codes`) when given."""
     from ranx import Qrels
 
+    if codes is not None:
+        return Qrels({q: {codes[d]: g for d, g in docs.items()} for q, docs in qrels.items()})
     return Qrels({q: dict(d) for q, d in qrels.items()})
 
 
-def ranx_run(run: Run, name: str, by_rank: bool = False) -> Any:
+def ranx_run(run: Run, name: str, by_rank: bool = False, codes: Mapping[str, str] | None = None) -> Any:
     """``run`` as a ranx Run named ``name`` (queries with no hit are left out: ranx needs at least one
-    document per query; ``make_comparable`` scores them 0).
+    document per query; ``make_comparable`` scores them 0), doc ids replaced by their ``codes``
+    (:func:`id_codes`) when given.
 
     With ``by_rank`` each document's score is replaced by ``n - rank`` (rank from 1 in :func:`ranked`
     order): rank-based metrics are unchanged, and ranx, whose sort (numpy's quicksort) orders exact
@@ -81,12 +105,19 @@ def ranx_run(run: Run, name: str, by_rank: bool = False) -> Any:
     """
     from ranx import Run as RanxRun
 
+    def code(d: str) -> str:
+        return codes[d] if codes is not None else d
+
     if by_rank:
         return RanxRun(
-            {q: {d: float(len(v) - i) for i, (d, _) in enumerate(ranked(v))} for q, v in run.items() if v},
+            {
+                q: {code(d): float(len(v) - i) for i, (d, _) in enumerate(ranked(v))}
+                for q, v in run.items()
+                if v
+            },
             name=name,
         )
-    return RanxRun({q: dict(v) for q, v in run.items() if v}, name=name)
+    return RanxRun({q: {code(str(d)): s for d, s in dict(v).items()} for q, v in run.items() if v}, name=name)
 
 
 def evaluate_run(
@@ -102,8 +133,10 @@ def evaluate_run(
         from ranx import evaluate
     except ImportError:
         return _evaluate_without_ranx(run, qrels, metrics)
-    rq = ranx_qrels(qrels)
-    rr = ranx_run({q: v for q, v in run.items() if q in qrels}, "run", by_rank=True)
+    judged = {q: v for q, v in run.items() if q in qrels}
+    codes = id_codes(qrels, judged)
+    rq = ranx_qrels(qrels, codes)
+    rr = ranx_run(judged, "run", by_rank=True, codes=codes)
     if len(rr) == 0:
         return {m: 0.0 for m in metrics}, {m: {q: 0.0 for q in qrels} for m in metrics}
     with quiet_ranx():

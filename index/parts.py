@@ -117,7 +117,10 @@ def build_parts(
     if reorder and n_docs > 2 * int(reorder_p["leaf"]):
         t0 = time.perf_counter()
         say(f"reordering {n_docs} documents (graph bisection)")
-        bp_ptr, bp_terms, _ = reorder_k.top_terms(fptr, fterms, fimp, int(reorder_p["terms"]))
+        # float32 weights order exactly as uint8/uint16 ones do: one compiled top_terms for every dtype
+        bp_ptr, bp_terms, _ = reorder_k.top_terms(
+            fptr, fterms, fimp.astype(np.float32, copy=False), int(reorder_p["terms"])
+        )
         bar = None
         if show_progress:
             from tqdm.auto import tqdm

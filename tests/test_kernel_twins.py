@@ -226,12 +226,14 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
 def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, min_size=1, threads=1, keep=None):
     from lsr.index.methods.seismic import narrowed
 
-    fwd = _writable(a["fptr"], a["fterms"], a["fimp"])
+    # the build takes float32 weights (the index converts uint8/uint16 impacts, exactly); the twins
+    # read the original dtype
+    fwd = _writable(a["fptr"], a["fterms"], a["fimp"].astype(np.float32))
     cptr, cterms, cw = reorder_k.top_terms(*fwd, 6)
     if keep is None:
         keep = seismic_k.list_keep(a["offsets"], a["imps"], n_postings, "fixed")
     arrays = seismic_k.build(
-        *_writable(a["offsets"], a["docs"], a["imps"]), *fwd, cptr, cterms, cw,
+        *_writable(a["offsets"], a["docs"], a["imps"].astype(np.float32)), *fwd, cptr, cterms, cw,
         keep, block_size, energy, max_terms, min_size, threads,
     )  # fmt: skip
     return _readonly(tuple(np.array(x) for x in narrowed(arrays, a["n_terms"]))) if threads == 1 else arrays

@@ -415,6 +415,21 @@ def test_seismic_refuses_lists_of_more_blocks_than_uint16_numbers(tmp_path):
         )
 
 
+def test_seismic_builds_uint8_and_float32_indexes_with_one_compiled_build(tmp_path):
+    """The Seismic build and the reordering read weights as float32 only, so the index hands them
+    float32 copies of uint8 impacts: one compiled build (~20 s of numba each) for every dtype, and
+    the same structures as the kernel twins' (tested there on the original dtypes)."""
+    from lsr.index.kernels import seismic as seismic_k
+
+    docs = topical_collection(120, 60, 3)
+    for quantization in ("float32", "uint8"):
+        build_index(
+            docs, tmp_path / quantization, vocab=vocab_of(60), quantization=quantization, **SMALL_PARTS
+        )
+    assert {str(sig[2].dtype) for sig in seismic_k.build.signatures} == {"float32"}
+    assert {str(sig[2].dtype) for sig in reorder_k.top_terms.signatures} <= {"float32"}
+
+
 def test_seismic_summaries_keep_their_energy_on_long_documents(tmp_path):
     """At the default build parameters every block's summary holds >= summary_energy of the block's
     L1 mass, also for long documents (here ~300 terms each, as SciFact's real vectors): the old

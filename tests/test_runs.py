@@ -91,6 +91,27 @@ def test_evaluation_without_ranx_is_the_same(monkeypatch):
         evaluate_run(run, qrels, ("map",))
 
 
+def test_ranx_compiles_once_whatever_the_doc_id_lengths():
+    """ranx sizes its numba-compiled id arrays by the longest doc id, so each new length compiled its
+    kernels again (~15 s); ``evaluate_run`` hands it fixed-width codes that sort as the ids do, so a
+    collection with longer ids reuses what is compiled, and ties still rank by doc id ascending."""
+    from ranx.data_structures import common
+
+    from lsr.eval.metrics import id_codes
+
+    assert evaluate_run(TIE_RUN, TIE_QRELS, ("ndcg@10",))[0]["ndcg@10"] == pytest.approx(1.0)
+    compiled = len(common.create_and_sort.signatures)
+    long_run = {"q": [("doc-00000000a", 1.0), ("doc-00000000b", 1.0), ("z" * 40, 2.0)]}
+    long_qrels = {"q": {"doc-00000000a": 1}, "q2": {"x": 1}}
+    means, per_query = evaluate_run(long_run, long_qrels, ("ndcg@10",))
+    assert len(common.create_and_sort.signatures) == compiled
+    want = ndcg_at_k({"q": {"z" * 40: 2.0, "doc-00000000a": 1.1, "doc-00000000b": 1.0}}, long_qrels, 10)
+    assert means["ndcg@10"] == pytest.approx(want)
+    assert per_query["ndcg@10"] == {"q": pytest.approx(want * 2), "q2": 0.0}
+    codes = id_codes({"q": {"b": 1, "a10": 1}}, {"q": [("a9", 1.0)]})
+    assert sorted(codes, key=codes.get) == ["a10", "a9", "b"] and {len(c) for c in codes.values()} == {10}
+
+
 @pytest.mark.system  # an lsr demo run
 def test_demo_evaluates_like_lsr_eval(tmp_path, capsys):
     """Two identical documents tie; only the later id is relevant. ``lsr demo`` ranks the tie as the run

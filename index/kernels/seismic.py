@@ -278,7 +278,8 @@ def build(
     n_chunks,
 ):
     """All Seismic structures, term t's list pruned to its ``keep[t]`` heaviest postings (int64
-    [n_terms]: :func:`list_keep`): (term_blocks int64[n_terms + 1], block_docs_ptr int64[n_blocks + 1],
+    [n_terms]: :func:`list_keep`), from float32 weights (``impacts``, ``fimp``, ``cw``; any dtype
+    compiles, but the index passes float32 so that one compiled build serves every impact dtype): (term_blocks int64[n_terms + 1], block_docs_ptr int64[n_blocks + 1],
     block_docs uint32[], block_scale float32[n_blocks], list_groups int64[n_terms + 1],
     group_terms int32[n_groups], group_offsets int64[n_groups + 1], group_blocks uint16[n_entries],
     group_values uint8[n_entries]). Clustering compares documents by the forward CSR (cptr, cterms,

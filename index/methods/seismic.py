@@ -52,15 +52,20 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
     from lsr.index.kernels import seismic as seismic_k
 
     ctx.say("building Seismic blocks and summaries")
+    # The build reads weights only as float32 values, and uint8/uint16 impacts convert to float32
+    # exactly: handing it float32 copies gives the same structures and one compiled build for
+    # every impact dtype (each specialization of the build costs ~20 s of numba compilation).
+    fimp = ctx.fimp.astype(np.float32, copy=False)
+    impacts = ctx.impacts.astype(np.float32, copy=False)
     # clustering compares documents by their heaviest terms only (Seismic's doc_cut)
-    cptr, cterms, cw = reorder_k.top_terms(ctx.fptr, ctx.fterms, ctx.fimp, int(params["cluster_doc_terms"]))
+    cptr, cterms, cw = reorder_k.top_terms(ctx.fptr, ctx.fterms, fimp, int(params["cluster_doc_terms"]))
     arrays = seismic_k.build(
         ctx.offsets,
         ctx.docs,
-        ctx.impacts,
+        impacts,
         ctx.fptr,
         ctx.fterms,
-        ctx.fimp,
+        fimp,
         cptr,
         cterms,
         cw,
