@@ -410,22 +410,8 @@ class Index:
         n_chunks = max(1, min(threads, nq))
         scratch = self._take_scratch(n_chunks)
         try:
-            if n_chunks == 1:
-                d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, 1, mask)
-            else:
-                import numba
-
-                with _PARALLEL_LOCK:
-                    numba.set_num_threads(min(n_chunks, numba.config.NUMBA_NUM_THREADS))
-                    # the batch kernels cut the queries into several parts per thread: hand them out
-                    # one at a time (dynamic), so a thread with slow queries does not hold up the call
-                    old_chunk = numba.set_parallel_chunksize(1)
-                    try:
-                        d, s = self._run(
-                            method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask
-                        )
-                    finally:
-                        numba.set_parallel_chunksize(old_chunk)
+            # more than one chunk: the method hands query ranges to threads (lsr.index.batch)
+            d, s = self._run(method, params, indptr, terms, weights, k_eff, scratch, n_chunks, mask)
         finally:
             self._pool.put(scratch)
         if k_eff < k:
@@ -482,7 +468,6 @@ class Index:
             )
 
 
-_PARALLEL_LOCK = threading.Lock()
 _QUERY_KERNELS: Any = None
 
 

@@ -386,14 +386,14 @@ def test_warm_kernels_compiles_every_method_and_impact_type():
     # (kernel, position of an impacts array in its arguments)
     kernels = [
         (exact.search_serial, 2),
-        (exact.search_batch, 2),
+        (exact.search_range, 2),
         (maxscore.search_serial, 2),
-        (maxscore.search_batch, 2),
+        (maxscore.search_range, 2),
         (bmp.search_serial, 2),
-        (bmp.search_batch, 2),
+        (bmp.search_range, 2),
         (bmp.build_blocks, 2),
         (seismic.search_serial, 11),
-        (seismic.search_batch, 11),
+        (seismic.search_range, 11),
     ]
     for kernel, pos in kernels:
         dtypes = {str(sig[pos].dtype) for sig in kernel.signatures}

@@ -51,10 +51,9 @@ prefix sum are a fixed cost per query).
 from __future__ import annotations
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import njit
 
 from lsr.index.kernels import exact as exact_k
-from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 N_BUCKETS = 4096  # at most; see n_buckets
@@ -431,40 +430,14 @@ def search_serial(
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
+    # np.int64(0), not 0: a literal would compile a second search_range beside the one that
+    # batch threads call (lsr.index.batch)
     search_range(
         offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
     dense_max, dense_start, block_size,
-        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, 0, nq, out_d, out_s, mask,
+        n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slot, full_acc, np.int64(0), nq, out_d, out_s, mask,
         thr0, stats,
     )  # fmt: skip
-    return out_d, out_s
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def search_batch(
-    offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
-    dense_max, dense_start, block_size,
-    n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots, full_accs, n_chunks, mask, thr0,
-    stats,
-):  # fmt: skip
-    """Like :func:`search_serial` on ``n_chunks`` threads, thread i using ``slots[i]`` and
-    ``full_accs[i]``; the queries cut into up to ``PARTS_PER_THREAD`` parts per thread (see
-    :func:`lsr.index.kernels.exact.search_batch`)."""
-    nq = q_indptr.shape[0] - 1
-    out_d = np.full((nq, k), -1, dtype=np.int64)
-    out_s = np.zeros((nq, k), dtype=np.float32)
-    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
-    per = (nq + n_parts - 1) // n_parts
-    part_stats = np.zeros(n_parts, np.int64)
-    for c in prange(n_parts):
-        tid = get_thread_id()
-        search_range(
-            offsets, docs, impacts, scale, doc_order, bm_offsets, bm_block, bm_start, bm_max, dense_row,
-            dense_max, dense_start,
-            block_size, n_docs, q_indptr, q_terms, q_weights, k, alpha, beta, fallback, slots[tid], full_accs[tid],
-            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0, part_stats[c : c + 1],
-        )  # fmt: skip
-    stats[0] += part_stats.sum()
     return out_d, out_s
 
 

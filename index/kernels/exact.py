@@ -11,11 +11,10 @@ documents' entries. Scores are ``scale * sum(w * impact)``.
 from __future__ import annotations
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import njit
 
 from lsr.index.kernels.topk import heap_finish, heap_push, topk_reference
 
-PARTS_PER_THREAD = 8  # batch search: query ranges per thread, handed out as threads free up
 SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max before any heap work
 
 
@@ -174,31 +173,12 @@ def search_serial(
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
+    # np.int64(0), not 0: a literal would compile a second search_range beside the one that
+    # batch threads call (lsr.index.batch)
     search_range(
-        offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, 0, nq, out_d, out_s,
+        offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, acc, np.int64(0), nq, out_d, out_s,
         mask, thr0, sel,
     )  # fmt: skip
-    return out_d, out_s
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def search_batch(
-    offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs, n_chunks, mask, thr0, sel
-):  # fmt: skip
-    """Like :func:`search_serial` on ``n_chunks`` threads, each using its own zeroed accumulator
-    ``accs[numba.get_thread_id()]``. The queries are cut into up to ``PARTS_PER_THREAD`` parts per
-    thread, handed out one at a time when the caller sets ``numba.set_parallel_chunksize(1)`` (as
-    ``Index.search_arrays`` does), so one thread's slow queries do not leave the other idle."""
-    nq = q_indptr.shape[0] - 1
-    out_d = np.full((nq, k), -1, dtype=np.int64)
-    out_s = np.zeros((nq, k), dtype=np.float32)
-    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
-    per = (nq + n_parts - 1) // n_parts
-    for c in prange(n_parts):
-        search_range(
-            offsets, docs, impacts, scale, doc_order, q_indptr, q_terms, q_weights, k, accs[get_thread_id()],
-            c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0, sel,
-        )  # fmt: skip
     return out_d, out_s
 
 

@@ -33,10 +33,9 @@ the same order), so the method stays rank-safe, and a query costs at most about
 from __future__ import annotations
 
 import numpy as np
-from numba import get_thread_id, njit, prange
+from numba import njit
 
 from lsr.index.kernels import exact as exact_k
-from lsr.index.kernels.exact import PARTS_PER_THREAD
 from lsr.index.kernels.topk import heap_finish, heap_push
 
 WINDOW = 4096
@@ -281,35 +280,12 @@ def search_serial(
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
+    # np.int64(0), not 0: a literal would compile a second search_range beside the one that
+    # batch threads call (lsr.index.batch)
     search_range(
         offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-        q_indptr, q_terms, q_weights, k, 0, nq, out_d, out_s, mask, thr0, fallback, full_acc, stats,
+        q_indptr, q_terms, q_weights, k, np.int64(0), nq, out_d, out_s, mask, thr0, fallback, full_acc, stats,
     )  # fmt: skip
-    return out_d, out_s
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def search_batch(
-    offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-    q_indptr, q_terms, q_weights, k, n_chunks, mask, thr0, fallback, full_accs, stats,
-):  # fmt: skip
-    """:func:`search_serial` on ``n_chunks`` threads, the queries cut into up to
-    ``PARTS_PER_THREAD`` parts per thread (see :func:`lsr.index.kernels.exact.search_batch`); each
-    thread's fallback uses its own zeroed accumulator ``full_accs[numba.get_thread_id()]``;
-    ``stats`` as in :func:`search_serial`."""
-    nq = q_indptr.shape[0] - 1
-    out_d = np.full((nq, k), -1, dtype=np.int64)
-    out_s = np.zeros((nq, k), dtype=np.float32)
-    n_parts = max(1, min(nq, PARTS_PER_THREAD * n_chunks))
-    per = (nq + n_parts - 1) // n_parts
-    part_stats = np.zeros(n_parts, np.int64)
-    for c in prange(n_parts):
-        search_range(
-            offsets, docs, impacts, scale, term_max, doc_order, fptr, fterms, fimp, n_docs,
-            q_indptr, q_terms, q_weights, k, c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
-            fallback, full_accs[get_thread_id()], part_stats[c : c + 1],
-        )  # fmt: skip
-    stats[0] += part_stats.sum()
     return out_d, out_s
 
 

@@ -528,32 +528,13 @@ def search_serial(
     nq = q_indptr.shape[0] - 1
     out_d = np.full((nq, k), -1, dtype=np.int64)
     out_s = np.zeros((nq, k), dtype=np.float32)
+    # np.int64(0), not 0: a literal would compile a second search_range beside the one that
+    # batch threads call (lsr.index.batch)
     stamp_box[0] = search_range(
         term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
         doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-        stamp_box[0], 0, nq, out_d, out_s, mask, thr0,
+        stamp_box[0], np.int64(0), nq, out_d, out_s, mask, thr0,
     )  # fmt: skip
-    return out_d, out_s
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def search_batch(
-    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
-    doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor,
-    stamps2d, stamp_box, n_chunks, mask, thr0,
-):  # fmt: skip
-    """:func:`search_serial` with the queries in ``n_chunks`` parallel chunks, chunk c using
-    ``stamps2d[c]`` and ``stamp_box[c]``."""
-    nq = q_indptr.shape[0] - 1
-    out_d = np.full((nq, k), -1, dtype=np.int64)
-    out_s = np.zeros((nq, k), dtype=np.float32)
-    per = (nq + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        stamp_box[c] = search_range(
-            term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
-            doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor,
-            stamps2d[c], stamp_box[c], c * per, min(nq, (c + 1) * per), out_d, out_s, mask, thr0,
-        )  # fmt: skip
     return out_d, out_s
 
 

@@ -13,13 +13,14 @@ Modules of this package are discovered at import: a module defining ``PARTS`` (a
 here + its kernel in** :mod:`lsr.index.kernels` **+ its reference twin in the tests**; nothing else.
 Methods and parts are ordered by their ``order`` field (``exact`` first).
 
-Serial and batched search share one kernel driver (each kernel's ``search_range``, which runs a
-range of queries); the kernels keep two thin entry points, ``search_serial`` and ``search_batch``,
-because Numba compiles ``parallel=True`` as a separate function: calling it pays the thread pool's
-launch on every call (tens of microseconds, more than a small query's search), and Numba's
-threading layers do not promise that a parallel region may be entered from several Python threads
-at once, which is exactly how the service runs single queries (``nogil`` serial kernels on a
-thread pool). So the serial entry has no ``prange`` and the batch entry holds the only one.
+Serial and batched search share one kernel driver, each kernel's ``search_range`` (a range of
+queries into rows of the result arrays). One query or one thread: the kernel's ``search_serial``
+runs every query. Several threads: :func:`lsr.index.batch.run_ranges` hands query ranges to Python
+threads that call ``search_range`` themselves (the kernels release the GIL), each on its own
+scratch. No search kernel uses numba's ``prange``: a parallel kernel is compiled again per impact
+dtype (seconds each), pays the thread pool's launch on every call, and numba's threading layers do
+not promise that a parallel region may be entered from several Python threads at once, which is how
+the service runs single queries.
 """
 
 from __future__ import annotations
@@ -214,6 +215,14 @@ class FallbackPolicy:
 
 NO_THRESHOLD = np.empty(0, np.float32)
 NO_SELECTED = np.empty(0, np.int64)  # "scan the accumulator": one kernel signature with and without
+
+
+def batch_out(indptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The result arrays of a batch search that threads fill by query ranges: (doc numbers
+    int64[nq, k], all -1; scores float32[nq, k], all 0), what each kernel's serial search returns
+    for queries with no hit."""
+    nq = len(indptr) - 1
+    return np.full((nq, k), -1, np.int64), np.zeros((nq, k), np.float32)
 
 
 def init_thr(params: Mapping[str, Any]) -> np.ndarray:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from lsr.index.methods import FallbackPolicy, Method, init_thr
+from lsr.index.batch import run_ranges
+from lsr.index.methods import FallbackPolicy, Method, batch_out, init_thr
 
 # Fall back to exact search when MaxScore's projected work exceeds FALLBACK x exact search's (0:
 # never; see lsr.index.kernels.maxscore for how the work is counted). Rank-safe either way: the
@@ -56,7 +57,14 @@ def search(
     if n_chunks == 1:
         out = maxscore.search_serial(*args, mask, thr0, fallback, accs[0], stats)
     else:
-        out = maxscore.search_batch(*args, n_chunks, mask, thr0, fallback, accs[:n_chunks], stats)
+        out_d, out_s = out = batch_out(indptr, k)
+        chunk_stats = np.zeros((n_chunks, 1), np.int64)
+
+        def work(c: int, lo: int, hi: int) -> None:
+            maxscore.search_range(*args, lo, hi, out_d, out_s, mask, thr0, fallback, accs[c], chunk_stats[c])
+
+        run_ranges(len(indptr) - 1, n_chunks, work)
+        stats[0] = chunk_stats.sum()
     if fallback > 0:
         policy.update(int(stats[0]), len(indptr) - 1)
     return out

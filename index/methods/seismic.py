@@ -22,7 +22,8 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
-from lsr.index.methods import BuildContext, Method, Param, Part, init_thr
+from lsr.index.batch import run_ranges
+from lsr.index.methods import BuildContext, Method, Param, Part, batch_out, init_thr
 
 LAYOUT = 2
 ARRAYS = (
@@ -214,7 +215,14 @@ def search(
         out = seismic.search_serial(*args, stamps[0], box, mask, init_thr(params))
         stamp_box[0] = box[0]
         return out
-    return seismic.search_batch(*args, stamps, stamp_box, n_chunks, mask, init_thr(params))
+    out_d, out_s = batch_out(indptr, k)
+    thr0 = init_thr(params)
+
+    def work(c: int, lo: int, hi: int) -> None:
+        stamp_box[c] = seismic.search_range(*args, stamps[c], stamp_box[c], lo, hi, out_d, out_s, mask, thr0)
+
+    run_ranges(len(indptr) - 1, n_chunks, work)
+    return out_d, out_s
 
 
 PARTS = (
