@@ -96,7 +96,14 @@ def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
             cand[m] = i
             vals[m] = mx[seen[i]]
             m += 1
-    order = np.argsort(-vals[:m], kind="mergesort")
+    # by value descending, ties by position: one int64 sort of (inverted float bits, position) keys,
+    # unique, so no stable sort is needed (a stable argsort cost more than the rest of the summary)
+    bits = vals[:m].view(np.uint32)  # positive float32s order as their bit patterns do
+    keys = np.empty(m, np.int64)
+    for j in range(m):
+        keys[j] = ((np.int64(0xFFFFFFFF) - np.int64(bits[j])) << 32) | j
+    keys.sort()
+    order = keys & np.int64(0xFFFFFFFF)
     acc = 0.0
     size = 0
     while size < m and size < max_terms:
