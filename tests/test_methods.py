@@ -426,7 +426,9 @@ def test_seismic_builds_uint8_and_float32_indexes_with_one_compiled_build(tmp_pa
         build_index(
             docs, tmp_path / quantization, vocab=vocab_of(60), quantization=quantization, **SMALL_PARTS
         )
-    assert {str(sig[2].dtype) for sig in seismic_k.build.signatures} == {"float32"}
+    assert {(str(sig[4].dtype), str(sig[7].dtype)) for sig in seismic_k.build_terms.signatures} == {
+        ("float32", "float32")
+    }
     assert {str(sig[2].dtype) for sig in reorder_k.top_terms.signatures} <= {"float32"}
 
 
