@@ -268,10 +268,12 @@ def _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, 
 
 @njit(cache=True, nogil=True)
 def _grow(a, need):
-    """``a`` if it holds ``need`` items, else a copy at least twice as long (the first items kept)."""
+    """``a`` if it holds ``need`` items, else a copy a quarter longer (or ``need`` long), the first
+    items kept: a range's buffers hold at most a quarter more than they use (memory), at a few more
+    copies than doubling would make (a copy is cheap next to computing what it holds)."""
     if need <= a.shape[0]:
         return a
-    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+    b = np.empty(max(need, a.shape[0] + a.shape[0] // 4 + 1024), a.dtype)
     b[: a.shape[0]] = a
     return b
 
@@ -282,8 +284,9 @@ def build_terms(lo, hi, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms
     """The Seismic structures of terms [lo, hi), in one pass (see :func:`build`): each kept list
     clustered into blocks, its documents written at ``bdocs[tk[t]:]``, its block and group counts
     at ``nbt[t + 1]`` and ``ngt[t + 1]``. Returns, in term then block order, (block sizes int64[],
-    block scales float32[], group terms int32[], group sizes int64[], group blocks uint16[], group
-    values uint8[])."""
+    block scales float32[], group terms int32[], group sizes int32[], group blocks uint16[], group
+    values uint8[]) in buffers longer than their contents (not trimmed: a copy less), and then the
+    numbers of blocks, groups and entries they hold."""
     n_terms = offsets.shape[0] - 1
     mx = np.zeros(n_terms, np.float32)
     seen = np.empty(n_terms, np.int32)
@@ -295,7 +298,7 @@ def build_terms(lo, hi, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms
     sizes = np.empty(64, np.int64)
     scales = np.empty(64, np.float32)
     gt = np.empty(64, np.int32)
-    gs = np.empty(64, np.int64)
+    gs = np.empty(64, np.int32)  # a group's size: at most the list's blocks (< 65,536)
     gb = np.empty(1024, np.uint16)
     gv = np.empty(1024, np.uint8)
     n_b = 0
@@ -333,14 +336,7 @@ def build_terms(lo, hi, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms
             gv[n_e + i] = codes[i]
         n_e += m
         ngt[t + 1] = n_g - g0
-    return (
-        sizes[:n_b].copy(),
-        scales[:n_b].copy(),
-        gt[:n_g].copy(),
-        gs[:n_g].copy(),
-        gb[:n_e].copy(),
-        gv[:n_e].copy(),
-    )
+    return sizes, scales, gt, gs, gb, gv, n_b, n_g, n_e
 
 
 def build(
@@ -372,7 +368,7 @@ def build(
 
     The terms are cut into ranges that ``n_chunks`` threads build in one pass each
     (:func:`build_terms`, :func:`lsr.index.batch.run_ranges`); the ranges' pieces are then joined in
-    term order, each piece dropped once copied (peak memory: the summaries about 1.5 times over).
+    term order, each piece dropped once copied (peak memory: the summaries about twice over).
     The build used to make two passes over the terms, the second recomputing every summary to write
     it in place: a third of the build's time."""
     from lsr.index.batch import run_ranges
@@ -419,20 +415,32 @@ def build(
     np.cumsum(ngt, out=ngt)
 
     def joined(field: int, dtype: type) -> np.ndarray:
-        out = np.empty(sum(len(p[field]) for p in parts), dtype)
+        count = 6 + field // 2  # the piece's n_b, n_g or n_e: how much of its buffer is used
+        out = np.empty(sum(int(p[count]) for p in parts), dtype)
         pos = 0
         for p in parts:
-            out[pos : pos + len(p[field])] = p[field]
-            pos += len(p[field])
-            p[field] = None  # the piece's copy is no longer needed
+            n = int(p[count])
+            out[pos : pos + n] = p[field][:n]
+            pos += n
+            p[field] = None  # the piece's buffer is no longer needed
         return out
 
-    bptr = np.zeros(int(nbt[n_terms]) + 1, np.int64)
-    np.cumsum(joined(0, np.int64), out=bptr[1:])
+    def offsets_of(field: int, total: int) -> np.ndarray:  # the prefix sums of a field of sizes
+        count = 6 + field // 2
+        out = np.zeros(total + 1, np.int64)
+        pos = 0
+        for p in parts:
+            n = int(p[count])
+            np.cumsum(p[field][:n], dtype=np.int64, out=out[pos + 1 : pos + n + 1])
+            out[pos + 1 : pos + n + 1] += out[pos]
+            pos += n
+            p[field] = None
+        return out
+
+    bptr = offsets_of(0, int(nbt[n_terms]))
     scale = joined(1, np.float32)
     gterms = joined(2, np.int32)
-    goff = np.zeros(int(ngt[n_terms]) + 1, np.int64)
-    np.cumsum(joined(3, np.int64), out=goff[1:])
+    goff = offsets_of(3, int(ngt[n_terms]))
     gblk = joined(4, np.uint16)
     gval = joined(5, np.uint8)
     return nbt, bptr, bdocs, scale, ngt, gterms, goff, gblk, gval
