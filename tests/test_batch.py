@@ -68,3 +68,26 @@ def test_threads_run_the_kernels_the_serial_search_compiled(tmp_path, quantizati
             assert [r.ids for r in batch] == [r.ids for r in serial[m]], m
             assert [r.scores for r in batch] == [r.scores for r in serial[m]], m  # floats, compared exactly
     assert [e.data["dispatcher"].py_func.__qualname__ for _, e in compiled.buffer] == []
+
+
+def test_concurrent_batches_from_several_threads_equal_one_thread(tmp_path):
+    """The service searches from several threads at once; batches no longer take a process-wide lock
+    (numba's thread count used to be set per call), so concurrent two-thread batches share the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = random_collection(300, 60, 2, density=0.1)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(60), quantization="uint8"))
+    queries = docs[:30]
+    want = {
+        m: [(r.ids, r.scores) for r in idx.search(queries, k=5, method=m, threads=1)] for m in idx.methods
+    }
+
+    def run(i: int) -> None:
+        m = idx.methods[i % len(idx.methods)]
+        for _ in range(5):
+            got = idx.search(queries, k=5, method=m, threads=2)
+            assert [(r.ids, r.scores) for r in got] == want[m], m
+
+    with ThreadPoolExecutor(6) as ex:
+        for f in [ex.submit(run, i) for i in range(12)]:
+            f.result()
