@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 PARTS_PER_THREAD = 8  # query ranges per thread, handed out as threads free up
 
 _pool: ThreadPoolExecutor | None = None
@@ -81,3 +83,17 @@ def run_ranges(nq: int, n_chunks: int, work: Callable[[int, int, int], None]) ->
             f.result()
     if failed:
         raise failed[0]
+
+
+def search_batch(
+    indptr: np.ndarray, k: int, n_chunks: int, search_range: Callable[..., object]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A batch search of the CSR queries ``indptr`` on threads (:func:`run_ranges`): returns (doc
+    numbers int64[nq, k], -1 past the hits; scores float32[nq, k], 0 past the hits), which
+    ``search_range(chunk, lo, hi, out_d, out_s)`` fills row by row for queries [lo, hi) with the
+    scratch of thread ``chunk``: what each kernel's serial search returns for the same queries."""
+    nq = len(indptr) - 1
+    out_d = np.full((nq, k), -1, np.int64)
+    out_s = np.zeros((nq, k), np.float32)
+    run_ranges(nq, n_chunks, lambda c, lo, hi: search_range(c, lo, hi, out_d, out_s))
+    return out_d, out_s

@@ -15,7 +15,7 @@ Methods and parts are ordered by their ``order`` field (``exact`` first).
 
 Serial and batched search share one kernel driver, each kernel's ``search_range`` (a range of
 queries into rows of the result arrays). One query or one thread: the kernel's ``search_serial``
-runs every query. Several threads: :func:`lsr.index.batch.run_ranges` hands query ranges to Python
+runs every query. Several threads: :func:`lsr.index.batch.search_batch` hands query ranges to Python
 threads that call ``search_range`` themselves (the kernels release the GIL), each on its own
 scratch. No search kernel uses numba's ``prange``: a parallel kernel is compiled again per impact
 dtype (seconds each), pays the thread pool's launch on every call, and numba's threading layers do
@@ -215,14 +215,6 @@ class FallbackPolicy:
 
 NO_THRESHOLD = np.empty(0, np.float32)
 NO_SELECTED = np.empty(0, np.int64)  # "scan the accumulator": one kernel signature with and without
-
-
-def batch_out(indptr: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The result arrays of a batch search that threads fill by query ranges: (doc numbers
-    int64[nq, k], all -1; scores float32[nq, k], all 0), what each kernel's serial search returns
-    for queries with no hit."""
-    nq = len(indptr) - 1
-    return np.full((nq, k), -1, np.int64), np.zeros((nq, k), np.float32)
 
 
 def init_thr(params: Mapping[str, Any]) -> np.ndarray:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from lsr.index import format as fmt
-from lsr.index.batch import run_ranges
-from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, batch_out, init_thr
+from lsr.index.batch import search_batch
+from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, init_thr
 
 # Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
 # see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
@@ -117,13 +117,12 @@ def search(
     if n_chunks == 1:
         out = bmp.search_serial(*args, slots[0], accs[0], mask, thr0, stats)
     else:
-        out_d, out_s = out = batch_out(indptr, k)
         chunk_stats = np.zeros((n_chunks, 1), np.int64)
 
-        def work(c: int, lo: int, hi: int) -> None:
+        def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
             bmp.search_range(*args, slots[c], accs[c], lo, hi, out_d, out_s, mask, thr0, chunk_stats[c])
 
-        run_ranges(len(indptr) - 1, n_chunks, work)
+        out = search_batch(indptr, k, n_chunks, work)
         stats[0] = chunk_stats.sum()
     if fallback > 0:
         policy.update(int(stats[0]), len(indptr) - 1)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from lsr.index.batch import run_ranges
-from lsr.index.methods import Method, batch_out, init_thr, selected_docs
+from lsr.index.batch import search_batch
+from lsr.index.methods import Method, init_thr, selected_docs
 
 
 def search(
@@ -34,13 +34,11 @@ def search(
     sel = selected_docs(params)
     if n_chunks == 1:
         return exact.search_serial(*args, accs[0], mask, thr0, sel)
-    out_d, out_s = batch_out(indptr, k)
 
-    def work(c: int, lo: int, hi: int) -> None:
+    def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
         exact.search_range(*args, accs[c], lo, hi, out_d, out_s, mask, thr0, sel)
 
-    run_ranges(len(indptr) - 1, n_chunks, work)
-    return out_d, out_s
+    return search_batch(indptr, k, n_chunks, work)
 
 
 METHOD = Method(

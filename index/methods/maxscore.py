@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from lsr.index.batch import run_ranges
-from lsr.index.methods import FallbackPolicy, Method, batch_out, init_thr
+from lsr.index.batch import search_batch
+from lsr.index.methods import FallbackPolicy, Method, init_thr
 
 # Fall back to exact search when MaxScore's projected work exceeds FALLBACK x exact search's (0:
 # never; see lsr.index.kernels.maxscore for how the work is counted). Rank-safe either way: the
@@ -57,13 +57,12 @@ def search(
     if n_chunks == 1:
         out = maxscore.search_serial(*args, mask, thr0, fallback, accs[0], stats)
     else:
-        out_d, out_s = out = batch_out(indptr, k)
         chunk_stats = np.zeros((n_chunks, 1), np.int64)
 
-        def work(c: int, lo: int, hi: int) -> None:
+        def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
             maxscore.search_range(*args, lo, hi, out_d, out_s, mask, thr0, fallback, accs[c], chunk_stats[c])
 
-        run_ranges(len(indptr) - 1, n_chunks, work)
+        out = search_batch(indptr, k, n_chunks, work)
         stats[0] = chunk_stats.sum()
     if fallback > 0:
         policy.update(int(stats[0]), len(indptr) - 1)

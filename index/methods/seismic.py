@@ -22,8 +22,8 @@ import numpy as np
 
 from lsr.errors import LsrError
 from lsr.index import format as fmt
-from lsr.index.batch import run_ranges
-from lsr.index.methods import BuildContext, Method, Param, Part, batch_out, init_thr
+from lsr.index.batch import search_batch
+from lsr.index.methods import BuildContext, Method, Param, Part, init_thr
 
 LAYOUT = 2
 ARRAYS = (
@@ -215,14 +215,12 @@ def search(
         out = seismic.search_serial(*args, stamps[0], box, mask, init_thr(params))
         stamp_box[0] = box[0]
         return out
-    out_d, out_s = batch_out(indptr, k)
     thr0 = init_thr(params)
 
-    def work(c: int, lo: int, hi: int) -> None:
+    def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
         stamp_box[c] = seismic.search_range(*args, stamps[c], stamp_box[c], lo, hi, out_d, out_s, mask, thr0)
 
-    run_ranges(len(indptr) - 1, n_chunks, work)
-    return out_d, out_s
+    return search_batch(indptr, k, n_chunks, work)
 
 
 PARTS = (
