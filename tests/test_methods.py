@@ -466,8 +466,9 @@ def test_seismic_summaries_keep_their_energy_on_long_documents(tmp_path):
 @pytest.mark.parametrize("method", ["maxscore", "bmp"])
 def test_pruning_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_path, monkeypatch, method):
     """An index whose queries keep making MaxScore (BMP) fall back answers them with exact search up
-    front (probing the method every POLICY_PROBE-th call), and returns to the method once probes
-    stop falling back; the results equal the oracle's throughout."""
+    front (probing the method POLICY_PROBE calls later, then at gaps that double while probes keep
+    falling back), and returns to the method once probes stop falling back; the results equal the
+    oracle's throughout."""
     import importlib
 
     ms_k = importlib.import_module(f"lsr.index.kernels.{method}")
@@ -501,11 +502,39 @@ def test_pruning_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_p
     )  # every query falls back (MaxScore at its first check, BMP up front)
     assert run(0, 14) == 14  # the share of fallbacks climbs past POLICY_SKIP: 1 - 0.9^14 = 0.77
     assert idx.adaptive[method].rate > registry.POLICY_SKIP
-    assert run(14, 54) == 40 // registry.POLICY_PROBE  # exact search up front, the method probed 1 in 8
+    assert registry.POLICY_PROBE == 8
+    # exact search up front; probes at queries 21 and 37 (8, then 16 calls apart), both fall back
+    assert run(14, 54) == 2
+    assert idx.adaptive[method].gap == 32
     monkeypatch.setattr(ms_m, "FALLBACK", 1e9)  # nothing falls back any more
-    run(54, 90)  # 4 probes without a fallback: 0.9^4 * rate < POLICY_SKIP
+    # the next probe, 32 calls on (query 69), does not fall back: rate 0.815 * 0.9 < POLICY_SKIP,
+    # so the method runs on every call from query 70 on
+    assert run(54, 90) == 1 + 20
     assert idx.adaptive[method].rate < registry.POLICY_SKIP
+    assert idx.adaptive[method].gap == registry.POLICY_PROBE
     assert run(90, 120) == 30  # the method on every call again
     monkeypatch.setattr(ms_m, "FALLBACK", 0.0)  # never falls back: no policy either
     idx.adaptive[method].rate = 1.0
     assert run(0, 20) == 20
+
+
+def test_fallback_policy_probe_gaps_double_up_to_the_cap_and_reset():
+    """The probe schedule alone: over POLICY_SKIP, probes come POLICY_PROBE calls apart, then at
+    doubling gaps while every probe falls back, never more than POLICY_PROBE_MAX apart; a probe
+    that does not fall back brings the gap back to POLICY_PROBE."""
+    p = registry.FallbackPolicy()
+    p.rate = 1.0
+    probes = []
+    for call in range(1, 3000):
+        if not p.skip():
+            probes.append(call)
+            p.update(1, 1)
+    gaps = np.diff([0, *probes]).tolist()
+    assert gaps[:6] == [8, 16, 32, 64, 128, 256]
+    assert set(gaps[6:]) == {registry.POLICY_PROBE_MAX}
+    while p.skip():
+        pass
+    p.update(0, 1)  # a probe that did not fall back
+    assert p.gap == registry.POLICY_PROBE and p.until == registry.POLICY_PROBE
+    assert p.rate > registry.POLICY_SKIP  # one query does not bring the share down
+    assert [p.skip() for _ in range(8)] == [True] * 7 + [False]

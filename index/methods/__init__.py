@@ -173,25 +173,34 @@ class Method:
 # exact search's) on an index where it keeps falling back answers its queries with exact search up
 # front: each index keeps, per method, the share of recent queries that fell back (an exponential
 # moving average with weight POLICY_WEIGHT per query); over POLICY_SKIP, a call goes straight to
-# exact search, except every POLICY_PROBE-th call, which runs the method and updates the share (so
-# an index whose queries change can switch back). Same results either way (the fallback is exact
-# search, bit for bit); what it saves is the work done before the fallback decision (BENCHMARKS.md,
-# issue 17: MaxScore cost 1.14x exact search's time on real vectors without it). A method's
-# FALLBACK = 0 turns both off.
+# exact search, except a probe call now and then, which runs the method and updates the share (so an
+# index whose queries change can switch back). Probes start POLICY_PROBE calls apart; a probe whose
+# queries all fell back again doubles the gap, up to POLICY_PROBE_MAX calls, and one that did not
+# resets it to POLICY_PROBE (so a probe's cost, the method's work before it gives up, is paid on
+# 1/256 of the calls on an index where the method never pays, and four probes 8 calls apart still
+# switch the method back on). Same results either way (the fallback is exact search, bit for bit);
+# what it saves is the work done before the fallback decision (BENCHMARKS.md, issue 17: MaxScore cost
+# 1.14x exact search's time on real vectors without the policy, and BMP 1.30x exact's on SciFact with
+# a probe every 8th call). A method's FALLBACK = 0 turns both off.
 POLICY_WEIGHT = 0.1
 POLICY_SKIP = 0.75
 POLICY_PROBE = 8
+POLICY_PROBE_MAX = 256
 
 
 class FallbackPolicy:
-    """Per index and method: the moving share of queries that fell back (``rate``) and the calls
-    so far (see the comment above)."""
+    """Per index and method: the moving share of queries that fell back (``rate``), the calls so
+    far, the gap between probes and the calls left before the next one (see the comment above).
+    Not locked: concurrent searches may race on these counters, which only moves a probe."""
 
-    __slots__ = ("rate", "calls")
+    __slots__ = ("rate", "calls", "gap", "until", "probing")
 
     def __init__(self) -> None:
         self.rate = 0.0
         self.calls = 0
+        self.gap = POLICY_PROBE
+        self.until = POLICY_PROBE
+        self.probing = False
 
     @classmethod
     def of(cls, index: Any, method: str) -> FallbackPolicy:
@@ -204,13 +213,25 @@ class FallbackPolicy:
     def skip(self) -> bool:
         """Whether this call should go to exact search up front (counts the call)."""
         self.calls += 1
-        return self.rate > POLICY_SKIP and self.calls % POLICY_PROBE != 0
+        self.probing = False
+        if self.rate <= POLICY_SKIP:
+            return False
+        self.until -= 1
+        if self.until > 0:
+            return True
+        self.probing = True  # this call runs the method
+        self.until = self.gap
+        return False
 
     def update(self, fell_back: int, n_queries: int) -> None:
         """Fold in a call of ``n_queries`` queries of which ``fell_back`` fell back."""
         if n_queries > 0:
             a = 1.0 - (1.0 - POLICY_WEIGHT) ** n_queries
             self.rate += (fell_back / n_queries - self.rate) * a
+            if self.probing:
+                self.gap = min(2 * self.gap, POLICY_PROBE_MAX) if fell_back == n_queries else POLICY_PROBE
+                self.until = self.gap
+                self.probing = False
 
 
 NO_THRESHOLD = np.empty(0, np.float32)
