@@ -530,3 +530,36 @@ def test_prefetch_is_a_hint_that_changes_nothing():
         a = (rng.random(1000) * 200).astype(dtype)
         assert prefetch_reference(a, 3) is None
         assert prefetched_sum(a) == pytest.approx(float(a.astype(np.float64).sum()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_seismic_clustering_equals_its_twin(seed):
+    """Each document joins the centroid its twin picks (dense float32 dot products, ties to the
+    smaller centroid), small clusters dissolved alike: on term lists (every centroid shares the
+    list's term: the kernel reads all scores back in one pass) and on random document sets with
+    many centroids and two terms per document (it walks the touched entries again)."""
+    a = random_arrays(seed, "float32", False, n_docs=300, n_terms=40)
+    fimp = np.asarray(a["fimp"], np.float32)
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for doc_terms, min_size in ((5, 0), (5, 2), (2, 0), (2, 1)):
+        cptr, cterms, cw = reorder_k.top_terms(a["fptr"], a["fterms"], fimp, doc_terms)
+        lists = [
+            a["docs"][a["offsets"][t] : a["offsets"][t + 1]].astype(np.int64) for t in range(a["n_terms"])
+        ]
+        lists += [np.sort(rng.choice(a["n_docs"], size, replace=False)) for size in (40, 90, 150)]
+        for i, kept in enumerate(lists):
+            n_c = max(1, len(kept) // (3 if i < a["n_terms"] else 2))
+            slot = np.full(a["n_terms"], -1, np.int64)
+            acc = np.zeros(n_c + 2, np.float32)
+            got = seismic_k._cluster(
+                kept, n_c, a["fptr"], a["fterms"], fimp, cptr, cterms, cw, i, min_size, slot, acc
+            )
+            cents = seismic_k.draw_centroids(len(kept), n_c, i) if n_c > 1 else np.zeros(0, np.int64)
+            want = seismic_k.cluster_reference(
+                kept, cents, a["n_terms"], a["fptr"], a["fterms"], fimp, cptr, cterms, cw, min_size
+            )
+            assert got.tolist() == want.tolist(), (doc_terms, min_size, i)
+            assert not acc.any() and (slot == -1).all()
+            checked += n_c > 1
+    assert checked > 100

@@ -125,15 +125,28 @@ def _summary(bdocs, fptr, fterms, fimp, energy, max_terms, mx, seen):
 def _best(d, cptr, cterms, cw, slot, off, ic, iw, acc, alive):
     """The alive centroid with the largest dot product with doc d's heaviest terms (ties: the
     smaller centroid number), or -1 when d shares no term with any alive centroid. ``acc`` is
-    zero on entry and on return."""
-    best = -1
-    bv = np.float32(0)
+    zero on entry and on return; the centroids are numbered 0 .. ``alive.shape[0]`` - 1."""
+    n_c = alive.shape[0]
+    walked = 0
     for p in range(cptr[d], cptr[d + 1]):
         i = slot[cterms[p]]
         if i >= 0:
             w = np.float32(cw[p])
+            walked += off[i + 1] - off[i]
             for e in range(off[i], off[i + 1]):
                 acc[ic[e]] += w * iw[e]
+    best = -1
+    bv = np.float32(0)
+    if walked >= n_c:
+        # the entries walked outnumber the centroids (a list's own term is in every centroid):
+        # reading every score back in one pass costs less than walking the entries again
+        for c in range(n_c):
+            v = acc[c]
+            if v > bv and alive[c]:  # strictly greater: the first (smallest) centroid keeps a tie
+                bv = v
+                best = c
+            acc[c] = 0
+        return best
     for p in range(cptr[d], cptr[d + 1]):  # read the touched scores back, and clear them
         i = slot[cterms[p]]
         if i >= 0:
@@ -144,6 +157,14 @@ def _best(d, cptr, cterms, cw, slot, off, ic, iw, acc, alive):
                     best = c
                 acc[c] = 0
     return best
+
+
+@njit(cache=True, nogil=True)
+def draw_centroids(n, n_c, seed):
+    """The positions (int64[n_c], distinct, in 0..n-1) of the documents that seed a list's
+    clusters: Numba's generator seeded with ``seed`` (the term number), so a build is repeatable."""
+    np.random.seed(seed)
+    return np.random.choice(n, n_c, replace=False)
 
 
 @njit(cache=True, nogil=True)
@@ -160,8 +181,7 @@ def _cluster(kept, n_c, fptr, fterms, fimp, cptr, cterms, cw, seed, min_size, sl
     out = np.zeros(n, np.int64)
     if n_c <= 1:
         return out
-    np.random.seed(seed)
-    cents = np.random.choice(n, n_c, replace=False)
+    cents = draw_centroids(n, n_c, seed)
     total = 0
     for c in range(n_c):
         d = kept[cents[c]]
@@ -237,9 +257,10 @@ def _list_blocks(t, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms, cw
 
 
 @njit(cache=True, nogil=True)
-def _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen):
+def _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen, tcount):
     """The summaries of one list's blocks, inverted: (keys int64[] = term << 16 | block, ascending;
-    codes uint8[] aligned; scales float32[n_blocks]); a block's value of a term is code x scale."""
+    codes uint8[] aligned; scales float32[n_blocks]); a block's value of a term is code x scale.
+    ``tcount`` int64[n_terms] zeros (scratch, zero again on return)."""
     nb = bounds.shape[0] - 1
     parts_t = []
     parts_v = []
@@ -249,21 +270,41 @@ def _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, 
         parts_t.append(st)
         parts_v.append(sv)
         total += st.shape[0]
+    # term-major order by a counting sort over the list's distinct summary terms (a block holds a
+    # term once, and blocks are written in order, so each term's blocks come out ascending): the
+    # order an argsort of the keys gives, at a fraction of its cost (it was a sixth of the build)
+    distinct = np.empty(total, np.int64)
+    nd = 0
+    for b in range(nb):
+        st = parts_t[b]
+        for i in range(st.shape[0]):
+            tt = st[i]
+            if tcount[tt] == 0:
+                distinct[nd] = tt
+                nd += 1
+            tcount[tt] += 1
+    distinct = np.sort(distinct[:nd])
+    pos = 0
+    for i in range(nd):
+        c = tcount[distinct[i]]
+        tcount[distinct[i]] = pos
+        pos += c
     keys = np.empty(total, np.int64)
     codes = np.empty(total, np.uint8)
     scales = np.ones(nb, np.float32)
-    j = 0
     for b in range(nb):
         st, sv = parts_t[b], parts_v[b]
         top = sv.max() if sv.shape[0] else np.float32(0)
         sc = top / np.float32(255) if top > 0 else np.float32(1)
         scales[b] = sc
         for i in range(st.shape[0]):
+            j = tcount[st[i]]
+            tcount[st[i]] = j + 1
             keys[j] = (np.int64(st[i]) << 16) | b
             codes[j] = np.uint8(min(255.0, max(1.0, np.floor(sv[i] / sc + 0.5))))
-            j += 1
-    order = np.argsort(keys)
-    return keys[order], codes[order], scales
+    for i in range(nd):
+        tcount[distinct[i]] = 0
+    return keys, codes, scales
 
 
 @njit(cache=True, nogil=True)
@@ -290,6 +331,7 @@ def build_terms(lo, hi, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms
     n_terms = offsets.shape[0] - 1
     mx = np.zeros(n_terms, np.float32)
     seen = np.empty(n_terms, np.int32)
+    tcount = np.zeros(n_terms, np.int64)
     slot = np.full(n_terms, -1, np.int64)
     kmax = 0
     for t in range(lo, hi):
@@ -313,7 +355,9 @@ def build_terms(lo, hi, offsets, docs, impacts, fptr, fterms, fimp, cptr, cterms
             bdocs[tk[t] + j] = grouped[j]
         nb = bounds.shape[0] - 1
         nbt[t + 1] = nb
-        keys, codes, sc = _list_summaries(grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen)
+        keys, codes, sc = _list_summaries(
+            grouped, bounds, fptr, fterms, fimp, energy, max_terms, mx, seen, tcount
+        )
         sizes = _grow(sizes, n_b + nb)
         scales = _grow(scales, n_b + nb)
         for b in range(nb):
@@ -649,6 +693,42 @@ def list_keep(offsets: np.ndarray, impacts: np.ndarray, n_postings: int, pruning
     thr = np.partition(imp, imp.shape[0] - total)[imp.shape[0] - total]
     above = np.bincount(term_of[imp >= thr], minlength=lens.shape[0]).astype(np.int64)
     return np.minimum(above, cap)
+
+
+def cluster_reference(kept, cents, n_terms, fptr, fterms, fimp, cptr, cterms, cw, min_size):
+    """Plain numpy twin of :func:`_cluster` given its centroid draw ``cents`` (positions in
+    ``kept``): dense float32 dot products of each document's heaviest terms with every centroid's
+    full vector, added term by term in the same order (so the same float32 sums), argmax with ties
+    to the smaller centroid; then the clusters of at most ``min_size`` documents dissolved."""
+    kept = np.asarray(kept, np.int64)
+    n, n_c = len(kept), len(cents)
+    out = np.zeros(n, np.int64)
+    if n_c <= 1:
+        return out
+    cw_mat = np.zeros((n_c, n_terms), np.float32)
+    for c, j in enumerate(cents):
+        d = kept[j]
+        cw_mat[c, np.asarray(fterms[fptr[d] : fptr[d + 1]], np.int64)] = fimp[fptr[d] : fptr[d + 1]]
+
+    def best(d: int, alive: np.ndarray) -> int:
+        score = np.zeros(n_c, np.float32)
+        for p in range(cptr[d], cptr[d + 1]):
+            score += np.float32(cw[p]) * cw_mat[:, int(cterms[p])]
+        score[~alive] = 0
+        return int(np.argmax(score)) if score.max() > 0 else -1
+
+    alive = np.ones(n_c, bool)
+    for j in range(n):
+        out[j] = max(best(kept[j], alive), 0)
+    sizes = np.bincount(out, minlength=n_c)
+    alive = sizes > min_size
+    if 0 < alive.sum() < n_c:
+        first = int(np.argmax(alive))
+        for j in range(n):
+            if not alive[out[j]]:
+                b = best(kept[j], alive)
+                out[j] = b if b >= 0 else first
+    return out
 
 
 def list_keep_reference(offsets, impacts, n_postings, max_fraction):
