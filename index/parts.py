@@ -119,7 +119,7 @@ def build_parts(
         say(f"reordering {n_docs} documents (graph bisection)")
         # float32 weights order exactly as uint8/uint16 ones do: one compiled top_terms for every dtype
         bp_ptr, bp_terms, _ = reorder_k.top_terms(
-            fptr, fterms, fimp.astype(np.float32, copy=False), int(reorder_p["terms"])
+            fptr, fterms, fimp.astype(np.float32, copy=False), int(reorder_p["terms"]), threads=threads
         )
         bar = None
         if show_progress:

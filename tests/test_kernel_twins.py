@@ -365,12 +365,19 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_top_terms_equals_its_twin(seed):
+    """Each document's m heaviest terms, ties to the earlier position, on distinct weights and on
+    weights rounded to a few levels (many ties at the cut), on one thread and on three."""
     a = random_arrays(seed, "float32", False)
-    for m in (1, 3, 8, 100):
-        got = reorder_k.top_terms(a["fptr"], a["fterms"], a["fimp"], m)
-        want = reorder_k.top_terms_reference(a["fptr"], a["fterms"], a["fimp"], m)
-        for g, w in zip(got, want, strict=True):
-            np.testing.assert_array_equal(g, w)
+    fimp = np.asarray(a["fimp"], np.float64)
+    coarse = np.ceil(fimp / fimp.max() * 4).astype(np.float32)  # four levels: 1, 2, 3, 4
+    assert set(np.unique(coarse).tolist()) <= {1.0, 2.0, 3.0, 4.0}
+    for weights in (a["fimp"], coarse):
+        for m in (1, 3, 8, 100):
+            want = reorder_k.top_terms_reference(a["fptr"], a["fterms"], weights, m)
+            for threads in (1, 3):
+                got = reorder_k.top_terms(a["fptr"], a["fterms"], weights, m, threads=threads)
+                for g, w in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -429,7 +429,7 @@ def test_seismic_builds_uint8_and_float32_indexes_with_one_compiled_build(tmp_pa
     assert {(str(sig[4].dtype), str(sig[7].dtype)) for sig in seismic_k.build_terms.signatures} == {
         ("float32", "float32")
     }
-    assert {str(sig[2].dtype) for sig in reorder_k.top_terms.signatures} <= {"float32"}
+    assert {str(sig[2].dtype) for sig in reorder_k._top_terms_range.signatures} <= {"float32"}
 
 
 def test_seismic_summaries_keep_their_energy_on_long_documents(tmp_path):

@@ -18,30 +18,55 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, nogil=True)
-def top_terms(indptr, terms, weights, m):
+def top_terms(indptr, terms, weights, m, threads=1):
     """Forward CSR keeping the ``m`` heaviest terms of each document (ascending term id within a
-    document): (indptr int64, terms int32, weights). BP orders by these; Seismic's summaries are
-    built from them."""
+    document; ties: the earlier position): (indptr int64, terms int32, weights). BP orders by
+    these; Seismic clusters by them. ``threads``: documents are cut into ranges that up to that
+    many threads fill (:func:`lsr.index.batch.run_ranges`)."""
+    from lsr.index.batch import run_ranges
+
     n = indptr.shape[0] - 1
     out_ptr = np.zeros(n + 1, np.int64)
-    for d in range(n):
-        out_ptr[d + 1] = out_ptr[d] + min(m, indptr[d + 1] - indptr[d])
+    np.cumsum(np.minimum(np.diff(indptr), m), out=out_ptr[1:])
     out = np.empty(out_ptr[n], np.int32)
     out_w = np.empty(out_ptr[n], weights.dtype)
-    for d in range(n):
+    run_ranges(
+        n,
+        threads,
+        lambda _c, lo, hi: _top_terms_range(indptr, terms, weights, m, lo, hi, out_ptr, out, out_w),
+    )
+    return out_ptr, out, out_w
+
+
+@njit(cache=True, nogil=True)
+def _top_terms_range(indptr, terms, weights, m, lo, hi, out_ptr, out, out_w):
+    """:func:`top_terms` for documents lo..hi-1, into their places of the outputs: a document's
+    m-th largest weight ``v`` by a partial sort (linear time), then in one pass in position order
+    every weight above ``v`` and the earliest ones equal to it, m in all."""
+    for d in range(lo, hi):
         a, b = indptr[d], indptr[d + 1]
         o = out_ptr[d]
         if b - a <= m:
             for p in range(a, b):
                 out[o + p - a] = terms[p]
                 out_w[o + p - a] = weights[p]
-        else:
-            order = np.sort(np.argsort(-weights[a:b].astype(np.float64), kind="mergesort")[:m])
-            for i in range(m):
-                out[o + i] = terms[a + order[i]]
-                out_w[o + i] = weights[a + order[i]]
-    return out_ptr, out, out_w
+            continue
+        n = b - a
+        v = np.partition(weights[a:b], n - m)[n - m]
+        above = 0
+        for p in range(a, b):
+            if weights[p] > v:
+                above += 1
+        ties = m - above  # equal to v: the earliest ones are kept
+        j = o
+        for p in range(a, b):
+            w = weights[p]
+            if w > v or (w == v and ties > 0):
+                if w == v:
+                    ties -= 1
+                out[j] = terms[p]
+                out_w[j] = w
+                j += 1
 
 
 @njit(cache=True, nogil=True)

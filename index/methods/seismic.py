@@ -59,7 +59,9 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
     fimp = ctx.fimp.astype(np.float32, copy=False)
     impacts = ctx.impacts.astype(np.float32, copy=False)
     # clustering compares documents by their heaviest terms only (Seismic's doc_cut)
-    cptr, cterms, cw = reorder_k.top_terms(ctx.fptr, ctx.fterms, fimp, int(params["cluster_doc_terms"]))
+    cptr, cterms, cw = reorder_k.top_terms(
+        ctx.fptr, ctx.fterms, fimp, int(params["cluster_doc_terms"]), threads=ctx.threads
+    )
     arrays = seismic_k.build(
         ctx.offsets,
         ctx.docs,
