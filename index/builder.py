@@ -484,8 +484,11 @@ def _chunks_from_source(
     chunk_size: int,
     encoder: Any,
     batch_size: int,
+    read_workers: int = 1,
 ) -> tuple[Iterator[SparseBatch], str, int | None]:
-    """Normalise every accepted source into a stream of SparseBatch chunks: (chunks, description, total)."""
+    """Normalise every accepted source into a stream of SparseBatch chunks: (chunks, description,
+    total). ``read_workers``: processes that parse a large JSONL vector file (see
+    :func:`lsr.vectors.iter_vector_chunks`)."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         from lsr.texts import sniff_jsonl
@@ -499,7 +502,11 @@ def _chunks_from_source(
             from lsr.corpus import encode_corpus
 
             return encode_corpus(encoder, path, batch_size), f"corpus:{path}", None
-        return iter_vector_chunks(path, vocab, chunk_size=chunk_size, unknown="add"), f"vectors:{path}", None
+        return (
+            iter_vector_chunks(path, vocab, chunk_size=chunk_size, unknown="add", workers=read_workers),
+            f"vectors:{path}",
+            None,
+        )
     if isinstance(source, SparseBatch):
         b = source
         if b.ids is None:
@@ -554,6 +561,14 @@ def _chunks_from_source(
 
         return gen2(), "iterable", None
     raise LsrError(f"cannot build an index from a {type(source).__name__}")
+
+
+def _build_threads(threads: int | None) -> int:
+    """The threads (and vector-reading processes) a build uses: ``threads``, or every core, never
+    more than Numba's thread count (``NUMBA_NUM_THREADS`` caps the whole build, as it caps the parts)."""
+    from numba import config as nb_config
+
+    return max(1, min(threads or os.cpu_count() or 1, nb_config.NUMBA_NUM_THREADS))
 
 
 def _default_ids(ids: list[str] | None, start: int, n: int) -> list[str]:
@@ -625,7 +640,9 @@ def build_index(
         vocab = Vocabulary(vocab)
     if encoder is not None and vocab is None:
         vocab = encoder.vocab
-    chunks, desc, total = _chunks_from_source(source, vocab, ids, chunk_size, encoder, batch_size)
+    chunks, desc, total = _chunks_from_source(
+        source, vocab, ids, chunk_size, encoder, batch_size, read_workers=_build_threads(threads)
+    )
     builder = IndexBuilder(
         output_dir,
         quantization=quantization,

@@ -254,9 +254,19 @@ def _dicts_to_csr(
     known = idx >= 0
     if not known.all():
         if grow:
-            toks = list(chain.from_iterable(vecs))
-            for j in np.flatnonzero(~known).tolist():
-                idx[j] = vocab.add(toks[j])
+            miss = np.flatnonzero(~known)
+            if len(miss) > 1024:
+                # many new tokens (a first chunk): add the distinct ones in order of first
+                # appearance (C-speed dict), then look every token up again, instead of one
+                # Python call per posting
+                for tok in dict.fromkeys(chain.from_iterable(vecs)):
+                    if tok not in vocab._ids:
+                        vocab.add(tok)
+                idx = np.fromiter(map(vocab._ids.get, chain.from_iterable(vecs)), dtype=np.int64, count=total)
+            else:
+                toks = list(chain.from_iterable(vecs))
+                for j in miss.tolist():
+                    idx[j] = vocab.add(toks[j])
         else:
             if strict:
                 r = int(rows[np.argmin(known)])
@@ -268,22 +278,21 @@ def _dicts_to_csr(
     keep = w32 > 0  # zeros, and tiny weights that float32 rounds to zero, carry no score
     if not keep.all():
         rows, idx, w32 = rows[keep], idx[keep], w32[keep]
-    # rows ascending, term ids ascending within each: one int64 key (rows x id range + id), which
-    # sorts faster than a two-key lexsort; stable, so aliased duplicates keep their input order
-    span = int(idx.max()) + 1 if len(idx) else 1
-    order = np.argsort(rows * span + idx, kind="stable")
-    rows, idx, w32 = rows[order], idx[order], w32[order]
-    if len(idx) > 1:
-        dup = (idx[1:] == idx[:-1]) & (rows[1:] == rows[:-1])
-        if dup.any():  # only possible through vocabulary aliases; keep the max
-            first = np.ones(len(idx), bool)
-            first[1:] = ~dup
-            starts = np.flatnonzero(first)
-            w32 = np.maximum.reduceat(w32, starts)
-            rows, idx = rows[starts], idx[starts]
+    rows, idx, w32 = _row_order(rows, idx, w32)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return indptr, idx.astype(np.int32), w32, unknown
+
+
+def _row_order(rows: np.ndarray, idx: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, term ids, weights) in CSR order: rows ascending, term ids ascending within each, by
+    one int64 key (row x id range + id), which sorts faster than a two-key lexsort. A row's ids
+    are distinct (a dict's tokens are, and a vocabulary maps each token to one id), so the keys are
+    unique: there is one order, which a stable sort finds fastest (2-3x numpy's default argsort on
+    rows that are sorted runs already)."""
+    span = int(idx.max()) + 1 if len(idx) else 1
+    order = np.argsort(rows * span + idx, kind="stable")  # timsort: the rows are runs already
+    return rows[order], idx[order], w[order]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,16 +363,35 @@ def iter_vector_chunks(
     vocab: Vocabulary | None = None,
     chunk_size: int = 10_000,
     unknown: str = "add",
+    workers: int = 1,
 ) -> Iterator[SparseBatch]:
     """Stream a JSONL vector file as :class:`SparseBatch` chunks of up to ``chunk_size`` rows.
 
     All chunks share one vocabulary: ``vocab`` (grown as new tokens appear when ``unknown="add"``)
     or a new one. Each chunk's ``ids`` are the records' ids.
+
+    ``workers`` > 1 parses a large plain file (:data:`PARALLEL_MIN_BYTES` or more, growing the
+    vocabulary, on Linux) in that many forked processes, a piece of :data:`PIECE_BYTES` each (see
+    :func:`_parallel_vector_chunks`): the same rows in the same order with the same vocabulary and
+    the same errors, only cut into chunks at other places. Parsing JSON holds the GIL, so threads
+    would not help; it was the longest serial step of building an index from vectors.
     """
     path = os.fspath(path)
     if chunk_size <= 0:
         raise LsrError("chunk_size must be > 0")
     vocab = Vocabulary() if vocab is None else vocab
+    pieces = _pieces(path) if workers > 1 and unknown == "add" else None
+    if pieces is not None:
+        yield from _parallel_vector_chunks(path, pieces, vocab, chunk_size, workers)
+        return
+    yield from _vector_chunks(iter_jsonl(path), path, vocab, chunk_size, unknown)
+
+
+def _vector_chunks(
+    records: Iterable[tuple[int, dict]], path: str, vocab: Vocabulary, chunk_size: int, unknown: str
+) -> Iterator[SparseBatch]:
+    """The records ``(line number, object)`` of a vector file as SparseBatch chunks (see
+    :func:`iter_vector_chunks`)."""
     grow = unknown == "add"
     ids: list[str] = []
     vecs: list[dict] = []
@@ -384,7 +412,7 @@ def iter_vector_chunks(
         contents.clear()
         return b
 
-    for lineno, obj in iter_jsonl(path):
+    for lineno, obj in records:
         rid = _record_id(obj, path, lineno)
         vec = obj.get("vector")
         if not isinstance(vec, dict):
@@ -400,6 +428,152 @@ def iter_vector_chunks(
             yield flush()
     if ids:
         yield flush()
+
+
+# Parallel parsing of big vector files (see iter_vector_chunks): files under PARALLEL_MIN_BYTES stay
+# in one process (forking and shipping results back would cost more than they save); a worker
+# parses PIECE_BYTES (cut at a line end) at a time, and at most 2 pieces per worker are in flight.
+PARALLEL_MIN_BYTES = 64 << 20
+PIECE_BYTES = 32 << 20
+
+
+def _pieces(path: str) -> list[tuple[int, int]] | None:
+    """(start byte, end byte) of each piece of a plain vector file, every piece cut after a
+    newline; None where the file is parsed in one process instead: compressed, small, or not on
+    Linux (workers are forked: spawned ones would run the caller's script again)."""
+    import sys
+
+    if path.endswith(".gz") or not sys.platform.startswith("linux"):
+        return None
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None  # the serial reader says what is wrong
+    if size < PARALLEL_MIN_BYTES:
+        return None
+    pieces = []
+    with open(path, "rb") as f:
+        start = 0
+        while start < size:
+            f.seek(start + PIECE_BYTES)
+            end = min(size, start + PIECE_BYTES + len(f.readline()))
+            pieces.append((start, end))
+            start = end
+    return pieces
+
+
+def _count_lines(path: str, end: int) -> int:
+    """Lines in bytes [0, end) of ``path`` as the text reader counts them (universal newlines:
+    ``\\n``, ``\\r\\n`` and ``\\r`` each end one), ``end`` being just after a newline."""
+    n = 0
+    with open(path, "rb") as f:
+        left = end
+        tail = b""
+        while left > 0:
+            data = tail + f.read(min(left, 64 << 20))
+            left -= len(data) - len(tail)
+            tail = data[-1:] if data.endswith(b"\r") and left > 0 else b""  # a \r\n across reads
+            body = data[: len(data) - len(tail)]
+            n += body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n")
+    return n
+
+
+def _parse_piece(
+    path: str, start: int, end: int, line0: int, chunk_size: int, known: list[str]
+) -> tuple[list[str], list[tuple]]:
+    """A worker's share of :func:`_parallel_vector_chunks`: the records of bytes [start, end) of
+    ``path`` parsed as :func:`_vector_chunks` does, lines numbered from ``line0 + 1``, over a copy
+    of the vocabulary ``known`` (the reader's tokens when the piece was handed out): (the tokens
+    this piece added to it, in order of first appearance, and per chunk (indptr, term ids, weights,
+    ids, documents)). Lines split as the text reader splits them (universal newlines)."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        head = data[: e.start]
+        line = line0 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+        raise LsrError(f"{path}:{line}: cannot read ({e})") from None
+    del data
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    local = Vocabulary(known)
+    records = _parse_lines(path, text.split("\n"), line0)
+    chunks = [
+        (b.indptr, b.indices, b.data, b.ids, b.documents)
+        for b in _vector_chunks(records, path, local, chunk_size, "add")
+    ]
+    return local.tokens[len(known) :], chunks
+
+
+def _parse_lines(path: str, lines: list[str], line0: int) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for the non-blank lines, numbered from ``line0 + 1`` (the loop of
+    :func:`iter_jsonl`, over lines already read)."""
+    for lineno, line in enumerate(lines, line0 + 1):
+        if not line.strip():
+            continue
+        try:
+            obj = _loads(line)
+        except ValueError as e:
+            raise LsrError(f"{path}:{lineno}: not valid JSON ({getattr(e, 'msg', e)})") from None
+        if not isinstance(obj, dict):
+            raise LsrError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def _parallel_vector_chunks(
+    path: str, pieces: list[tuple[int, int]], vocab: Vocabulary, chunk_size: int, workers: int
+) -> Iterator[SparseBatch]:
+    """The chunks of ``pieces`` (see :func:`_pieces`), parsed by ``workers`` forked processes and
+    taken in file order.
+
+    A piece is handed out with the tokens ``vocab`` holds then (a prefix of what it will hold: it
+    only grows), so its term ids are ``vocab``'s except for the tokens it added; those join
+    ``vocab`` in their order of first appearance, as one reader would add them. When they keep
+    their relative order (the common case once the vocabulary has filled), the rows' term ids
+    stay ascending and nothing is sorted again. Workers number lines from the piece's start; on an
+    error the piece is parsed again here with the file's line numbers, so the message is the one
+    reader's."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        todo = iter(pieces)
+        pending: deque = deque()
+
+        def submit(piece: tuple[int, int]) -> None:
+            known = list(vocab.tokens)
+            pending.append((piece, known, ex.submit(_parse_piece, path, *piece, 0, chunk_size, known)))
+
+        for p in todo:
+            submit(p)
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            (start, end), known, fut = pending.popleft()
+            try:
+                added, chunks = fut.result()
+            except LsrError:
+                _parse_piece(path, start, end, _count_lines(path, start), chunk_size, known)
+                raise  # not reached: the same piece raises the same error with the file's lines
+            nxt = next(todo, None)
+            if nxt is not None:
+                submit(nxt)
+            base = len(known)
+            new_ids = np.fromiter(map(vocab.add, added), dtype=np.int64, count=len(added))
+            gmap = np.concatenate([np.arange(base, dtype=np.int64), new_ids])
+            in_order = bool(np.all(np.diff(new_ids) > 0))
+            for indptr, ids_local, data, ids, docs in chunks:
+                idx = gmap[ids_local]
+                if not in_order:
+                    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+                    _, idx, data = _row_order(rows, idx, data)
+                yield SparseBatch(indptr, idx.astype(np.int32), data, vocab, ids, documents=docs)
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def read_vectors(
