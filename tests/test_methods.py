@@ -497,6 +497,7 @@ def test_pruning_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_p
             np.testing.assert_allclose(got.scores, want[q][1], rtol=1e-6)
         return len(calls)
 
+    monkeypatch.setattr(registry, "POLICY_TIMED", False)  # decisions by the fallback share alone
     monkeypatch.setattr(
         ms_m, "FALLBACK", 1e-9
     )  # every query falls back (MaxScore at its first check, BMP up front)
@@ -538,3 +539,66 @@ def test_fallback_policy_probe_gaps_double_up_to_the_cap_and_reset():
     assert p.gap == registry.POLICY_PROBE and p.until == registry.POLICY_PROBE
     assert p.rate > registry.POLICY_SKIP  # one query does not bring the share down
     assert [p.skip() for _ in range(8)] == [True] * 7 + [False]
+
+
+def test_fallback_policy_prefers_whichever_is_faster_per_query():
+    """With both times measured, a method slower per query than exact search is skipped (probed
+    at doubling gaps) although it never falls back, and preferred again once probes show it
+    faster; while it is preferred, exact search is sampled at doubling gaps."""
+    p = registry.FallbackPolicy()
+    ran = []
+    for _ in range(8):  # the method runs, slowly; the 8th call samples exact search
+        if p.skip():
+            ran.append("exact")
+            p.exact_ran(1, 1e-3)
+        else:
+            ran.append("method")
+            p.update(0, 1, 2e-3)
+    assert ran == ["method"] * 7 + ["exact"]
+    assert p.slower()
+    probes = []
+    for call in range(1, 200):
+        if not p.skip():
+            probes.append(call)
+            p.update(0, 1, 2e-3)  # still slower: the probe does not pay
+        else:
+            p.exact_ran(1, 1e-3)
+    assert np.diff([0, *probes]).tolist()[:4] == [8, 16, 32, 64]
+    n_fast = 0
+    while p.slower():  # the method got faster: each probe pulls its average down
+        if not p.skip():
+            p.update(0, 1, 0.2e-3)
+            n_fast += 1
+        else:
+            p.exact_ran(1, 1e-3)
+    assert 1 <= n_fast <= 20 and p.gap == registry.POLICY_PROBE
+    assert not p.skip()  # the method runs again
+
+
+@pytest.mark.parametrize("method", ["maxscore", "bmp"])
+def test_a_method_slower_than_exact_search_is_left_for_exact_search(tmp_path, monkeypatch, method):
+    """A method that never falls back but costs more per query than exact search (here made slow
+    on purpose) runs only on probes after a few calls; every result equals the oracle's."""
+    import importlib
+    import time as time_mod
+
+    ms_k = importlib.import_module(f"lsr.index.kernels.{method}")
+    docs = random_collection(2000, 40, 5, density=0.2)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", method]))
+    queries = random_queries(40, 120, 4)
+    want = oracle(idx, docs, queries, 10)
+    calls: list[int] = []
+    real = ms_k.search_serial
+
+    def slow(*a):
+        calls.append(1)
+        time_mod.sleep(0.003)
+        return real(*a)
+
+    monkeypatch.setattr(ms_k, "search_serial", slow)
+    for q in range(queries.shape[0]):
+        got = idx.search(queries[q], k=10, method=method)[0]
+        assert got.docs.tolist() == want[q][0].tolist(), q
+    assert len(calls) <= 7 + 6, len(calls)  # until exact search is timed once, then probes only
+    key = method
+    assert idx.adaptive[key].slower()

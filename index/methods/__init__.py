@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -170,68 +171,151 @@ class Method:
 
 
 # A pruning method that falls back to exact search (MaxScore, BMP: when their estimated work exceeds
-# exact search's) on an index where it keeps falling back answers its queries with exact search up
-# front: each index keeps, per method, the share of recent queries that fell back (an exponential
-# moving average with weight POLICY_WEIGHT per query); over POLICY_SKIP, a call goes straight to
-# exact search, except a probe call now and then, which runs the method and updates the share (so an
-# index whose queries change can switch back). Probes start POLICY_PROBE calls apart; a probe whose
-# queries all fell back again doubles the gap, up to POLICY_PROBE_MAX calls, and one that did not
-# resets it to POLICY_PROBE (so a probe's cost, the method's work before it gives up, is paid on
-# 1/256 of the calls on an index where the method never pays, and four probes 8 calls apart still
-# switch the method back on). Same results either way (the fallback is exact search, bit for bit);
-# what it saves is the work done before the fallback decision (BENCHMARKS.md, issue 17: MaxScore cost
-# 1.14x exact search's time on real vectors without the policy, and BMP 1.30x exact's on SciFact with
-# a probe every 8th call). A method's FALLBACK = 0 turns both off.
+# exact search's) answers its queries with exact search up front on an index where it does not pay.
+# Each index keeps, per method, (1) the share of recent queries that fell back (an exponential moving
+# average with weight POLICY_WEIGHT per query) and (2) the seconds per query of recent calls that ran
+# the method and of recent calls that ran exact search (moving averages with weight POLICY_TIME_WEIGHT
+# per call; single-thread calls only). A call goes straight to exact search when the share is over
+# POLICY_SKIP, or when the method's recent seconds per query exceed exact search's (POLICY_TIMED):
+# the work estimate that decides a fallback cannot see every cost (on SciFact's 5,183 documents
+# MaxScore fell back on ~85% of queries and still cost 1.3x exact search on the others).
+# While exact search is preferred, a probe call now and then runs the method: probes start
+# POLICY_PROBE calls apart, a probe that fell back again (or was slower per query than exact search)
+# doubles the gap up to POLICY_PROBE_MAX calls, one that paid resets it to POLICY_PROBE. While the
+# method is preferred, a sample call now and then runs exact search instead (same gaps, doubling to
+# POLICY_PROBE_MAX), so exact search's time stays known. Same results either way (the fallback is
+# exact search, bit for bit); what it saves is work, and on an index where the method does pay it
+# costs one exact call in up to 256. A method's FALLBACK = 0 turns all of it off.
 POLICY_WEIGHT = 0.1
 POLICY_SKIP = 0.75
 POLICY_PROBE = 8
 POLICY_PROBE_MAX = 256
+POLICY_TIMED = True
+POLICY_TIME_WEIGHT = 0.1
 
 
 class FallbackPolicy:
-    """Per index and method: the moving share of queries that fell back (``rate``), the calls so
-    far, the gap between probes and the calls left before the next one (see the comment above).
-    Not locked: concurrent searches may race on these counters, which only moves a probe."""
+    """Per index and method: the moving share of queries that fell back (``rate``), the moving
+    seconds per query of the method (``t_method``) and of exact search (``t_exact``; None until
+    measured), and the probe and sample schedules (see the comment above). Not locked: concurrent
+    searches may race on these fields, which only moves a probe or blurs an average."""
 
-    __slots__ = ("rate", "calls", "gap", "until", "probing")
+    __slots__ = (
+        "rate", "calls", "gap", "until", "probing", "t_method", "t_exact", "sample_gap", "sample_in", "timed"
+    )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, timed: bool = True) -> None:
+        self.timed = timed  # False: decisions by the fallback share alone (see ``of``)
         self.rate = 0.0
         self.calls = 0
         self.gap = POLICY_PROBE
         self.until = POLICY_PROBE
         self.probing = False
+        self.t_method: float | None = None
+        self.t_exact: float | None = None
+        self.sample_gap = POLICY_PROBE
+        self.sample_in = POLICY_PROBE
 
     @classmethod
-    def of(cls, index: Any, method: str) -> FallbackPolicy:
-        """The policy ``index`` keeps for ``method`` (made on first use, in ``index.adaptive``)."""
+    def of(cls, index: Any, method: str, timed: bool = True) -> FallbackPolicy:
+        """The policy ``index`` keeps for ``method`` (made on first use, in ``index.adaptive``).
+        ``timed=False`` for a setting that is not rank-safe: its results then never depend on
+        timings (exact search's differ from an approximate method's), only on the calls made."""
         policy = index.adaptive.get(method)
         if policy is None:
-            policy = index.adaptive.setdefault(method, cls())
+            policy = index.adaptive.setdefault(method, cls(timed))
         return policy
+
+    def slower(self) -> bool:
+        """Whether the method's recent seconds per query exceed exact search's (both measured)."""
+        return (
+            POLICY_TIMED
+            and self.timed
+            and self.t_method is not None
+            and self.t_exact is not None
+            and self.t_method > self.t_exact
+        )
 
     def skip(self) -> bool:
         """Whether this call should go to exact search up front (counts the call)."""
         self.calls += 1
         self.probing = False
-        if self.rate <= POLICY_SKIP:
+        if self.rate > POLICY_SKIP or self.slower():
+            self.until -= 1
+            if self.until > 0:
+                return True
+            self.probing = True  # this call runs the method
+            self.until = self.gap
             return False
-        self.until -= 1
-        if self.until > 0:
-            return True
-        self.probing = True  # this call runs the method
-        self.until = self.gap
+        if POLICY_TIMED and self.timed:  # the method is preferred: sample exact search's time now and then
+            self.sample_in -= 1
+            if self.sample_in <= 0:
+                self.sample_gap = min(2 * self.sample_gap, POLICY_PROBE_MAX)
+                self.sample_in = self.sample_gap
+                return True
         return False
 
-    def update(self, fell_back: int, n_queries: int) -> None:
-        """Fold in a call of ``n_queries`` queries of which ``fell_back`` fell back."""
+    def update(self, fell_back: int, n_queries: int, seconds: float | None = None) -> None:
+        """Fold in a call that ran the method on ``n_queries`` queries, of which ``fell_back`` fell
+        back, in ``seconds`` (None: not timed, e.g. a multi-thread batch)."""
         if n_queries > 0:
             a = 1.0 - (1.0 - POLICY_WEIGHT) ** n_queries
             self.rate += (fell_back / n_queries - self.rate) * a
+            per_query = None if seconds is None else seconds / n_queries
+            if per_query is not None:
+                self.t_method = _ema(self.t_method, per_query)
             if self.probing:
-                self.gap = min(2 * self.gap, POLICY_PROBE_MAX) if fell_back == n_queries else POLICY_PROBE
+                paid = fell_back < n_queries and not (
+                    POLICY_TIMED
+                    and per_query is not None
+                    and self.t_exact is not None
+                    and per_query > self.t_exact
+                )
+                self.gap = POLICY_PROBE if paid else min(2 * self.gap, POLICY_PROBE_MAX)
                 self.until = self.gap
                 self.probing = False
+                if paid:
+                    self.sample_gap = self.sample_in = POLICY_PROBE
+
+    def exact_ran(self, n_queries: int, seconds: float | None) -> None:
+        """Fold in a call that ran exact search instead of the method (``seconds``: None when not
+        timed)."""
+        if n_queries > 0 and seconds is not None:
+            self.t_exact = _ema(self.t_exact, seconds / n_queries)
+
+
+def _ema(old: float | None, x: float) -> float:
+    return x if old is None else old + (x - old) * POLICY_TIME_WEIGHT
+
+
+def with_policy(
+    index: Any,
+    method: str,
+    fallback: float,
+    n_queries: int,
+    timed: bool,
+    safe: bool,
+    run_exact: Callable[[], tuple[np.ndarray, np.ndarray]],
+    run_method: Callable[[], tuple[tuple[np.ndarray, np.ndarray], int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run a call of a method that can fall back to exact search under ``index``'s
+    :class:`FallbackPolicy` for it: ``run_exact()`` (the results) when the policy says so, else
+    ``run_method()`` (the results and how many queries fell back), the call's outcome and, when
+    ``timed`` (a single-thread call), its seconds folded into the policy. Times decide only for a
+    ``safe`` setting (the same results either way); ``fallback`` <= 0 (the method never falls
+    back): the method, no policy."""
+    if fallback <= 0:
+        return run_method()[0]
+    policy = FallbackPolicy.of(index, method, timed=safe)
+    timed = timed and safe
+    t0 = time.perf_counter()
+    if policy.skip():
+        out = run_exact()
+        policy.exact_ran(n_queries, time.perf_counter() - t0 if timed else None)
+        return out
+    out, fell_back = run_method()
+    policy.update(fell_back, n_queries, time.perf_counter() - t0 if timed else None)
+    return out
 
 
 NO_THRESHOLD = np.empty(0, np.float32)

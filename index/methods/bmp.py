@@ -20,7 +20,7 @@ import numpy as np
 
 from lsr.index import format as fmt
 from lsr.index.batch import search_batch
-from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, init_thr
+from lsr.index.methods import BuildContext, Method, Param, Part, init_thr, with_policy
 
 # Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
 # see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
@@ -83,21 +83,17 @@ def search(
     """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int64 row of (query terms x blocks)
     per chunk, ``scratch.buffer("acc")`` the zeroed accumulators exact search shares (for the
     fallback to exact search: see :mod:`lsr.index.kernels.bmp`), or exact search up front where this
-    index's recent queries kept falling back (:class:`lsr.index.methods.FallbackPolicy`)."""
+    index's recent queries kept falling back or took longer than exact search's
+    (:class:`lsr.index.methods.FallbackPolicy`)."""
     from lsr.index.kernels import bmp
     from lsr.index.methods import exact
 
     fallback = float(FALLBACK)
-    policy = FallbackPolicy.of(index, "bmp")
-    if fallback > 0 and policy.skip():
-        return exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
     if len(indptr) == 2:  # one query: no numpy call for its length
         max_nq = int(indptr[1] - indptr[0])
     else:
         max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
-    slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
-    accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (
         *index.postings,
         index.doc_order,
@@ -112,21 +108,37 @@ def search(
         params["beta"],
         fallback,
     )
-    stats = np.zeros(1, np.int64)
     thr0 = init_thr(params)
-    if n_chunks == 1:
-        out = bmp.search_serial(*args, slots[0], accs[0], mask, thr0, stats)
-    else:
+
+    def run_method() -> tuple[tuple[np.ndarray, np.ndarray], int]:
+        slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
+        accs = scratch.buffer("acc", index.n_docs, np.float32)
+        if n_chunks == 1:
+            stats = np.zeros(1, np.int64)
+            return bmp.search_serial(*args, slots[0], accs[0], mask, thr0, stats), int(stats[0])
         chunk_stats = np.zeros((n_chunks, 1), np.int64)
 
         def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
             bmp.search_range(*args, slots[c], accs[c], lo, hi, out_d, out_s, mask, thr0, chunk_stats[c])
 
-        out = search_batch(indptr, k, n_chunks, work)
-        stats[0] = chunk_stats.sum()
-    if fallback > 0:
-        policy.update(int(stats[0]), len(indptr) - 1)
-    return out
+        return search_batch(indptr, k, n_chunks, work), int(chunk_stats.sum())
+
+    # approximate settings prune differently: each (alpha, beta) keeps its own policy
+    key = (
+        "bmp"
+        if params["alpha"] == 1.0 and params["beta"] == 1.0
+        else f"bmp:{params['alpha']}:{params['beta']}"
+    )
+    return with_policy(
+        index,
+        key,
+        fallback,
+        len(indptr) - 1,
+        n_chunks == 1,
+        key == "bmp",
+        lambda: exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask),
+        run_method,
+    )
 
 
 PARTS = (
