@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -201,7 +200,8 @@ class FallbackPolicy:
     searches may race on these fields, which only moves a probe or blurs an average."""
 
     __slots__ = (
-        "rate", "calls", "gap", "until", "probing", "t_method", "t_exact", "sample_gap", "sample_in", "timed"
+        "rate", "calls", "gap", "until", "probing", "t_method", "t_exact", "sample_gap", "sample_in", "timed",
+        "timed_calls",
     )  # fmt: skip
 
     def __init__(self, timed: bool = True) -> None:
@@ -215,6 +215,7 @@ class FallbackPolicy:
         self.t_exact: float | None = None
         self.sample_gap = POLICY_PROBE
         self.sample_in = POLICY_PROBE
+        self.timed_calls = [0, 0]  # timed calls seen (method, exact search): the first is not used
 
     @classmethod
     def of(cls, index: Any, method: str, timed: bool = True) -> FallbackPolicy:
@@ -261,7 +262,7 @@ class FallbackPolicy:
         if n_queries > 0:
             a = 1.0 - (1.0 - POLICY_WEIGHT) ** n_queries
             self.rate += (fell_back / n_queries - self.rate) * a
-            per_query = None if seconds is None else seconds / n_queries
+            per_query = self._sample(0, seconds, n_queries)
             if per_query is not None:
                 self.t_method = _ema(self.t_method, per_query)
             if self.probing:
@@ -278,44 +279,24 @@ class FallbackPolicy:
                     self.sample_gap = self.sample_in = POLICY_PROBE
 
     def exact_ran(self, n_queries: int, seconds: float | None) -> None:
-        """Fold in a call that ran exact search instead of the method (``seconds``: None when not
-        timed)."""
-        if n_queries > 0 and seconds is not None:
-            self.t_exact = _ema(self.t_exact, seconds / n_queries)
+        """Fold in a call that ran exact search instead of the method, in ``seconds`` (None: not
+        timed, e.g. a multi-thread batch)."""
+        per_query = self._sample(1, seconds, n_queries) if n_queries > 0 else None
+        if per_query is not None:
+            self.t_exact = _ema(self.t_exact, per_query)
+
+    def _sample(self, which: int, seconds: float | None, n_queries: int) -> float | None:
+        """Seconds per query of a timed call of a timed policy, or None to leave the averages be:
+        the first timed call of each kind is not used (it pays for cold pages and the kernel's
+        first dispatch, up to 50x a warm call, which a moving average would carry for long)."""
+        if seconds is None or not self.timed:
+            return None
+        self.timed_calls[which] += 1
+        return seconds / n_queries if self.timed_calls[which] > 1 else None
 
 
 def _ema(old: float | None, x: float) -> float:
     return x if old is None else old + (x - old) * POLICY_TIME_WEIGHT
-
-
-def with_policy(
-    index: Any,
-    method: str,
-    fallback: float,
-    n_queries: int,
-    timed: bool,
-    safe: bool,
-    run_exact: Callable[[], tuple[np.ndarray, np.ndarray]],
-    run_method: Callable[[], tuple[tuple[np.ndarray, np.ndarray], int]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run a call of a method that can fall back to exact search under ``index``'s
-    :class:`FallbackPolicy` for it: ``run_exact()`` (the results) when the policy says so, else
-    ``run_method()`` (the results and how many queries fell back), the call's outcome and, when
-    ``timed`` (a single-thread call), its seconds folded into the policy. Times decide only for a
-    ``safe`` setting (the same results either way); ``fallback`` <= 0 (the method never falls
-    back): the method, no policy."""
-    if fallback <= 0:
-        return run_method()[0]
-    policy = FallbackPolicy.of(index, method, timed=safe)
-    timed = timed and safe
-    t0 = time.perf_counter()
-    if policy.skip():
-        out = run_exact()
-        policy.exact_ran(n_queries, time.perf_counter() - t0 if timed else None)
-        return out
-    out, fell_back = run_method()
-    policy.update(fell_back, n_queries, time.perf_counter() - t0 if timed else None)
-    return out
 
 
 NO_THRESHOLD = np.empty(0, np.float32)

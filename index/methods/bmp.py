@@ -14,13 +14,14 @@ checkpoints every 1/32 of exact's work; over ``FALLBACK`` x exact's, it switches
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
 from lsr.index import format as fmt
 from lsr.index.batch import search_batch
-from lsr.index.methods import BuildContext, Method, Param, Part, init_thr, with_policy
+from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, init_thr
 
 # Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
 # see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
@@ -89,11 +90,26 @@ def search(
     from lsr.index.methods import exact
 
     fallback = float(FALLBACK)
+    policy = None
+    if fallback > 0:
+        # approximate settings prune differently: each (alpha, beta) keeps its own policy, which
+        # times nothing (their results must not depend on timings: exact search's differ)
+        safe = params["alpha"] == 1.0 and params["beta"] == 1.0
+        key = "bmp" if safe else f"bmp:{params['alpha']}:{params['beta']}"
+        policy = FallbackPolicy.of(index, key, timed=safe)
+    nq = len(indptr) - 1
+    t0 = time.perf_counter()
+    if policy is not None and policy.skip():
+        out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
+        policy.exact_ran(nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+        return out
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
     if len(indptr) == 2:  # one query: no numpy call for its length
         max_nq = int(indptr[1] - indptr[0])
     else:
         max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
+    slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
+    accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (
         *index.postings,
         index.doc_order,
@@ -108,37 +124,21 @@ def search(
         params["beta"],
         fallback,
     )
+    stats = np.zeros(1, np.int64)
     thr0 = init_thr(params)
-
-    def run_method() -> tuple[tuple[np.ndarray, np.ndarray], int]:
-        slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
-        accs = scratch.buffer("acc", index.n_docs, np.float32)
-        if n_chunks == 1:
-            stats = np.zeros(1, np.int64)
-            return bmp.search_serial(*args, slots[0], accs[0], mask, thr0, stats), int(stats[0])
+    if n_chunks == 1:
+        out = bmp.search_serial(*args, slots[0], accs[0], mask, thr0, stats)
+    else:
         chunk_stats = np.zeros((n_chunks, 1), np.int64)
 
         def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
             bmp.search_range(*args, slots[c], accs[c], lo, hi, out_d, out_s, mask, thr0, chunk_stats[c])
 
-        return search_batch(indptr, k, n_chunks, work), int(chunk_stats.sum())
-
-    # approximate settings prune differently: each (alpha, beta) keeps its own policy
-    key = (
-        "bmp"
-        if params["alpha"] == 1.0 and params["beta"] == 1.0
-        else f"bmp:{params['alpha']}:{params['beta']}"
-    )
-    return with_policy(
-        index,
-        key,
-        fallback,
-        len(indptr) - 1,
-        n_chunks == 1,
-        key == "bmp",
-        lambda: exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask),
-        run_method,
-    )
+        out = search_batch(indptr, k, n_chunks, work)
+        stats[0] = chunk_stats.sum()
+    if policy is not None:
+        policy.update(int(stats[0]), nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+    return out
 
 
 PARTS = (

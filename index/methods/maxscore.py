@@ -4,12 +4,13 @@ inputs in ``tests/test_kernel_twins.py``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
 from lsr.index.batch import search_batch
-from lsr.index.methods import Method, init_thr, with_policy
+from lsr.index.methods import FallbackPolicy, Method, init_thr
 
 # Fall back to exact search when MaxScore's projected work exceeds FALLBACK x exact search's (0:
 # never; see lsr.index.kernels.maxscore for how the work is counted). Rank-safe either way: the
@@ -37,6 +38,13 @@ def search(
     from lsr.index.methods import exact
 
     fallback = float(FALLBACK)
+    policy = FallbackPolicy.of(index, "maxscore") if fallback > 0 else None
+    nq = len(indptr) - 1
+    t0 = time.perf_counter()
+    if policy is not None and policy.skip():
+        out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
+        policy.exact_ran(nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+        return out
     args = (
         *index.postings,
         index.term_max,
@@ -49,29 +57,21 @@ def search(
         k,
     )
     thr0 = init_thr(params)
-
-    def run_method() -> tuple[tuple[np.ndarray, np.ndarray], int]:
-        accs = scratch.buffer("acc", index.n_docs, np.float32)
-        if n_chunks == 1:
-            stats = np.zeros(1, np.int64)
-            return maxscore.search_serial(*args, mask, thr0, fallback, accs[0], stats), int(stats[0])
+    accs = scratch.buffer("acc", index.n_docs, np.float32)
+    stats = np.zeros(1, np.int64)
+    if n_chunks == 1:
+        out = maxscore.search_serial(*args, mask, thr0, fallback, accs[0], stats)
+    else:
         chunk_stats = np.zeros((n_chunks, 1), np.int64)
 
         def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
             maxscore.search_range(*args, lo, hi, out_d, out_s, mask, thr0, fallback, accs[c], chunk_stats[c])
 
-        return search_batch(indptr, k, n_chunks, work), int(chunk_stats.sum())
-
-    return with_policy(
-        index,
-        "maxscore",
-        fallback,
-        len(indptr) - 1,
-        n_chunks == 1,
-        True,
-        lambda: exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask),
-        run_method,
-    )
+        out = search_batch(indptr, k, n_chunks, work)
+        stats[0] = chunk_stats.sum()
+    if policy is not None:
+        policy.update(int(stats[0]), nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+    return out
 
 
 METHOD = Method(
