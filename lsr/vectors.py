@@ -332,15 +332,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     with open_text(path) as f:
         lineno = 0
         try:
-            for lineno, line in enumerate(f, 1):  # noqa: B007 - used in the error below
-                if not line.strip():
-                    continue
-                try:
-                    obj = _loads(line)
-                except ValueError as e:  # json.JSONDecodeError and orjson.JSONDecodeError
-                    raise LsrError(f"{path}:{lineno}: not valid JSON ({getattr(e, 'msg', e)})") from None
-                if not isinstance(obj, dict):
-                    raise LsrError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            for lineno, obj in _parse_lines(path, f, 0):  # noqa: B007 - used in the error below
                 yield lineno, obj
         except (EOFError, gzip.BadGzipFile, UnicodeDecodeError, OSError) as e:
             if isinstance(e, LsrError):
@@ -507,15 +499,15 @@ def _parse_piece(
     return local.tokens[len(known) :], chunks
 
 
-def _parse_lines(path: str, lines: list[str], line0: int) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` for the non-blank lines, numbered from ``line0 + 1`` (the loop of
-    :func:`iter_jsonl`, over lines already read)."""
+def _parse_lines(path: str, lines: Iterable[str], line0: int) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for the non-blank ``lines``, numbered from ``line0 + 1``; a line
+    that is not a JSON object raises :class:`LsrError` naming ``path`` and the line."""
     for lineno, line in enumerate(lines, line0 + 1):
         if not line.strip():
             continue
         try:
             obj = _loads(line)
-        except ValueError as e:
+        except ValueError as e:  # json.JSONDecodeError and orjson.JSONDecodeError
             raise LsrError(f"{path}:{lineno}: not valid JSON ({getattr(e, 'msg', e)})") from None
         if not isinstance(obj, dict):
             raise LsrError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")

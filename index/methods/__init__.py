@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -293,6 +294,31 @@ class FallbackPolicy:
             return None
         self.timed_calls[which] += 1
         return seconds / n_queries if self.timed_calls[which] > 1 else None
+
+
+def exact_up_front(
+    policy: FallbackPolicy | None,
+    t0: float,
+    index: Any,
+    params: dict[str, Any],
+    indptr: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+    scratch: Any,
+    n_chunks: int,
+    mask: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact search's results when ``policy`` (None: the method never falls back) sends this call
+    to exact search up front, its time since ``t0`` (``time.perf_counter()``) folded into the
+    policy; None when the method should run. The arguments are a method's ``search`` arguments."""
+    if policy is None or not policy.skip():
+        return None
+    from lsr.index.methods import exact
+
+    out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
+    policy.exact_ran(len(indptr) - 1, time.perf_counter() - t0 if n_chunks == 1 else None)
+    return out
 
 
 def _ema(old: float | None, x: float) -> float:

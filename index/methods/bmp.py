@@ -21,7 +21,7 @@ import numpy as np
 
 from lsr.index import format as fmt
 from lsr.index.batch import search_batch
-from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, init_thr
+from lsr.index.methods import BuildContext, FallbackPolicy, Method, Param, Part, exact_up_front, init_thr
 
 # Fall back to exact search when BMP's estimated work exceeds FALLBACK x exact search's (0: never;
 # see lsr.index.kernels.bmp for how the work is estimated): pruning should never cost more than
@@ -87,7 +87,6 @@ def search(
     index's recent queries kept falling back or took longer than exact search's
     (:class:`lsr.index.methods.FallbackPolicy`)."""
     from lsr.index.kernels import bmp
-    from lsr.index.methods import exact
 
     fallback = float(FALLBACK)
     policy = None
@@ -99,9 +98,8 @@ def search(
         policy = FallbackPolicy.of(index, key, timed=safe)
     nq = len(indptr) - 1
     t0 = time.perf_counter()
-    if policy is not None and policy.skip():
-        out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
-        policy.exact_ran(nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+    out = exact_up_front(policy, t0, index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
+    if out is not None:
         return out
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
     if len(indptr) == 2:  # one query: no numpy call for its length

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lsr.index.batch import search_batch
-from lsr.index.methods import FallbackPolicy, Method, init_thr
+from lsr.index.methods import FallbackPolicy, Method, exact_up_front, init_thr
 
 # Fall back to exact search when MaxScore's projected work exceeds FALLBACK x exact search's (0:
 # never; see lsr.index.kernels.maxscore for how the work is counted). Rank-safe either way: the
@@ -35,15 +35,13 @@ def search(
     recent queries kept falling back or took longer than exact search's
     (:class:`lsr.index.methods.FallbackPolicy`)."""
     from lsr.index.kernels import maxscore
-    from lsr.index.methods import exact
 
     fallback = float(FALLBACK)
     policy = FallbackPolicy.of(index, "maxscore") if fallback > 0 else None
     nq = len(indptr) - 1
     t0 = time.perf_counter()
-    if policy is not None and policy.skip():
-        out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
-        policy.exact_ran(nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+    out = exact_up_front(policy, t0, index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
+    if out is not None:
         return out
     args = (
         *index.postings,
