@@ -522,7 +522,7 @@ def _dicts_to_queries(
     ``np.fromiter`` and one compiled call per query (:func:`lsr.index.kernels.query.dict_query`):
     this is the latency path of every dict query. Anything else goes through
     :func:`lsr.vectors._dicts_to_csr` (as :meth:`SparseBatch.from_dicts`), which names the bad
-    weight or merges aliased tokens."""
+    weight or merges repeated term ids."""
     from lsr.vectors import _dicts_to_csr
 
     nq = len(queries)

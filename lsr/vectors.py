@@ -286,13 +286,22 @@ def _dicts_to_csr(
 
 def _row_order(rows: np.ndarray, idx: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, term ids, weights) in CSR order: rows ascending, term ids ascending within each, by
-    one int64 key (row x id range + id), which sorts faster than a two-key lexsort. A row's ids
-    are distinct (a dict's tokens are, and a vocabulary maps each token to one id), so the keys are
-    unique: there is one order, which a stable sort finds fastest (2-3x numpy's default argsort on
-    rows that are sorted runs already)."""
+    one int64 key (row x id range + id), which sorts faster than a two-key lexsort; numpy's stable
+    sort (timsort) is 2-3x its default here, the rows being sorted runs already. A term id that
+    repeats within a row (two tokens of one id: a :class:`Vocabulary` never makes one, other
+    vocabularies might) keeps its largest weight."""
     span = int(idx.max()) + 1 if len(idx) else 1
-    order = np.argsort(rows * span + idx, kind="stable")  # timsort: the rows are runs already
-    return rows[order], idx[order], w[order]
+    order = np.argsort(rows * span + idx, kind="stable")
+    rows, idx, w = rows[order], idx[order], w[order]
+    if len(idx) > 1:
+        dup = (idx[1:] == idx[:-1]) & (rows[1:] == rows[:-1])
+        if dup.any():
+            first = np.ones(len(idx), bool)
+            first[1:] = ~dup
+            starts = np.flatnonzero(first)
+            w = np.maximum.reduceat(w, starts)
+            rows, idx = rows[starts], idx[starts]
+    return rows, idx, w
 
 
 # ---------------------------------------------------------------------------------------------
