@@ -607,3 +607,25 @@ def test_a_method_slower_than_exact_search_is_left_for_exact_search(tmp_path, mo
     assert len(calls) <= 25, len(calls)
     key = method
     assert idx.adaptive[key].slower()
+
+
+def test_calls_with_a_mask_or_a_starting_threshold_are_not_timed(tmp_path):
+    """A living index's segment calls (a deletion mask, the k-th score of other segments as a
+    starting threshold) cost more or less with their place in the search order: they neither
+    feed the policy's times nor sample exact search; plain single-thread calls do both."""
+    docs = random_collection(800, 40, 6, density=0.2)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", "bmp"]))
+    queries = random_queries(40, 60, 7)
+    ip, t, w, _ = idx.prepare_queries(queries)
+    params = idx.check_params("bmp", {})
+    mask = np.ones(idx.n_docs, np.uint8)
+    for q in range(60):
+        one = (np.array([0, ip[q + 1] - ip[q]]), t[ip[q] : ip[q + 1]], w[ip[q] : ip[q + 1]])
+        idx.search_arrays(*one, 10, 1, "bmp", mask=mask, **params)
+        idx.search_arrays(*one, 10, 1, "bmp", **params, init_thr=np.zeros(1, np.float32))
+    pol = idx.adaptive["bmp"]
+    assert pol.timed_calls == [0, 0] and pol.t_method is None and pol.t_exact is None
+    assert pol.calls == 120 and pol.sample_gap == registry.POLICY_PROBE  # no exact sample taken
+    for q in range(60):
+        idx.search(queries[q], k=10, method="bmp")
+    assert pol.timed_calls[0] > 0 and pol.timed_calls[1] > 0

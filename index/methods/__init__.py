@@ -239,8 +239,9 @@ class FallbackPolicy:
             and self.t_method > self.t_exact
         )
 
-    def skip(self) -> bool:
-        """Whether this call should go to exact search up front (counts the call)."""
+    def skip(self, timed: bool = True) -> bool:
+        """Whether this call should go to exact search up front (counts the call). ``timed``:
+        whether this call's time will be folded in (only such a call samples exact search)."""
         self.calls += 1
         self.probing = False
         if self.rate > POLICY_SKIP or self.slower():
@@ -250,7 +251,7 @@ class FallbackPolicy:
             self.probing = True  # this call runs the method
             self.until = self.gap
             return False
-        if POLICY_TIMED and self.timed:  # the method is preferred: sample exact search's time now and then
+        if POLICY_TIMED and self.timed and timed:  # the method is preferred: time exact search now and then
             self.sample_in -= 1
             if self.sample_in <= 0:
                 self.sample_gap = min(2 * self.sample_gap, POLICY_PROBE_MAX)
@@ -312,14 +313,26 @@ def exact_up_front(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Exact search's results when ``policy`` (None: the method never falls back) sends this call
     to exact search up front, its time since ``t0`` (``time.perf_counter()``) folded into the
-    policy; None when the method should run. The arguments are a method's ``search`` arguments."""
-    if policy is None or not policy.skip():
+    policy when the call is :func:`timed_call`; None when the method should run. The arguments are
+    a method's ``search`` arguments."""
+    timed = timed_call(params, n_chunks, mask)
+    if policy is None or not policy.skip(timed):
         return None
     from lsr.index.methods import exact
 
     out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
-    policy.exact_ran(len(indptr) - 1, time.perf_counter() - t0 if n_chunks == 1 else None)
+    policy.exact_ran(len(indptr) - 1, time.perf_counter() - t0 if timed else None)
     return out
+
+
+def timed_call(params: Mapping[str, Any], n_chunks: int, mask: np.ndarray) -> bool:
+    """Whether a call's time tells how its path compares: one thread, no starting threshold and
+    no mask. A living index calls a segment's method with the k-th score other segments hold as a
+    starting threshold and with its deletions as a mask: the same segment then costs more or less
+    from call to call with its place in the search order, and a few such samples of exact search
+    sent BMP to exact search on most segments (BENCHMARKS.md, issue 18), so those calls are not
+    timed."""
+    return n_chunks == 1 and params.get("init_thr") is None and mask.shape[0] == 0
 
 
 def _ema(old: float | None, x: float) -> float:

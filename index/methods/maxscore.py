@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from lsr.index.batch import search_batch
-from lsr.index.methods import FallbackPolicy, Method, exact_up_front, init_thr
+from lsr.index.methods import FallbackPolicy, Method, exact_up_front, init_thr, timed_call
 
 # Fall back to exact search when MaxScore's projected work exceeds FALLBACK x exact search's (0:
 # never; see lsr.index.kernels.maxscore for how the work is counted). Rank-safe either way: the
@@ -68,7 +68,9 @@ def search(
         out = search_batch(indptr, k, n_chunks, work)
         stats[0] = chunk_stats.sum()
     if policy is not None:
-        policy.update(int(stats[0]), nq, time.perf_counter() - t0 if n_chunks == 1 else None)
+        policy.update(
+            int(stats[0]), nq, time.perf_counter() - t0 if timed_call(params, n_chunks, mask) else None
+        )
     return out
 
 
