@@ -175,7 +175,7 @@ class Method:
 # Each index keeps, per method, (1) the share of recent queries that fell back (an exponential moving
 # average with weight POLICY_WEIGHT per query) and (2) the seconds per query of recent calls that ran
 # the method and of recent calls that ran exact search (moving averages with weight POLICY_TIME_WEIGHT
-# per call; single-thread calls only). A call goes straight to exact search when the share is over
+# per call; plain calls only, see timed_call). A call goes straight to exact search when the share is over
 # POLICY_SKIP, or when the method's recent seconds per query exceed exact search's (POLICY_TIMED):
 # the work estimate that decides a fallback cannot see every cost (on SciFact the moving share of
 # MaxScore's queries that fell back hovered at 0.83-0.91, near POLICY_SKIP, and MaxScore cost 1.3x
