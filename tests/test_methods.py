@@ -541,11 +541,12 @@ def test_fallback_policy_probe_gaps_double_up_to_the_cap_and_reset():
     assert [p.skip() for _ in range(8)] == [True] * 7 + [False]
 
 
-def test_fallback_policy_prefers_whichever_is_faster_per_query():
+def test_fallback_policy_prefers_whichever_is_faster_per_query(monkeypatch):
     """With both times measured, a method slower per query than exact search is skipped (probed
     at doubling gaps) although it never falls back, and preferred again once probes show it
     faster; while it is preferred, exact search is sampled at doubling gaps. The first timed call
-    of each kind is not used (a cold call)."""
+    of each kind is not used (a cold call). (POLICY_TIMED is off by default.)"""
+    monkeypatch.setattr(registry, "POLICY_TIMED", True)
     p = registry.FallbackPolicy()
     ran = []
     while not p.slower():  # the method runs, slowly; exact search is sampled on calls 8 and 24
@@ -585,6 +586,7 @@ def test_a_method_slower_than_exact_search_is_left_for_exact_search(tmp_path, mo
     import importlib
     import time as time_mod
 
+    monkeypatch.setattr(registry, "POLICY_TIMED", True)
     ms_k = importlib.import_module(f"lsr.index.kernels.{method}")
     docs = random_collection(2000, 40, 5, density=0.2)
     idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", method]))
@@ -609,10 +611,11 @@ def test_a_method_slower_than_exact_search_is_left_for_exact_search(tmp_path, mo
     assert idx.adaptive[key].slower()
 
 
-def test_calls_with_a_mask_or_a_starting_threshold_are_not_timed(tmp_path):
+def test_calls_with_a_mask_or_a_starting_threshold_are_not_timed(tmp_path, monkeypatch):
     """A living index's segment calls (a deletion mask, the k-th score of other segments as a
     starting threshold) cost more or less with their place in the search order: they neither
     feed the policy's times nor sample exact search; plain single-thread calls do both."""
+    monkeypatch.setattr(registry, "POLICY_TIMED", True)
     docs = random_collection(800, 40, 6, density=0.2)
     idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", "bmp"]))
     queries = random_queries(40, 60, 7)

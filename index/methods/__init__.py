@@ -176,7 +176,8 @@ class Method:
 # average with weight POLICY_WEIGHT per query) and (2) the seconds per query of recent calls that ran
 # the method and of recent calls that ran exact search (moving averages with weight POLICY_TIME_WEIGHT
 # per call; plain calls only, see timed_call). A call goes straight to exact search when the share is over
-# POLICY_SKIP, or when the method's recent seconds per query exceed exact search's (POLICY_TIMED):
+# POLICY_SKIP, or, with POLICY_TIMED on (off by default: see there), when the method's recent seconds
+# per query exceed exact search's:
 # the work estimate that decides a fallback cannot see every cost (on SciFact the moving share of
 # MaxScore's queries that fell back hovered at 0.83-0.91, near POLICY_SKIP, and MaxScore cost 1.3x
 # exact search's time).
@@ -191,7 +192,13 @@ POLICY_WEIGHT = 0.1
 POLICY_SKIP = 0.75
 POLICY_PROBE = 8
 POLICY_PROBE_MAX = 256
-POLICY_TIMED = True
+# Off by default: measured, the moving averages of per-query seconds decide badly where a method's
+# times are heavy-tailed. On the 1M-document living benchmark's merged index BMP's p50 went 1.15 ->
+# 1.72 ms and its mean 2.30 -> 2.97 ms with it on (exact search: 3.73 ms mean), because one slow query
+# lifts a short average over exact search's for many calls; on SciFact and the real set it brought
+# "slowest safe pruning / exact" to 1.01-1.10 (BENCHMARKS.md, 2026-12-01, day). Kept, and tested, as
+# a switch for collections whose methods' costs are not heavy-tailed.
+POLICY_TIMED = False
 POLICY_TIME_WEIGHT = 0.1
 
 
@@ -266,8 +273,7 @@ class FallbackPolicy:
             a = 1.0 - (1.0 - POLICY_WEIGHT) ** n_queries
             self.rate += (fell_back / n_queries - self.rate) * a
             per_query = self._sample(0, seconds, n_queries)
-            if per_query is not None:
-                self.t_method = _ema(self.t_method, per_query)
+            paid = False
             if self.probing:
                 paid = fell_back < n_queries and not (
                     POLICY_TIMED
@@ -280,6 +286,12 @@ class FallbackPolicy:
                 self.probing = False
                 if paid:
                     self.sample_gap = self.sample_in = POLICY_PROBE
+            if per_query is not None:
+                # a probe that beat exact search's average restarts the method's average from its
+                # time: an average that rose while pages were cold would otherwise keep the method
+                # off for thousands of calls (only probes update it), while a method that is slower
+                # after all climbs back over exact search's within a few calls
+                self.t_method = per_query if paid else _ema(self.t_method, per_query)
 
     def exact_ran(self, n_queries: int, seconds: float | None) -> None:
         """Fold in a call that ran exact search instead of the method, in ``seconds`` (None: not
