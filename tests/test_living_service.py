@@ -79,7 +79,11 @@ def test_read_only_service_refuses_writes(vec_dir):
         assert r.status_code == 403 and "LSR_WRITABLE" in r.json()["detail"]
         assert c.delete("/documents/0").status_code == 403
         assert c.post("/admin/merge").status_code == 403
-        assert c.get("/ready").json() == {"status": "ready", "methods": ["exact"], "encoder": False}  # plain index
+        assert c.get("/ready").json() == {
+            "status": "ready",
+            "methods": ["exact"],
+            "encoder": False,
+        }  # plain index
         r = c.post("/search", json={"query": {"vector": {"t1": 1.0}}, "filter": {"lang": "en"}})
         assert r.status_code == 400 and "unknown metadata field" in r.json()["detail"]
     assert type(open_index(vec_dir)).__name__ == "Index"

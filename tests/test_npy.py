@@ -35,7 +35,10 @@ def test_read_npy_equals_np_load_on_random_arrays(tmp_path, version):
             dtype = np.dtype(dt)
             if dtype.kind in "SU":
                 arr = np.array(
-                    ["".join(rng.choice(list("abcxyz"), rng.integers(0, 4))) for _ in range(int(np.prod(shape)))],
+                    [
+                        "".join(rng.choice(list("abcxyz"), rng.integers(0, 4)))
+                        for _ in range(int(np.prod(shape)))
+                    ],
                     dtype=dtype,
                 ).reshape(shape)
             else:
