@@ -31,7 +31,7 @@ from lsr.errors import LsrError
 from lsr.index import format as fmt
 from lsr.index.methods import wants_reorder
 from lsr.index.npy import read_npy
-from lsr.index.parts import ALL_METHODS, build_parts, check_methods, check_part_params
+from lsr.index.parts import ALL_METHODS, build_parts, build_threads, check_methods, check_part_params
 from lsr.vectors import SparseBatch, Vocabulary, iter_vector_chunks
 
 DEFAULT_RUN_POSTINGS = 16_000_000
@@ -563,14 +563,6 @@ def _chunks_from_source(
     raise LsrError(f"cannot build an index from a {type(source).__name__}")
 
 
-def _build_threads(threads: int | None) -> int:
-    """The threads (and vector-reading processes) a build uses: ``threads``, or every core, never
-    more than Numba's thread count (``NUMBA_NUM_THREADS`` caps the whole build, as it caps the parts)."""
-    from numba import config as nb_config
-
-    return max(1, min(threads or os.cpu_count() or 1, nb_config.NUMBA_NUM_THREADS))
-
-
 def _default_ids(ids: list[str] | None, start: int, n: int) -> list[str]:
     return list(ids[start : start + n]) if ids is not None else [str(i) for i in range(start, start + n)]
 
@@ -641,7 +633,7 @@ def build_index(
     if encoder is not None and vocab is None:
         vocab = encoder.vocab
     chunks, desc, total = _chunks_from_source(
-        source, vocab, ids, chunk_size, encoder, batch_size, read_workers=_build_threads(threads)
+        source, vocab, ids, chunk_size, encoder, batch_size, read_workers=build_threads(threads)
     )
     builder = IndexBuilder(
         output_dir,

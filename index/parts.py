@@ -71,6 +71,14 @@ def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -
     return out
 
 
+def build_threads(threads: int | None) -> int:
+    """The threads (and vector-reading processes) a build uses: ``threads``, or every core, never
+    more than Numba's thread count (``NUMBA_NUM_THREADS`` caps the whole build)."""
+    from numba import config as nb_config
+
+    return max(1, min(threads or os.cpu_count() or 1, nb_config.NUMBA_NUM_THREADS))
+
+
 def build_parts(
     index_dir: str,
     n_docs: int,
@@ -89,8 +97,6 @@ def build_parts(
     parameters. Rewrites ``postings_docs`` / ``postings_impacts`` when reordering. Returns the
     manifest's ``parts`` record (sizes, parameters and seconds of each step).
     """
-    from numba import config as nb_config
-
     from lsr.index.kernels import forward as fwd_k
     from lsr.index.kernels import reorder as reorder_k
 
@@ -98,7 +104,7 @@ def build_parts(
     needed = registry.parts_needed(methods)
     params_of = check_part_params(part_params)
     reorder_p = _merged(DEFAULT_REORDER, reorder_params, "reorder")
-    threads = max(1, min(threads or os.cpu_count() or 1, nb_config.NUMBA_NUM_THREADS))
+    threads = build_threads(threads)
     say = log or (lambda _msg: None)
     record: dict[str, Any] = {"methods": list(methods), "seconds": {}}
     if not needed and not reorder:

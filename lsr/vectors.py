@@ -475,8 +475,13 @@ def _count_lines(path: str, end: int) -> int:
             left -= len(data) - len(tail)
             tail = data[-1:] if data.endswith(b"\r") and left > 0 else b""  # a \r\n across reads
             body = data[: len(data) - len(tail)]
-            n += body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n")
+            n += _newlines(body)
     return n
+
+
+def _newlines(data: bytes) -> int:
+    """Line ends in ``data`` as the text reader counts them: ``\\n``, ``\\r\\n`` and ``\\r`` each one."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _parse_piece(
@@ -493,8 +498,7 @@ def _parse_piece(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        head = data[: e.start]
-        line = line0 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+        line = line0 + _newlines(data[: e.start]) + 1
         raise LsrError(f"{path}:{line}: cannot read ({e})") from None
     del data
     if "\r" in text:

@@ -160,7 +160,7 @@ def test_an_index_built_with_parallel_reading_equals_one_read_serially(tmp_path,
     path = _write(tmp_path / "v.jsonl", n=300)
     a = build_index(path, tmp_path / "a", methods=["exact"], threads=1)
     # two reading processes whatever NUMBA_NUM_THREADS says, and proof that they were used
-    monkeypatch.setattr(builder_mod, "_build_threads", lambda threads: 2)
+    monkeypatch.setattr(builder_mod, "build_threads", lambda threads: 2)
     used = []
     real = vec_mod._parallel_vector_chunks
     monkeypatch.setattr(

@@ -338,13 +338,14 @@ def exact_up_front(
 
 
 def timed_call(params: Mapping[str, Any], n_chunks: int, mask: np.ndarray) -> bool:
-    """Whether a call's time tells how its path compares: one thread, no starting threshold and
-    no mask. A living index calls a segment's method with the k-th score other segments hold as a
-    starting threshold and with its deletions as a mask: the same segment then costs more or less
-    from call to call with its place in the search order, and a few such samples of exact search
-    sent BMP to exact search on most segments (BENCHMARKS.md, issue 18), so those calls are not
-    timed."""
-    return n_chunks == 1 and params.get("init_thr") is None and mask.shape[0] == 0
+    """Whether a call's time is folded into its policy: only with POLICY_TIMED on (so a search
+    with it off does no timing bookkeeping), and only where the time tells how the paths compare:
+    one thread, no starting threshold and no mask. A living index calls a segment's method with
+    the k-th score other segments hold as a starting threshold and with its deletions as a mask:
+    the same segment then costs more or less from call to call with its place in the search
+    order, and a few such samples of exact search sent BMP to exact search on most segments
+    (BENCHMARKS.md, issue 18), so those calls are not timed."""
+    return POLICY_TIMED and n_chunks == 1 and params.get("init_thr") is None and mask.shape[0] == 0
 
 
 def _ema(old: float | None, x: float) -> float:
