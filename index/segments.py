@@ -31,7 +31,8 @@ merge copies impacts unchanged.
 
 Searches run each method's kernel per segment with one document mask (live docs AND the filter),
 applied before a document can enter the top-k heap, then merge the per-segment top-k by (score
-desc, segment order, doc number). Merges only join *adjacent* segments, so that order is always
+desc, segment order, doc number). BMP over two or more segments with its part runs one kernel over
+all their blocks at once (:mod:`lsr.index.kernels.bmp_segments`), in the same order. Merges only join *adjacent* segments, so that order is always
 the order documents were added in. Segments under ``parts_min_docs`` documents have no BMP /
 Seismic parts and are searched exactly (OpenSearch's rule): exact results on them are never worse.
 """
@@ -101,6 +102,11 @@ SELECTED_COST = 4.0
 # 10% filter then costs less than no filter (the accumulation is the same).
 GATHER_FRACTION = 0.25
 NO_THRESHOLD = np.empty(0, np.float32)
+_NO_MASK = np.empty(0, np.uint8)
+# BMP over two or more segments with the BMP part searches them at once, in one order of block
+# bounds into one top-k (lsr.index.kernels.bmp_segments) instead of one after another: off, every
+# segment is searched alone from the k-th score the segments before it hold.
+JOINT_BMP = True
 _GEN_RE = re.compile(r"^generation-(\d+)\.json$")
 _SEG_RE = re.compile(r"^seg-(\d+)$")
 _BASE_FILES = {fmt.MANIFEST, fmt.STORE} | {f"{n}.npy" for n in fmt.ARRAYS}
@@ -406,14 +412,24 @@ def plan_segment(
         m = "exact"
     if seg.index.forward is None:
         return "exact" if m == "seismic" and few else m
-    off = np.asarray(seg.index.offsets)  # a plain view: fancy indexing a memmap is slow
-    postings = int((off[tm + 1] - off[tm]).sum())
     nq = len(ip) - 1
     estimate = al.n * (seg.index.n_postings / max(seg.n_docs, 1)) * nq * SELECTED_COST
+    if estimate >= 2 * seg.index.n_postings:  # over any query's postings: no need to count them
+        return "exact" if m == "seismic" and few else m
+    off = np.asarray(seg.index.offsets)  # a plain view: fancy indexing a memmap is slow
+    postings = int((off[tm + 1] - off[tm]).sum())
     cheaper = estimate < 2 * postings and al.forward_nnz() * nq * SELECTED_COST < postings
     if cheaper:
         return "selected"
     return "exact" if m == "seismic" and few else m
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only plain view of ``a``: one typed list holds arrays of one Numba type, and a
+    mapped array is read-only."""
+    v = np.asarray(a).view(np.ndarray)
+    v.flags.writeable = False
+    return v
 
 
 @dataclass
@@ -445,6 +461,10 @@ class Snapshot:
         self._lock = threading.Lock()
         self._no_filter: list[Allowed] | None = None
         self._filter_cache: dict[str, list[Allowed]] = {}
+        self._joint_cache: dict[tuple[int, ...], tuple] = {}  # BMP over segments: typed lists
+        self._joint_masks: dict[tuple, tuple] = {}  # ... and their masks (typed lists cost ~20 us)
+        self._slot_pool: list[list[np.ndarray]] = []
+        self.adaptive: dict[str, Any] = {}  # FallbackPolicy per method, as an Index keeps
 
     @property
     def owner(self) -> SegmentedIndex:
@@ -645,8 +665,6 @@ class Snapshot:
         query's k-th score is not searched at all. Deleted and filtered documents are kept out
         inside the kernels by the mask. Per segment, :meth:`_plan` picks how (see there).
         """
-        from lsr.index.kernels import topk as topk_k  # here: `lsr --help` must not import numba
-
         nq = len(indptr) - 1
         if masks is None:
             allowed = self.allowed(None)
@@ -659,21 +677,65 @@ class Snapshot:
         out_s = np.zeros((nq, k), np.float32)
         if nq == 0:
             return out_d, out_s
-        row = np.repeat(np.arange(nq), np.diff(indptr))
         best_s = np.full((nq, k), -np.inf, np.float32)  # the running top-k over the segments so far
         best_d = np.full((nq, k), -1, np.int64)
         best_o = np.full((nq, k), np.iinfo(np.int64).max, np.int64)
+        pairs = [(pos, seg, al) for pos, (seg, al) in enumerate(zip(self.segments, allowed, strict=True))]
+        pairs = [p for p in pairs if p[2].mask is not False]
+        if method == "bmp" and JOINT_BMP and len(pairs) >= 2:
+            group, rest = self._joint_group(pairs, indptr, terms, weights, params)
+            if len(group) >= 2:
+                fell = self._search_joint_bmp(
+                    group, indptr, terms, weights, k, threads, params, best_d, best_s, best_o
+                )
+                if len(fell):  # searched exactly, segment by segment (the same results when safe)
+                    self._search_rows(
+                        fell, group, indptr, terms, weights, k, threads, "exact", {}, best_d, best_s, best_o
+                    )
+                pairs = rest
+        self._search_each(pairs, indptr, terms, weights, k, threads, method, params, best_d, best_s, best_o)
+        out_d[:] = best_d
+        out_s[:] = np.where(best_d >= 0, best_s, 0)
+        return out_d, out_s
+
+    def _segment_terms(
+        self, seg: Segment, indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, row: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The batch as segment ``seg`` sees it: (indptr, terms, weights, row of each term) without
+        the terms newer than the segment (they match nothing in it)."""
+        nq = len(indptr) - 1
+        if seg.index.n_terms < self.n_terms and len(terms) and terms.max() >= seg.index.n_terms:
+            keep = terms < seg.index.n_terms
+            rw = row[keep]
+            ip = np.zeros(nq + 1, np.int64)
+            np.cumsum(np.bincount(rw, minlength=nq), out=ip[1:])
+            return ip, np.ascontiguousarray(terms[keep]), np.ascontiguousarray(weights[keep]), rw
+        return indptr, terms, weights, row
+
+    def _search_each(
+        self,
+        pairs: Sequence[tuple[int, Segment, Allowed]],
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        threads: int,
+        method: str,
+        params: Mapping[str, Any],
+        best_d: np.ndarray,
+        best_s: np.ndarray,
+        best_o: np.ndarray,
+    ) -> None:
+        """Search the segments of ``pairs`` ((position, segment, allowed)) one after another, in
+        decreasing order of their bound, each from the k-th score held so far (see
+        :meth:`search_arrays`), merging each one's top-k into ``best_*`` in place."""
+        from lsr.index.kernels import topk as topk_k  # here: `lsr --help` must not import numba
+
+        nq = len(indptr) - 1
+        row = np.repeat(np.arange(nq), np.diff(indptr))
         work = []
-        for pos, (seg, al) in enumerate(zip(self.segments, allowed, strict=True)):
-            if al.mask is False:
-                continue
-            ip, tm, wt, rw = indptr, terms, weights, row
-            if seg.index.n_terms < self.n_terms and len(tm) and tm.max() >= seg.index.n_terms:
-                keep = tm < seg.index.n_terms  # terms newer than the segment match nothing in it
-                rw = row[keep]
-                ip = np.zeros(nq + 1, np.int64)
-                np.cumsum(np.bincount(rw, minlength=nq), out=ip[1:])
-                tm, wt = np.ascontiguousarray(tm[keep]), np.ascontiguousarray(wt[keep])
+        for pos, seg, al in pairs:
+            ip, tm, wt, rw = self._segment_terms(seg, indptr, terms, weights, row)
             tmax = np.asarray(seg.index.term_max)[tm].astype(np.float64)
             ub = np.bincount(rw, weights=tmax * wt, minlength=nq)  # best possible score per query
             work.append((-float(ub.sum()), pos, seg, al, ip, tm, wt, ub))
@@ -697,9 +759,184 @@ class Snapshot:
                     thr = np.maximum(raw * (1 - THRESHOLD_MARGIN), 0).astype(np.float32)
             d, s = self._search_segment(seg, al, ip, tm, wt, k, threads, method, thr, params)
             topk_k.merge_runs(best_d, best_s, best_o, d, s, seg.num, pos)
-        out_d[:] = best_d
-        out_s[:] = np.where(best_d >= 0, best_s, 0)
-        return out_d, out_s
+
+    def _search_rows(
+        self,
+        rows: np.ndarray,
+        pairs: Sequence[tuple[int, Segment, Allowed]],
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        threads: int,
+        method: str,
+        params: Mapping[str, Any],
+        best_d: np.ndarray,
+        best_s: np.ndarray,
+        best_o: np.ndarray,
+    ) -> None:
+        """:meth:`_search_each` for the queries ``rows`` of the batch only."""
+        sub = np.concatenate([np.arange(indptr[q], indptr[q + 1]) for q in rows]) if len(rows) else []
+        ip = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(indptr[rows + 1] - indptr[rows], out=ip[1:])
+        bd, bs, bo = best_d[rows], best_s[rows], best_o[rows]
+        tm = np.ascontiguousarray(terms[sub])
+        wt = np.ascontiguousarray(weights[sub])
+        self._search_each(pairs, ip, tm, wt, k, threads, method, params, bd, bs, bo)
+        best_d[rows], best_s[rows], best_o[rows] = bd, bs, bo
+
+    def _joint_group(
+        self,
+        pairs: Sequence[tuple[int, Segment, Allowed]],
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        params: Mapping[str, Any],
+    ) -> tuple[list[tuple[int, Segment, Allowed]], list[tuple[int, Segment, Allowed]]]:
+        """(the segments BMP searches jointly, the others): a segment joins when
+        :func:`plan_segment` would run BMP on it alone and its weights need no per-term scaling."""
+        nq = len(indptr) - 1
+        row = np.repeat(np.arange(nq), np.diff(indptr))
+        group, rest = [], []
+        for p in pairs:
+            _pos, seg, al = p
+            ok = seg.index.term_scale is None and "bmp" in seg.index.methods
+            if ok:
+                ip, tm, wt, _rw = self._segment_terms(seg, indptr, terms, weights, row)
+                ok = plan_segment(seg, al, ip, tm, "bmp", wt, params) == "bmp"
+            (group if ok else rest).append(p)
+        dtypes = {seg.index.postings[2].dtype for _p, seg, _a in group}
+        if len(dtypes) > 1:  # one typed list holds one dtype
+            return [], list(pairs)
+        return group, rest
+
+    def _joint_lists(self, group: Sequence[tuple[int, Segment, Allowed]]) -> tuple:
+        """The typed lists and per-segment arrays :mod:`lsr.index.kernels.bmp_segments` takes for
+        the segments of ``group`` (cached per set of segments: a generation never changes), and the
+        masks' list (cached per set of masks, as :meth:`allowed` caches a filter's: building a typed
+        list of ten arrays costs about 0.2 ms, a fifth of a search)."""
+        from numba.typed import List
+
+        key = tuple(pos for pos, _s, _a in group)
+        with self._lock:
+            hit = self._joint_cache.get(key)
+        if hit is None:
+            cols: list[list[np.ndarray]] = [[] for _ in range(11)]
+            for _pos, seg, _al in group:
+                ix = seg.index
+                arrays = (*ix.postings[:3], ix.doc_order, *ix.bmp)
+                for c, a in zip(cols, arrays, strict=True):
+                    c.append(_read_only(a))
+            lists = tuple(List(c) for c in cols)
+            nb = [
+                (seg.n_docs + seg.index.bmp_block_size - 1) // seg.index.bmp_block_size
+                for _p, seg, _a in group
+            ]
+            base = np.zeros(len(group) + 1, np.int64)
+            np.cumsum(nb, out=base[1:])
+            per_seg = (
+                np.array([seg.index.scale for _p, seg, _a in group], np.float32),
+                np.array([seg.index.bmp_block_size for _p, seg, _a in group], np.int64),
+                np.array([seg.n_docs for _p, seg, _a in group], np.int64),
+                base,
+                np.array(key, np.int64),
+            )
+            hit = (lists, per_seg)
+            with self._lock:
+                self._joint_cache[key] = hit
+        arrays = tuple(_NO_MASK if al.mask is None else al.mask for _p, _s, al in group)
+        mkey = (key, tuple(id(a) for a in arrays))
+        with self._lock:
+            got = self._joint_masks.pop(mkey, None)
+        if got is None:
+            # kept with the masks themselves, so an id here cannot be a freed mask's
+            got = (arrays, List([_read_only(a) for a in arrays]))
+        with self._lock:
+            self._joint_masks[mkey] = got  # most recently used last
+            while len(self._joint_masks) > FILTER_CACHE_SIZE + 1:
+                self._joint_masks.pop(next(iter(self._joint_masks)))
+        return hit[0], got[1], hit[1]
+
+    def _search_joint_bmp(
+        self,
+        group: Sequence[tuple[int, Segment, Allowed]],
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        threads: int,
+        params: Mapping[str, Any],
+        best_d: np.ndarray,
+        best_s: np.ndarray,
+        best_o: np.ndarray,
+    ) -> np.ndarray:
+        """BMP over the segments of ``group`` at once (:mod:`lsr.index.kernels.bmp_segments`), into
+        the empty ``best_*``; returns the queries (row numbers) to be searched exactly instead: those
+        the kernel's work model sent there, or all of them while this generation's recent queries
+        kept falling back (:class:`lsr.index.methods.FallbackPolicy`, as for one index)."""
+        from lsr.index import methods as registry
+        from lsr.index.batch import run_ranges
+        from lsr.index.kernels import bmp_segments as kernel
+        from lsr.index.methods import bmp as bmp_method
+
+        nq = len(indptr) - 1
+        fallback = float(bmp_method.FALLBACK)
+        safe = params["alpha"] == 1.0 and params["beta"] == 1.0
+        policy = None
+        if fallback > 0:
+            key = "bmp" if safe else f"bmp:{params['alpha']}:{params['beta']}"
+            policy = registry.FallbackPolicy.of(self, key, timed=False)
+            if policy.skip(False):
+                return np.arange(nq)
+        lists, masks, (scales, block_sizes, n_docs, base, pos) = self._joint_lists(group)
+        max_nq = int(np.diff(indptr).max())
+        n_chunks = max(1, min(threads, nq))
+        total = int(base[-1])
+        slots = self._take_slots(n_chunks, max(max_nq * total, 1), total)
+        args = (*lists, masks, scales, block_sizes, n_docs, base, pos, indptr, terms, weights, k)
+        args = (*args, float(params["alpha"]), float(params["beta"]), fallback, NO_THRESHOLD)
+        try:
+            if n_chunks == 1:
+                keys, scores, fell = kernel.search_serial(*args, *slots[0])
+            else:
+                keys = np.full((nq, k), -1, np.int64)
+                scores = np.zeros((nq, k), np.float32)
+                fell = np.zeros(nq, np.uint8)
+                run_ranges(
+                    nq,
+                    n_chunks,
+                    lambda c, lo, hi: kernel.search_range(*args, *slots[c], lo, hi, keys, scores, fell),
+                )
+        finally:
+            with self._lock:
+                self._slot_pool.append(slots)
+        if policy is not None:
+            policy.update(int(fell.sum()), nq)
+        hit = keys >= 0
+        nums = np.array([seg.num for _p, seg, _a in group], np.int64)
+        # keys are position << 32 | doc: position -> segment number for the handles
+        by_pos = np.zeros(int(pos.max()) + 1, np.int64)
+        by_pos[pos] = nums
+        low = keys & 0xFFFFFFFF
+        best_d[:] = np.where(hit, (by_pos[np.where(hit, keys >> 32, 0)] << 32) | low, -1)
+        best_s[:] = np.where(hit, scores, -np.inf)
+        best_o[:] = np.where(hit, keys, np.iinfo(np.int64).max)
+        return np.flatnonzero(fell)
+
+    def _take_slots(
+        self, n_chunks: int, size: int, total: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per thread (``n_chunks``), the joint BMP kernel's scratch (slots int64[>= size], bounds
+        float32[total], order int64[total]), reused across calls: fresh arrays of several MB would
+        cost their page faults on every query."""
+        with self._lock:
+            for i, slots in enumerate(self._slot_pool):
+                if len(slots) >= n_chunks and len(slots[0][0]) >= size and len(slots[0][1]) == total:
+                    return self._slot_pool.pop(i)
+        return [
+            (np.empty(size, np.int64), np.zeros(total, np.float32), np.empty(total, np.int64))
+            for _ in range(n_chunks)
+        ]
 
     def _search_segment(
         self,

@@ -235,6 +235,46 @@ def test_random_interleavings_equal_oracle(tmp_path, seed, quantization):
     assert len(ix.segments) == 1 and ix.segments[0]["deleted"] == 0
 
 
+@pytest.mark.parametrize("quantization", ["float32", "uint8"])
+def test_bmp_over_segments_at_once_equals_oracle(tmp_path, monkeypatch, quantization):
+    """BMP over several segments with the part runs one kernel over all their blocks
+    (lsr.index.kernels.bmp_segments); with its fallback to exact search off, so that the joint kernel
+    answers every query, every search after every commit (with deletes, filters, new vocabulary,
+    merges) equals the oracle, one thread or two."""
+    from lsr.index import segments as segs_mod
+    from lsr.index.methods import bmp as bmp_method
+
+    monkeypatch.setattr(bmp_method, "FALLBACK", 0.0)
+    calls = []
+    real = segs_mod.Snapshot._search_joint_bmp
+
+    def spy(self, group, *args, **kw):
+        fell = real(self, group, *args, **kw)
+        calls.append((len(group), len(fell)))
+        return fell
+
+    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_bmp", spy)
+    ix = _run_interleaving(tmp_path, 4, quantization, n_ops=120)
+    assert sum(1 for g, _ in calls if g >= 2) > 20  # the joint kernel ran, over 2+ segments ...
+    assert all(f == 0 for _, f in calls)  # ... and never handed a query to exact search
+    # threads: the same answers in two chunks, over three more segments with the part
+    rng = np.random.default_rng(5)
+    tokens = ix.vocab.tokens
+    for b in range(3):
+        ix.add([_vec(rng, tokens) for _ in range(45)], ids=[f"x{b}-{i}" for i in range(45)])
+        ix.commit()
+    queries = [_vec(rng, tokens) for _ in range(12)]
+    calls.clear()
+    one = ix.search(queries, k=9, method="bmp")
+    two = ix.search(queries, k=9, method="bmp", threads=2)
+    assert calls and all(g >= 2 for g, _ in calls)
+    assert [r.ids for r in one] == [r.ids for r in two]
+    assert [r.scores for r in one] == [r.scores for r in two]
+    # and the same as searching the segments one after another
+    monkeypatch.setattr(segs_mod, "JOINT_BMP", False)
+    assert [r.ids for r in ix.search(queries, k=9, method="bmp")] == [r.ids for r in one]
+
+
 def test_plain_index_opens_unchanged_as_generation_0(tmp_path):
     docs = random_collection(80, 20, 3)
     path = build_index(docs, tmp_path / "ix", vocab=vocab_of(20), methods=["exact"])
