@@ -103,6 +103,7 @@ SELECTED_COST = 4.0
 GATHER_FRACTION = 0.25
 NO_THRESHOLD = np.empty(0, np.float32)
 _NO_MASK = np.empty(0, np.uint8)
+_NO_ROWS = np.empty(0, np.int64)
 # BMP over two or more segments with the BMP part searches them at once, in one order of block
 # bounds into one top-k (lsr.index.kernels.bmp_segments) instead of one after another: off, every
 # segment is searched alone from the k-th score the segments before it hold.
@@ -683,8 +684,9 @@ class Snapshot:
         pairs = [(pos, seg, al) for pos, (seg, al) in enumerate(zip(self.segments, allowed, strict=True))]
         pairs = [p for p in pairs if p[2].mask is not False]
         if method == "bmp" and JOINT_BMP and len(pairs) >= 2:
-            group, rest = self._joint_group(pairs, indptr, terms, weights, params)
-            if len(group) >= 2:
+            group = [p for p in pairs if self._joins_bmp(p[1], p[2])]
+            if len(group) >= 2 and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
+                rest = [p for p in pairs if not self._joins_bmp(p[1], p[2])]
                 fell = self._search_joint_bmp(
                     group, indptr, terms, weights, k, threads, params, best_d, best_s, best_o
                 )
@@ -731,6 +733,8 @@ class Snapshot:
         :meth:`search_arrays`), merging each one's top-k into ``best_*`` in place."""
         from lsr.index.kernels import topk as topk_k  # here: `lsr --help` must not import numba
 
+        if not pairs:
+            return
         nq = len(indptr) - 1
         row = np.repeat(np.arange(nq), np.diff(indptr))
         work = []
@@ -785,30 +789,25 @@ class Snapshot:
         self._search_each(pairs, ip, tm, wt, k, threads, method, params, bd, bs, bo)
         best_d[rows], best_s[rows], best_o[rows] = bd, bs, bo
 
-    def _joint_group(
-        self,
-        pairs: Sequence[tuple[int, Segment, Allowed]],
-        indptr: np.ndarray,
-        terms: np.ndarray,
-        weights: np.ndarray,
-        params: Mapping[str, Any],
-    ) -> tuple[list[tuple[int, Segment, Allowed]], list[tuple[int, Segment, Allowed]]]:
-        """(the segments BMP searches jointly, the others): a segment joins when
-        :func:`plan_segment` would run BMP on it alone and its weights need no per-term scaling."""
-        nq = len(indptr) - 1
-        row = np.repeat(np.arange(nq), np.diff(indptr))
-        group, rest = [], []
-        for p in pairs:
-            _pos, seg, al = p
-            ok = seg.index.term_scale is None and "bmp" in seg.index.methods
-            if ok:
-                ip, tm, wt, _rw = self._segment_terms(seg, indptr, terms, weights, row)
-                ok = plan_segment(seg, al, ip, tm, "bmp", wt, params) == "bmp"
-            (group if ok else rest).append(p)
-        dtypes = {seg.index.postings[2].dtype for _p, seg, _a in group}
-        if len(dtypes) > 1:  # one typed list holds one dtype
-            return [], list(pairs)
-        return group, rest
+    @staticmethod
+    def _joins_bmp(seg: Segment, al: Allowed) -> bool:
+        """Whether a segment joins BMP over segments at once: when :func:`plan_segment` runs BMP
+        on it for any query (it has the part; no mask, or one keeping enough documents that neither
+        exact search nor scoring only the allowed ones is cheaper, whatever the query) and its
+        weights need no per-term scaling. Query-independent, so it costs no numpy per search; a
+        segment left out is searched alone, as :func:`plan_segment` says."""
+        ix = seg.index
+        if ix.term_scale is not None or "bmp" not in ix.methods:
+            return False
+        if al.mask is None:
+            return True
+        if al.n < PRUNED_EXACT_FRACTION * seg.n_docs:
+            return False
+        # plan_segment's "selected" test needs estimate < 2 x the query's postings <= 2 x all
+        return (
+            ix.forward is None
+            or al.n * (ix.n_postings / max(seg.n_docs, 1)) * SELECTED_COST >= 2 * ix.n_postings
+        )
 
     def _joint_lists(self, group: Sequence[tuple[int, Segment, Allowed]]) -> tuple:
         """The typed lists and per-segment arrays :mod:`lsr.index.kernels.bmp_segments` takes for
@@ -840,6 +839,7 @@ class Snapshot:
                 np.array([seg.n_docs for _p, seg, _a in group], np.int64),
                 base,
                 np.array(key, np.int64),
+                np.array([seg.num for _p, seg, _a in group], np.int64),
             )
             hit = (lists, per_seg)
             with self._lock:
@@ -888,40 +888,31 @@ class Snapshot:
             policy = registry.FallbackPolicy.of(self, key, timed=False)
             if policy.skip(False):
                 return np.arange(nq)
-        lists, masks, (scales, block_sizes, n_docs, base, pos) = self._joint_lists(group)
-        max_nq = int(np.diff(indptr).max())
+        lists, masks, per_seg = self._joint_lists(group)
+        max_nq = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max())
         n_chunks = max(1, min(threads, nq))
-        total = int(base[-1])
+        total = int(per_seg[3][-1])
         slots = self._take_slots(n_chunks, max(max_nq * total, 1), total)
-        args = (*lists, masks, scales, block_sizes, n_docs, base, pos, indptr, terms, weights, k)
-        args = (*args, float(params["alpha"]), float(params["beta"]), fallback, NO_THRESHOLD)
+        fell = np.zeros(nq, np.uint8)
+        args = (*lists, masks, *per_seg, indptr, terms, weights, k, float(params["alpha"]))
+        args = (*args, float(params["beta"]), fallback, NO_THRESHOLD)
         try:
             if n_chunks == 1:
-                keys, scores, fell = kernel.search_serial(*args, *slots[0])
+                kernel.search_range(*args, *slots[0], 0, nq, best_d, best_s, best_o, fell)
             else:
-                keys = np.full((nq, k), -1, np.int64)
-                scores = np.zeros((nq, k), np.float32)
-                fell = np.zeros(nq, np.uint8)
                 run_ranges(
                     nq,
                     n_chunks,
-                    lambda c, lo, hi: kernel.search_range(*args, *slots[c], lo, hi, keys, scores, fell),
+                    lambda c, lo, hi: kernel.search_range(
+                        *args, *slots[c], lo, hi, best_d, best_s, best_o, fell
+                    ),
                 )
         finally:
             with self._lock:
                 self._slot_pool.append(slots)
         if policy is not None:
             policy.update(int(fell.sum()), nq)
-        hit = keys >= 0
-        nums = np.array([seg.num for _p, seg, _a in group], np.int64)
-        # keys are position << 32 | doc: position -> segment number for the handles
-        by_pos = np.zeros(int(pos.max()) + 1, np.int64)
-        by_pos[pos] = nums
-        low = keys & 0xFFFFFFFF
-        best_d[:] = np.where(hit, (by_pos[np.where(hit, keys >> 32, 0)] << 32) | low, -1)
-        best_s[:] = np.where(hit, scores, -np.inf)
-        best_o[:] = np.where(hit, keys, np.iinfo(np.int64).max)
-        return np.flatnonzero(fell)
+        return np.flatnonzero(fell) if fell.any() else _NO_ROWS
 
     def _take_slots(
         self, n_chunks: int, size: int, total: int

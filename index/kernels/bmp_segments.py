@@ -29,7 +29,8 @@ exact search's work ``E`` (each segment's postings plus its replay or scan), BMP
 ``fallback x E`` at a checkpoint, the query returns 1 and the caller searches it exactly, segment
 by segment (with alpha = beta = 1 the same results, so the method stays rank-safe).
 
-The arrays come as :class:`numba.typed.List` s with one entry per segment (``lsr.index.segments``
+:func:`search_range` writes the living index's running top-k rows directly. The arrays come as
+:class:`numba.typed.List` s with one entry per segment (``lsr.index.segments``
 builds them once per generation), all of one type (read-only, the impacts' dtype).
 """
 
@@ -295,23 +296,32 @@ def search_one(
 @njit(cache=True, nogil=True)
 def search_range(
     offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
-    scales, block_sizes, n_docs_a, base, pos_a,
-    q_indptr, q_terms, q_weights, k, alpha, beta, fallback, thr0, slot, ub, order, q_lo, q_hi, out_k, out_s, fell,
+    scales, block_sizes, n_docs_a, base, pos_a, nums,
+    q_indptr, q_terms, q_weights, k, alpha, beta, fallback, thr0, slot, ub, order, q_lo, q_hi, best_d, best_s,
+    best_o, fell,
 ):  # fmt: skip
-    """:func:`search_one` for queries q_lo..q_hi-1 of a CSR batch into rows of ``out_k`` /
-    ``out_s``; ``fell[q]`` = 1 for a query to be searched exactly instead. ``thr0``: float32[nq]
-    starting thresholds (scaled scores) or empty. This thread's scratch, kept by the caller (fresh
-    arrays of several hundred KB cost their page faults on every call): ``slot`` int64[>= max query
-    terms x all blocks], ``ub`` float32[all blocks], ``order`` int64[all blocks]."""
+    """:func:`search_one` for queries q_lo..q_hi-1 of a CSR batch, into the rows of the living
+    index's running top-k (``lsr.index.segments``): ``best_d`` document handles (segment number
+    ``nums[s]`` << 32 | build-order doc; -1 padding), ``best_s`` scaled scores (-inf padding),
+    ``best_o`` keys (position << 32 | doc; int64 max padding). ``fell[q]`` = 1 for a query to be
+    searched exactly instead (its row is left as it was). ``thr0``: float32[nq] starting thresholds
+    (scaled scores) or empty. This thread's scratch, kept by the caller (fresh arrays of several
+    hundred KB cost their page faults on every call): ``slot`` int64[>= max query terms x all
+    blocks], ``ub`` float32[all blocks], ``order`` int64[all blocks]."""
     n_seg = scales.shape[0]
     total = base[n_seg]
     max_bs = 1
     for s in range(n_seg):
         max_bs = max(max_bs, block_sizes[s])
+    by_pos = np.zeros(pos_a.max() + 1, np.int64)
+    for s in range(n_seg):
+        by_pos[pos_a[s]] = nums[s]
     bucket_start = np.zeros(n_buckets(total) + 1, np.int64)
     acc = np.zeros(max_bs, np.float32)
     hs = np.empty(k, np.float32)
     hd = np.empty(k, np.int64)
+    out_k = np.empty(k, np.int64)
+    out_s = np.empty(k, np.float32)
     has_thr = thr0.shape[0] > 0
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
@@ -320,26 +330,17 @@ def search_range(
             offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
             scales, block_sizes, n_docs_a, base, pos_a,
             q_terms[a:b], q_weights[a:b], k, alpha, beta, fallback, t0,
-            ub, slot, order, bucket_start, acc, hs, hd, out_k[q], out_s[q],
+            ub, slot, order, bucket_start, acc, hs, hd, out_k, out_s,
         )  # fmt: skip
-
-
-@njit(cache=True, nogil=True)
-def search_serial(
-    offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
-    scales, block_sizes, n_docs_a, base, pos_a,
-    q_indptr, q_terms, q_weights, k, alpha, beta, fallback, thr0, slot, ub, order,
-):  # fmt: skip
-    """:func:`search_range` over the whole batch. Returns (keys int64[nq, k], scaled scores
-    float32[nq, k], fell uint8[nq])."""
-    nq = q_indptr.shape[0] - 1
-    out_k = np.full((nq, k), -1, np.int64)
-    out_s = np.zeros((nq, k), np.float32)
-    fell = np.zeros(nq, np.uint8)
-    search_range(
-        offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
-        scales, block_sizes, n_docs_a, base, pos_a,
-        q_indptr, q_terms, q_weights, k, alpha, beta, fallback, thr0, slot, ub, order, np.int64(0), nq, out_k, out_s,
-        fell,
-    )  # fmt: skip
-    return out_k, out_s, fell
+        if fell[q]:
+            continue
+        for r in range(k):
+            key = out_k[r]
+            if key >= 0:
+                best_d[q, r] = (by_pos[key >> 32] << 32) | (key & 0xFFFFFFFF)
+                best_s[q, r] = out_s[r]
+                best_o[q, r] = key
+            else:
+                best_d[q, r] = -1
+                best_s[q, r] = -np.inf
+                best_o[q, r] = np.iinfo(np.int64).max
