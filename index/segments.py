@@ -108,6 +108,9 @@ _NO_ROWS = np.empty(0, np.int64)
 # bounds into one top-k (lsr.index.kernels.bmp_segments) instead of one after another: off, every
 # segment is searched alone from the k-th score the segments before it hold.
 JOINT_BMP = True
+# Exact search over two or more segments runs in one kernel call (lsr.index.kernels.exact_segments):
+# the per-segment path's work and results without the Python around each segment. Off: that path.
+JOINT_EXACT = True
 _GEN_RE = re.compile(r"^generation-(\d+)\.json$")
 _SEG_RE = re.compile(r"^seg-(\d+)$")
 _BASE_FILES = {fmt.MANIFEST, fmt.STORE} | {f"{n}.npy" for n in fmt.ARRAYS}
@@ -462,9 +465,10 @@ class Snapshot:
         self._lock = threading.Lock()
         self._no_filter: list[Allowed] | None = None
         self._filter_cache: dict[str, list[Allowed]] = {}
-        self._joint_cache: dict[tuple[int, ...], tuple] = {}  # BMP over segments: typed lists
+        self._joint_cache: dict[tuple[str, tuple[int, ...]], tuple] = {}  # BMP over segments: typed lists
         self._joint_masks: dict[tuple, tuple] = {}  # ... and their masks (typed lists cost ~20 us)
         self._slot_pool: list[list[np.ndarray]] = []
+        self._acc_pool: list[list[np.ndarray]] = []
         self.adaptive: dict[str, Any] = {}  # FallbackPolicy per method, as an Index keeps
 
     @property
@@ -683,10 +687,15 @@ class Snapshot:
         best_o = np.full((nq, k), np.iinfo(np.int64).max, np.int64)
         pairs = [(pos, seg, al) for pos, (seg, al) in enumerate(zip(self.segments, allowed, strict=True))]
         pairs = [p for p in pairs if p[2].mask is not False]
-        if method == "bmp" and JOINT_BMP and len(pairs) >= 2:
-            group = [p for p in pairs if self._joins_bmp(p[1], p[2])]
+        if method == "exact" and JOINT_EXACT and len(pairs) >= 2:
+            group = [p for p in pairs if self._joins("exact", p[1], p[2])]
             if len(group) >= 2 and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
-                rest = [p for p in pairs if not self._joins_bmp(p[1], p[2])]
+                self._search_joint_exact(group, indptr, terms, weights, k, threads, best_d, best_s, best_o)
+                pairs = [p for p in pairs if not self._joins("exact", p[1], p[2])]
+        if method == "bmp" and JOINT_BMP and len(pairs) >= 2:
+            group = [p for p in pairs if self._joins("bmp", p[1], p[2])]
+            if len(group) >= 2 and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
+                rest = [p for p in pairs if not self._joins("bmp", p[1], p[2])]
                 fell = self._search_joint_bmp(
                     group, indptr, terms, weights, k, threads, params, best_d, best_s, best_o
                 )
@@ -790,18 +799,21 @@ class Snapshot:
         best_d[rows], best_s[rows], best_o[rows] = bd, bs, bo
 
     @staticmethod
-    def _joins_bmp(seg: Segment, al: Allowed) -> bool:
-        """Whether a segment joins BMP over segments at once: when :func:`plan_segment` runs BMP
-        on it for any query (it has the part; no mask, or one keeping enough documents that neither
-        exact search nor scoring only the allowed ones is cheaper, whatever the query) and its
-        weights need no per-term scaling. Query-independent, so it costs no numpy per search; a
-        segment left out is searched alone, as :func:`plan_segment` says."""
+    def _joins(method: str, seg: Segment, al: Allowed) -> bool:
+        """Whether a segment joins ``method`` ("exact" or "bmp") over segments in one kernel: when
+        :func:`plan_segment` (and :meth:`_search_segment`) run that method's plain kernel on it for
+        any query (BMP: it has the part, and no mask, or one keeping enough documents that exact
+        search is not preferred; exact: no mask, or one keeping more than ``GATHER_FRACTION``; both:
+        scoring only the allowed documents from the forward index is not cheaper, whatever the
+        query) and its weights need no per-term scaling. Query-independent, so it costs no numpy
+        per search; a segment left out is searched alone, as :func:`plan_segment` says."""
         ix = seg.index
-        if ix.term_scale is not None or "bmp" not in ix.methods:
+        if ix.term_scale is not None or (method == "bmp" and "bmp" not in ix.methods):
             return False
         if al.mask is None:
             return True
-        if al.n < PRUNED_EXACT_FRACTION * seg.n_docs:
+        low = PRUNED_EXACT_FRACTION if method == "bmp" else GATHER_FRACTION
+        if al.n < low * seg.n_docs or (method == "exact" and al.n <= GATHER_FRACTION * seg.n_docs):
             return False
         # plan_segment's "selected" test needs estimate < 2 x the query's postings <= 2 x all
         return (
@@ -809,41 +821,45 @@ class Snapshot:
             or al.n * (ix.n_postings / max(seg.n_docs, 1)) * SELECTED_COST >= 2 * ix.n_postings
         )
 
-    def _joint_lists(self, group: Sequence[tuple[int, Segment, Allowed]]) -> tuple:
-        """The typed lists and per-segment arrays :mod:`lsr.index.kernels.bmp_segments` takes for
-        the segments of ``group`` (cached per set of segments: a generation never changes), and the
-        masks' list (cached per set of masks, as :meth:`allowed` caches a filter's: building a typed
-        list of ten arrays costs about 0.2 ms, a fifth of a search)."""
+    def _joint_lists(self, group: Sequence[tuple[int, Segment, Allowed]], kind: str = "bmp") -> tuple:
+        """The typed lists and per-segment arrays the kernels over several segments take
+        (:mod:`lsr.index.kernels.bmp_segments` for ``kind`` "bmp",
+        :mod:`lsr.index.kernels.exact_segments` for "exact") for the segments of ``group`` (cached
+        per set of segments: a generation never changes), and the masks' list (cached per set of
+        masks, as :meth:`allowed` caches a filter's: building a typed list of ten arrays costs
+        about 0.2 ms, a fifth of a search)."""
         from numba.typed import List
 
         key = tuple(pos for pos, _s, _a in group)
         with self._lock:
-            hit = self._joint_cache.get(key)
+            hit = self._joint_cache.get((kind, key))
         if hit is None:
-            cols: list[list[np.ndarray]] = [[] for _ in range(11)]
-            for _pos, seg, _al in group:
+            segs = [seg for _p, seg, _a in group]
+            cols: list[list[np.ndarray]] = []
+            for seg in segs:
                 ix = seg.index
-                arrays = (*ix.postings[:3], ix.doc_order, *ix.bmp)
+                if kind == "bmp":
+                    arrays = (*ix.postings[:3], ix.doc_order, *ix.bmp)
+                else:
+                    arrays = (*ix.postings[:3], ix.doc_order, ix.term_max)
+                if not cols:
+                    cols = [[] for _ in arrays]
                 for c, a in zip(cols, arrays, strict=True):
                     c.append(_read_only(a))
             lists = tuple(List(c) for c in cols)
-            nb = [
-                (seg.n_docs + seg.index.bmp_block_size - 1) // seg.index.bmp_block_size
-                for _p, seg, _a in group
-            ]
-            base = np.zeros(len(group) + 1, np.int64)
-            np.cumsum(nb, out=base[1:])
-            per_seg = (
-                np.array([seg.index.scale for _p, seg, _a in group], np.float32),
-                np.array([seg.index.bmp_block_size for _p, seg, _a in group], np.int64),
-                np.array([seg.n_docs for _p, seg, _a in group], np.int64),
-                base,
-                np.array(key, np.int64),
-                np.array([seg.num for _p, seg, _a in group], np.int64),
-            )
+            scales = np.array([seg.index.scale for seg in segs], np.float32)
+            n_docs = np.array([seg.n_docs for seg in segs], np.int64)
+            nums = np.array([seg.num for seg in segs], np.int64)
+            if kind == "bmp":
+                sizes = np.array([seg.index.bmp_block_size for seg in segs], np.int64)
+                base = np.zeros(len(group) + 1, np.int64)
+                np.cumsum((n_docs + sizes - 1) // sizes, out=base[1:])
+                per_seg: tuple = (scales, sizes, n_docs, base, np.array(key, np.int64), nums)
+            else:
+                per_seg = (scales, n_docs, np.array(key, np.int64), nums)
             hit = (lists, per_seg)
             with self._lock:
-                self._joint_cache[key] = hit
+                self._joint_cache[(kind, key)] = hit
         arrays = tuple(_NO_MASK if al.mask is None else al.mask for _p, _s, al in group)
         mkey = (key, tuple(id(a) for a in arrays))
         with self._lock:
@@ -888,7 +904,7 @@ class Snapshot:
             policy = registry.FallbackPolicy.of(self, key, timed=False)
             if policy.skip(False):
                 return np.arange(nq)
-        lists, masks, per_seg = self._joint_lists(group)
+        lists, masks, per_seg = self._joint_lists(group, "bmp")
         max_nq = int(indptr[1] - indptr[0]) if nq == 1 else int(np.diff(indptr).max())
         n_chunks = max(1, min(threads, nq))
         total = int(per_seg[3][-1])
@@ -913,6 +929,51 @@ class Snapshot:
         if policy is not None:
             policy.update(int(fell.sum()), nq)
         return np.flatnonzero(fell) if fell.any() else _NO_ROWS
+
+    def _search_joint_exact(
+        self,
+        group: Sequence[tuple[int, Segment, Allowed]],
+        indptr: np.ndarray,
+        terms: np.ndarray,
+        weights: np.ndarray,
+        k: int,
+        threads: int,
+        best_d: np.ndarray,
+        best_s: np.ndarray,
+        best_o: np.ndarray,
+    ) -> None:
+        """Exact search over the segments of ``group`` in one kernel call per thread
+        (:mod:`lsr.index.kernels.exact_segments`: the per-segment path's work and results, without
+        its Python around each segment), merged into ``best_*``."""
+        from lsr.index.batch import run_ranges
+        from lsr.index.kernels import exact_segments as kernel
+
+        nq = len(indptr) - 1
+        lists, masks, per_seg = self._joint_lists(group, "exact")
+        n_chunks = max(1, min(threads, nq))
+        accs = self._take_accs(n_chunks, int(per_seg[1].max()))
+        args = (*lists, masks, *per_seg, THRESHOLD_MARGIN, indptr, terms, weights, k)
+        try:
+            if n_chunks == 1:
+                kernel.search_range(*args, accs[0], 0, nq, best_d, best_s, best_o)
+            else:
+                run_ranges(
+                    nq,
+                    n_chunks,
+                    lambda c, lo, hi: kernel.search_range(*args, accs[c], lo, hi, best_d, best_s, best_o),
+                )
+        finally:
+            with self._lock:
+                self._acc_pool.append(accs)
+
+    def _take_accs(self, n_chunks: int, n_docs: int) -> list[np.ndarray]:
+        """Per thread, a zeroed float32 accumulator of ``n_docs`` for the joint exact kernel (left
+        zeroed by it), reused across calls."""
+        with self._lock:
+            for i, accs in enumerate(self._acc_pool):
+                if len(accs) >= n_chunks and len(accs[0]) >= n_docs:
+                    return self._acc_pool.pop(i)
+        return [np.zeros(n_docs, np.float32) for _ in range(n_chunks)]
 
     def _take_slots(
         self, n_chunks: int, size: int, total: int
@@ -1395,6 +1456,14 @@ class SegmentedIndex:
                     np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10,
                     np.zeros(seg.index.n_terms, np.float32), NO_THRESHOLD,
                 )  # fmt: skip
+        # the kernels over several segments at once (when two or more segments would join them)
+        snap = self._snap
+        seg0 = snap.segments[0]
+        t = np.array([int(np.argmax(np.diff(seg0.index.offsets)))], np.int32)
+        for m in ("exact", "bmp"):
+            if m in (methods or self.methods) and m in self.methods:
+                p = snap.check_params(m, {})
+                snap.search_arrays(np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, m, **p)
 
     def size_bytes(self) -> int:
         total = 0

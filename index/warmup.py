@@ -84,6 +84,18 @@ def warm_kernels(
                 idx.warmup([m])
                 if bar is not None:
                     bar.update(1)
+            if "bmp" in idx.methods:  # the kernels over several segments of a living index
+                if bar is not None:
+                    bar.set_postfix_str(f"{q} segments")
+                from lsr.vectors import SparseBatch
+
+                half = docs[: docs.shape[0] // 2]
+                living = open_index(path, writable=True, parts_min_docs=1)
+                batch = SparseBatch(half.indptr, half.indices, half.data, vocab)
+                living.add(batch, ids=[f"w{i}" for i in range(half.shape[0])])
+                living.commit()
+                living.warmup(["exact", "bmp"])
+                living.close()
             seconds[q] = round(time.perf_counter() - t0, 2)
     if bar is not None:
         bar.close()

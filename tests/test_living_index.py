@@ -275,6 +275,45 @@ def test_bmp_over_segments_at_once_equals_oracle(tmp_path, monkeypatch, quantiza
     assert [r.ids for r in ix.search(queries, k=9, method="bmp")] == [r.ids for r in one]
 
 
+def test_exact_over_segments_in_one_call_equals_oracle_and_the_per_segment_path(tmp_path, monkeypatch):
+    """Exact search over two or more segments runs one kernel call (lsr.index.kernels.exact_segments)
+    that does the per-segment path's work: after every commit of random interleavings it equals the
+    oracle, and its answers (ids and scores, with filters, one thread or two) equal the per-segment
+    path's bit for bit."""
+    from lsr.index import segments as segs_mod
+
+    calls = []
+    real = segs_mod.Snapshot._search_joint_exact
+
+    def spy(self, group, *args, **kw):
+        calls.append(len(group))
+        return real(self, group, *args, **kw)
+
+    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_exact", spy)
+    ix = _run_interleaving(tmp_path, 6, "uint8", n_ops=100)
+    assert sum(1 for g in calls if g >= 2) > 20
+    rng = np.random.default_rng(7)
+    tokens = ix.vocab.tokens
+    for b in range(3):
+        ix.add(
+            [_vec(rng, tokens) for _ in range(30)],
+            ids=[f"x{b}-{i}" for i in range(30)],
+            metadata=[_meta(rng) for _ in range(30)],
+        )
+        ix.commit()
+    queries = [_vec(rng, tokens) for _ in range(12)]
+    for flt in [None, *FILTERS]:
+        calls.clear()
+        one = ix.search(queries, k=9, method="exact", filter=flt)
+        two = ix.search(queries, k=9, method="exact", threads=2, filter=flt)
+        monkeypatch.setattr(segs_mod, "JOINT_EXACT", False)
+        alone = ix.search(queries, k=9, method="exact", filter=flt)
+        monkeypatch.setattr(segs_mod, "JOINT_EXACT", True)
+        assert [(r.ids, r.scores) for r in one] == [(r.ids, r.scores) for r in alone], flt
+        assert [(r.ids, r.scores) for r in two] == [(r.ids, r.scores) for r in alone], flt
+    assert len(ix.segments) >= 3
+
+
 def test_plain_index_opens_unchanged_as_generation_0(tmp_path):
     docs = random_collection(80, 20, 3)
     path = build_index(docs, tmp_path / "ix", vocab=vocab_of(20), methods=["exact"])
@@ -598,8 +637,13 @@ def test_segments_share_one_threshold_searched_by_bound_and_skipped_below_it(tmp
     """Segments are searched in decreasing order of their best possible score, each kernel starts
     from the k-th score held so far, and a segment whose bound is under it is not searched; ties
     across segments still go to the earlier segment (a later one's equal scores come through the
-    lowered threshold and lose in the merge)."""
+    lowered threshold and lose in the merge). The per-segment path (the kernels over several
+    segments at once do the same work in one call and are checked against it elsewhere)."""
+    from lsr.index import segments as segs_mod
     from lsr.index.segments import Snapshot
+
+    monkeypatch.setattr(segs_mod, "JOINT_EXACT", False)
+    monkeypatch.setattr(segs_mod, "JOINT_BMP", False)
 
     base = [{"a": 1.0, "b": float(1 + i % 3)} for i in range(40)]
     path = build_index(base, tmp_path / "ix", ids=[f"b{i}" for i in range(40)], **SMALL_PARTS)
