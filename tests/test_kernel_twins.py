@@ -223,6 +223,61 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
 
 
+def test_bmp_falls_back_on_the_work_left_not_the_work_spent():
+    """At a fallback checkpoint BMP compares only the work still to come with exact search's: work
+    already spent is paid either way. A query past its budget whose remaining blocks cost less goes
+    on with BMP (it used to switch there and pay exact search on top: on the 1M synthetic set such
+    queries cost about twice exact search); one whose remaining blocks cost more still switches."""
+    # one light term in every document, one heavy term in the first 10 blocks: BMP visits those
+    # and stops, but at fallback 0.4-0.45 its bound pass and visits pass the budget on the way
+    rng = np.random.default_rng(0)
+    n_docs, block_size = 4000, 8
+    offsets = np.array([0, n_docs, n_docs + 80], np.int64)
+    docs = np.concatenate([np.arange(n_docs), np.arange(80)]).astype(np.uint32)
+    imps = np.concatenate([rng.random(n_docs) * 0.1 + 0.01, rng.random(80) + 1]).astype(np.float32)
+    parts = _readonly(bmp_k.build_blocks(offsets, docs, imps, block_size, n_docs, 0.3))
+    offsets, docs, imps = _readonly((offsets, docs, imps))
+    order = np.empty(0, np.uint32)
+    order.flags.writeable = False
+    qt, qw = np.array([0, 1], np.int32), np.array([1.0, 0.9], np.float32)
+    n_blocks = n_docs // block_size
+    slots = np.empty(2 * n_blocks, np.int64)
+    full_acc = np.zeros(n_docs, np.float32)
+    want_d, want_s = bmp_k.search_reference(offsets, docs, imps, np.float32(1), qt, qw, 10, n_docs)
+    for fallback in (0.4, 0.45):
+        trace: list[str] = []
+        checks: list[tuple[float, float, float]] = []
+        bmp_k.search_python(
+            offsets, docs, imps, np.float32(1), order, *parts, block_size, n_docs, qt, qw, 10, 1.0, 1.0,
+            fallback, trace, checks,
+        )  # fmt: skip
+        assert any(spent > budget for spent, _left, budget in checks)  # past its budget ...
+        assert trace == ["bmp"]  # ... and on to the end, since what was left was cheap
+        stats = np.zeros(1, np.int64)
+        got_d, got_s = bmp_k.search_serial(
+            offsets, docs, imps, np.float32(1), order, *parts, block_size, n_docs, np.array([0, 2], np.int64),
+            qt, qw, 10, 1.0, 1.0, fallback, slots, full_acc, NO_MASK, NO_THR, stats,
+        )  # fmt: skip
+        assert stats[0] == 0
+        assert got_d[0].tolist() == want_d.tolist()
+        np.testing.assert_allclose(got_s[0], want_s, rtol=1e-6)
+    # random collections (BMP prunes little there): the remaining blocks cost more, so it switches
+    switched = 0
+    a = random_arrays(1, "float32", True, n_docs=4000, n_terms=30)
+    parts = _readonly(bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), 8, 4000, 0.3))
+    indptr, terms, weights = random_queries(1, a["n_terms"], a["fptr"], a["fterms"], n=12)
+    for _q, qt, qw in _rows(indptr, terms, weights):
+        trace, checks = [], []
+        bmp_k.search_python(
+            a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, 8, 4000, qt, qw, 10, 1.0,
+            1.0, 1.0, trace, checks,
+        )  # fmt: skip
+        if trace[-1] == "midway":
+            switched += 1
+            assert checks[-1][1] > checks[-1][2]
+    assert switched > 0
+
+
 def _seismic(a, n_postings=24, block_size=6, energy=0.5, max_terms=12, min_size=1, threads=1, keep=None):
     from lsr.index.methods.seismic import narrowed
 

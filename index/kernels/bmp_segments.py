@@ -246,7 +246,7 @@ def search_one(
                                 hi_r = mid - 1
                         last = lo_r
                     left = bucket_start[last + 1] - oi
-                    if spent > budget or left * per_block > budget:
+                    if left * per_block > budget:
                         return 1
                     check_at += step
                 if g < base[cur] or g >= base[cur + 1]:

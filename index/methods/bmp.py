@@ -8,8 +8,9 @@ Pruning never pays when the query's terms touch most blocks (short real vectors 
 collection): the kernel then runs exact search instead. It estimates both in the same unit (array
 touches): exact search = the query terms' postings plus the accumulator scan; BMP = the bound pass
 and the bucket sort up front, then the blocks whose bound can still beat the k-th score, at
-``2 block_size + 24 x query terms + average postings per block`` each, re-estimated at
-checkpoints every 1/32 of exact's work; over ``FALLBACK`` x exact's, it switches (details in
+``2 block_size + 48 x query terms + average postings per block`` each, re-estimated at
+checkpoints every 1/32 of exact's work; where the work still to come exceeds ``FALLBACK`` x
+exact's (work already spent is paid either way, so it does not count), it switches (details in
 :mod:`lsr.index.kernels.bmp`). The fallback returns exact search's top-k, so alpha = beta = 1 stays rank-safe."""
 
 from __future__ import annotations
