@@ -314,6 +314,51 @@ def test_exact_over_segments_in_one_call_equals_oracle_and_the_per_segment_path(
     assert len(ix.segments) >= 3
 
 
+def test_maxscore_over_segments_sends_what_its_policies_skip_to_one_exact_call(tmp_path, monkeypatch):
+    """MaxScore over segments asks each segment's fallback policy up front: the segments it sends to
+    exact search are searched in one exact kernel call, the others run MaxScore without asking the
+    policy again (so its probes still run MaxScore). With the policy skipping whenever it can,
+    every answer still equals exact search's (ids and scores), and both paths are taken."""
+    from lsr.index import methods as registry
+    from lsr.index import segments as segs_mod
+    from lsr.index.kernels import maxscore as maxscore_k
+
+    ix = _run_interleaving(tmp_path, 8, "float32", n_ops=40)
+    rng = np.random.default_rng(9)
+    tokens = ix.vocab.tokens
+    for b in range(4):
+        ix.add([_vec(rng, tokens) for _ in range(30)], ids=[f"m{b}-{i}" for i in range(30)])
+        ix.commit()
+    ix.delete([f"m0-{i}" for i in range(5)])
+    ix.commit()
+    monkeypatch.setattr(registry, "POLICY_SKIP", -1.0)  # every policy skips, but for its probes
+    joint, kernel_calls = [], []
+    real_joint, real_kernel = segs_mod.Snapshot._search_joint_exact, maxscore_k.search_serial
+
+    def spy_joint(self, group, *args, **kw):
+        joint.append(len(group))
+        return real_joint(self, group, *args, **kw)
+
+    in_maxscore = []
+
+    def spy_kernel(*args):
+        kernel_calls.append(1)
+        return real_kernel(*args)
+
+    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_exact", spy_joint)
+    monkeypatch.setattr(maxscore_k, "search_serial", spy_kernel)
+    queries = [_vec(rng, tokens) for _ in range(40)]
+    for i, q in enumerate(queries):
+        flt = None if i % 3 else FILTERS[i % len(FILTERS)]
+        n = len(joint)
+        got = ix.search([q], k=8, method="maxscore", filter=flt)[0]
+        in_maxscore.append(len(joint) > n)
+        want = ix.search([q], k=8, method="exact", filter=flt)[0]
+        assert (got.ids, got.scores) == (want.ids, want.scores), (i, flt)
+    assert any(in_maxscore) and kernel_calls  # skipped segments went to the exact kernel; probes ran MaxScore
+    assert len(ix.segments) >= 3
+
+
 def test_plain_index_opens_unchanged_as_generation_0(tmp_path):
     docs = random_collection(80, 20, 3)
     path = build_index(docs, tmp_path / "ix", vocab=vocab_of(20), methods=["exact"])

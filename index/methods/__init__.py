@@ -327,6 +327,8 @@ def exact_up_front(
     to exact search up front, its time since ``t0`` (``time.perf_counter()``) folded into the
     policy when the call is :func:`timed_call`; None when the method should run. The arguments are
     a method's ``search`` arguments."""
+    if params.get("policy_decided"):  # the caller asked the policy for this call already
+        return None
     timed = timed_call(params, n_chunks, mask)
     if policy is None or not policy.skip(timed):
         return None
