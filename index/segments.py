@@ -801,13 +801,20 @@ class Snapshot:
         best_s: np.ndarray,
         best_o: np.ndarray,
     ) -> None:
-        """:meth:`_search_each` for the queries ``rows`` of the batch only."""
+        """:meth:`_search_each` for the queries ``rows`` of the batch only (exact search: the
+        segments that join it in one kernel call, :meth:`_search_joint_exact`, the others one by
+        one)."""
         sub = np.concatenate([np.arange(indptr[q], indptr[q + 1]) for q in rows]) if len(rows) else []
         ip = np.zeros(len(rows) + 1, np.int64)
         np.cumsum(indptr[rows + 1] - indptr[rows], out=ip[1:])
         bd, bs, bo = best_d[rows], best_s[rows], best_o[rows]
         tm = np.ascontiguousarray(terms[sub])
         wt = np.ascontiguousarray(weights[sub])
+        if method == "exact" and JOINT_EXACT:
+            group = [p for p in pairs if self._joins("exact", p[1], p[2])]
+            if group and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
+                self._search_joint_exact(group, ip, tm, wt, k, threads, bd, bs, bo)
+                pairs = [p for p in pairs if not self._joins("exact", p[1], p[2])]
         self._search_each(pairs, ip, tm, wt, k, threads, method, params, bd, bs, bo)
         best_d[rows], best_s[rows], best_o[rows] = bd, bs, bo
 

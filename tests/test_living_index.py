@@ -273,6 +273,21 @@ def test_bmp_over_segments_at_once_equals_oracle(tmp_path, monkeypatch, quantiza
     # and the same as searching the segments one after another
     monkeypatch.setattr(segs_mod, "JOINT_BMP", False)
     assert [r.ids for r in ix.search(queries, k=9, method="bmp")] == [r.ids for r in one]
+    # queries the kernel sends to exact search (here: all, up front) go to the joint exact kernel
+    monkeypatch.setattr(segs_mod, "JOINT_BMP", True)
+    monkeypatch.setattr(bmp_method, "FALLBACK", 1e-9)
+    exact_calls = []
+    real_exact = segs_mod.Snapshot._search_joint_exact
+
+    def spy_exact(self, group, *args, **kw):
+        exact_calls.append(len(group))
+        return real_exact(self, group, *args, **kw)
+
+    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_exact", spy_exact)
+    calls.clear()
+    fell = ix.search(queries, k=9, method="bmp")
+    assert calls and all(f == len(queries) for _, f in calls) and exact_calls
+    assert [(r.ids, r.scores) for r in fell] == [(r.ids, r.scores) for r in one]
 
 
 def test_exact_over_segments_in_one_call_equals_oracle_and_the_per_segment_path(tmp_path, monkeypatch):
