@@ -32,7 +32,10 @@ merge copies impacts unchanged.
 Searches run each method's kernel per segment with one document mask (live docs AND the filter),
 applied before a document can enter the top-k heap, then merge the per-segment top-k by (score
 desc, segment order, doc number). BMP over two or more segments with its part runs one kernel over
-all their blocks at once (:mod:`lsr.index.kernels.bmp_segments`), in the same order. Merges only join *adjacent* segments, so that order is always
+all their blocks at once (:mod:`lsr.index.kernels.bmp_segments`), in the same order; exact search
+over two or more segments runs the per-segment path's work in one kernel call
+(:mod:`lsr.index.kernels.exact_segments`), and MaxScore sends the segments its fallback policies
+skip there too. Merges only join *adjacent* segments, so that order is always
 the order documents were added in. Segments under ``parts_min_docs`` documents have no BMP /
 Seismic parts and are searched exactly (OpenSearch's rule): exact results on them are never worse.
 """
