@@ -108,6 +108,7 @@ NO_THRESHOLD = np.empty(0, np.float32)
 _NO_MASK = np.empty(0, np.uint8)
 _NO_ROWS = np.empty(0, np.int64)
 _INT64_MAX = np.iinfo(np.int64).max  # np.iinfo costs microseconds a call
+SCRATCH_POOL_SIZE = 16  # scratch sets a generation keeps for its kernels over segments (several MB each)
 # BMP over two or more segments with the BMP part searches them at once, in one order of block
 # bounds into one top-k (lsr.index.kernels.bmp_segments) instead of one after another: off, every
 # segment is searched alone from the k-th score the segments before it hold.
@@ -1044,6 +1045,7 @@ class Snapshot:
         finally:
             with self._lock:
                 self._acc_pool.append(accs)
+                del self._acc_pool[: max(0, len(self._acc_pool) - SCRATCH_POOL_SIZE)]
 
     def _take_accs(self, n_chunks: int, n_docs: int) -> list[np.ndarray]:
         """Per thread, a zeroed float32 accumulator of ``n_docs`` for the joint exact kernel (left
@@ -1071,7 +1073,9 @@ class Snapshot:
                 if len(slots) >= n_chunks and len(slots[0][0]) >= size and len(slots[0][1]) == total:
                     return self._slot_pool.pop(i)
             biggest = max((len(x[0][0]) for x in self._slot_pool if len(x[0][1]) == total), default=0)
-            self._slot_pool = [x for x in self._slot_pool if len(x[0][0]) >= size and len(x[0][1]) == total]
+            # sets for this total that are too small go; other groups' sets (other filters) stay
+            self._slot_pool = [x for x in self._slot_pool if len(x[0][1]) != total or len(x[0][0]) >= size]
+            del self._slot_pool[: max(0, len(self._slot_pool) - SCRATCH_POOL_SIZE)]  # the oldest
         size = max(size, biggest)
         return [
             (np.empty(size, np.int64), np.zeros(total, np.float32), np.empty(total, np.int64))

@@ -374,6 +374,29 @@ def test_maxscore_over_segments_sends_what_its_policies_skip_to_one_exact_call(t
     assert len(ix.segments) >= 3
 
 
+def test_joint_kernel_scratch_is_reused_across_groups(tmp_path):
+    """The scratch of the kernels over segments is taken most-recent-first and kept per group of
+    segments: a search over another group (another filter) does not drop it, a bigger query grows
+    it, and the pool stays bounded."""
+    from lsr.index.segments import SCRATCH_POOL_SIZE
+
+    path = build_index([{"a": 1.0}] * 20, tmp_path / "ix", ids=[f"d{i}" for i in range(20)])
+    snap = open_index(path, writable=True).snapshot()
+    a = snap._take_slots(1, 100, 10)
+    snap._slot_pool.append(a)
+    b = snap._take_slots(1, 100, 20)  # another group's size: a new set, the first one stays
+    assert b is not a
+    snap._slot_pool.append(b)
+    assert snap._take_slots(1, 50, 10) is a  # the same group again: the same arrays
+    snap._slot_pool.append(a)
+    c = snap._take_slots(1, 300, 10)  # a longer query: a bigger set replaces the small one
+    assert len(c[0][0]) >= 300 and all(len(x[0][1]) != 10 for x in snap._slot_pool)
+    snap._slot_pool.append(c)
+    for i in range(3 * SCRATCH_POOL_SIZE):
+        snap._slot_pool.append(snap._take_slots(1, 10, 1000 + i))
+    assert len(snap._slot_pool) <= SCRATCH_POOL_SIZE + 1
+
+
 def test_plain_index_opens_unchanged_as_generation_0(tmp_path):
     docs = random_collection(80, 20, 3)
     path = build_index(docs, tmp_path / "ix", vocab=vocab_of(20), methods=["exact"])
