@@ -42,9 +42,9 @@ switches to exact search, which starts over (the heap is discarded). The result 
 over the kept terms: with alpha = beta = 1 the same top-k and scores bit for bit, so the method
 stays rank-safe; with alpha < 1 it can only be better. Only the work *left* counts: the work
 already spent is paid whichever way the query goes on. (Until 2026-12-01 the work spent over
-``fallback * E`` switched too: on the 1M synthetic set 29 of 500 queries then fell back near their
-end and cost about twice exact search; weighing only the work left, 7 fell back and BMP's mean went
-from 0.74x to 0.55x exact search's, p99 3.99 -> 2.22 ms, on the real set 0.91x -> 0.80x; BENCHMARKS.md.)
+``fallback * E`` switched too: on the 1M synthetic set 29 of 500 queries then fell back, most near
+their end; weighing only the work left, 7 fall back, and BMP's mean went from 0.89x to 0.79x exact
+search's, p99 4.49 -> 3.46 ms; on the real set no change, 1.14x; BENCHMARKS.md, evening session.)
 Since the blocks left are an upper bound and only shrink, a query pays at most about
 ``F + fallback E`` plus one checkpoint's step (a bounded tail instead of BMP's worst case);
 ``fallback = 0`` never falls back.
@@ -217,6 +217,58 @@ def _exact_fallback(
 
 
 @njit(cache=True, nogil=True)
+def sort_blocks(ub, n_blocks, alpha, thr0, nbk, bucket_start, order):
+    """Bucket the blocks ``0 .. n_blocks - 1`` by bound ``ub``, highest bucket first: a counting sort
+    into ``nbk`` buckets of the blocks whose bound can beat the starting threshold ``thr0`` (all
+    blocks with a positive bound when there is none). The buckets span [low, top], so a segment
+    searched after others sorts only the blocks it may visit, at a finer bucket width (0.999: a
+    block a rounding away from the cut is sorted too; sorting one more costs nothing). Fills
+    ``bucket_start[: nbk + 1]`` and ``order``; returns (top bound, blocks with a positive bound,
+    low, inverse bucket width, whether any block can beat ``thr0``)."""
+    top = np.float32(0)
+    n_pos = 0
+    for b in range(n_blocks):
+        if ub[b] > top:
+            top = ub[b]
+        if ub[b] > 0:
+            n_pos += 1
+    low = thr0 / (np.float32(alpha) * SLACK) * np.float32(0.999) if thr0 > 0 else np.float32(0)
+    inv = np.float32(nbk) / (top - low) if top > low else np.float32(0)
+    if top <= 0 or (thr0 > 0 and top * np.float32(alpha) * SLACK < thr0):
+        return top, n_pos, low, inv, False
+    bucket_start[: nbk + 1] = 0
+    for b in range(n_blocks):
+        if ub[b] > 0 and ub[b] >= low:
+            bk = min(nbk - 1, int((ub[b] - low) * inv))
+            bucket_start[nbk - bk] += 1
+    for i in range(nbk):
+        bucket_start[i + 1] += bucket_start[i]
+    fill = bucket_start[:nbk].copy()
+    for b in range(n_blocks):
+        if ub[b] > 0 and ub[b] >= low:
+            r = nbk - 1 - min(nbk - 1, int((ub[b] - low) * inv))
+            order[fill[r]] = b
+            fill[r] += 1
+    return top, n_pos, low, inv, True
+
+
+@njit(cache=True, nogil=True)
+def last_bucket(r, nbk, low, inv, top, a, thr):
+    """The last bucket (from bucket ``r`` on) whose upper edge, times ``a``, can beat ``thr``: the
+    blocks BMP may still visit are those of the buckets up to it (edges fall with the bucket)."""
+    if thr <= 0:
+        return nbk - 1
+    lo_r, hi_r = r, nbk - 1
+    while lo_r < hi_r:
+        mid = (lo_r + hi_r + 1) // 2
+        if (low + np.float32(nbk - mid) / inv if inv > 0 else top) * a >= thr:
+            lo_r = mid
+        else:
+            hi_r = mid - 1
+    return lo_r
+
+
+@njit(cache=True, nogil=True)
 def search_one(
     offsets,
     docs,
@@ -278,7 +330,6 @@ def search_one(
         return 1
     nbk = n_buckets(n_blocks)
     ub[:] = 0
-    top = np.float32(0)
     for i in range(nq):
         if not keep[i]:
             continue
@@ -295,34 +346,9 @@ def search_one(
             b = bm_block[j]
             ub[b] += w * np.float32(bm_max[j])
             slot[base + b] = j
-    n_pos = 0
-    for b in range(n_blocks):
-        if ub[b] > top:
-            top = ub[b]
-        if ub[b] > 0:
-            n_pos += 1
     size = 0
-    if top > 0 and not (thr0 > 0 and top * np.float32(alpha) * SLACK < thr0):
-        # counting sort into buckets, highest bucket first, of the blocks whose bound can beat the
-        # starting threshold (all blocks with a positive bound when there is none): the buckets
-        # span [low, top], so a segment searched after others sorts only the blocks it may visit,
-        # at a finer bucket width
-        # (0.999: a block a rounding away from the cut is sorted too; sorting one more costs nothing)
-        low = thr0 / (np.float32(alpha) * SLACK) * np.float32(0.999) if thr0 > 0 else np.float32(0)
-        bucket_start[: nbk + 1] = 0
-        inv = np.float32(nbk) / (top - low) if top > low else np.float32(0)
-        for b in range(n_blocks):
-            if ub[b] > 0 and ub[b] >= low:
-                bk = min(nbk - 1, int((ub[b] - low) * inv))
-                bucket_start[nbk - bk] += 1
-        for i in range(nbk):
-            bucket_start[i + 1] += bucket_start[i]
-        fill = bucket_start[:nbk].copy()
-        for b in range(n_blocks):
-            if ub[b] > 0 and ub[b] >= low:
-                r = nbk - 1 - min(nbk - 1, int((ub[b] - low) * inv))
-                order[fill[r]] = b
-                fill[r] += 1
+    top, n_pos, low, inv, go = sort_blocks(ub, n_blocks, alpha, thr0, nbk, bucket_start, order)
+    if go:
         per_block = 2 * block_size + PROBE * n_kept + n_post // max(n_pos, 1)
         spent = fixed  # work so far, in the units of exact_work
         step = max(1, exact_work // CHECKS)
@@ -339,17 +365,7 @@ def search_one(
                     continue
                 if fallback > 0 and spent >= check_at:
                     # blocks that may still be visited: the rest of the buckets whose bound can beat thr
-                    last = nbk - 1
-                    if thr > 0:  # the last bucket whose edge can beat thr (edges fall with r)
-                        lo_r, hi_r = r, nbk - 1
-                        while lo_r < hi_r:
-                            mid = (lo_r + hi_r + 1) // 2
-                            if (low + np.float32(nbk - mid) / inv if inv > 0 else top) * a >= thr:
-                                lo_r = mid
-                            else:
-                                hi_r = mid - 1
-                        last = lo_r
-                    left = bucket_start[last + 1] - oi
+                    left = bucket_start[last_bucket(r, nbk, low, inv, top, a, thr) + 1] - oi
                     if left * per_block > budget:
                         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k,
                                         full_acc, hs, hd, out_d, out_s, mask, thr0)  # fmt: skip

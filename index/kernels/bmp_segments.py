@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from lsr.index.kernels.bmp import CHECKS, PROBE, SLACK, _kept_terms, n_buckets
+from lsr.index.kernels.bmp import CHECKS, PROBE, SLACK, _kept_terms, last_bucket, n_buckets, sort_blocks
 from lsr.index.kernels.topk import heap_drain, heap_push
 
 
@@ -180,31 +180,10 @@ def search_one(
             offsets_l[s], bmo_l[s], bmb_l[s], bmm_l[s], drow_l[s], dmax_l[s], base[s], base[s + 1] - base[s], total,
             q_terms, q_weights, keep, scales[s], ub, slot,
         )  # fmt: skip
-    top = np.float32(0)
-    n_pos = 0
-    for g in range(total):
-        if ub[g] > top:
-            top = ub[g]
-        if ub[g] > 0:
-            n_pos += 1
+    # 2. every block bucketed by bound, highest first (within a bucket in segment order)
     size = 0
-    if top > 0 and not (thr0 > 0 and top * np.float32(alpha) * SLACK < thr0):
-        # 2. counting sort, highest bucket first, of the blocks whose bound can beat thr0
-        low = thr0 / (np.float32(alpha) * SLACK) * np.float32(0.999) if thr0 > 0 else np.float32(0)
-        bucket_start[: nbk + 1] = 0
-        inv = np.float32(nbk) / (top - low) if top > low else np.float32(0)
-        for g in range(total):
-            if ub[g] > 0 and ub[g] >= low:
-                bk = min(nbk - 1, int((ub[g] - low) * inv))
-                bucket_start[nbk - bk] += 1
-        for i in range(nbk):
-            bucket_start[i + 1] += bucket_start[i]
-        fill = bucket_start[:nbk].copy()
-        for g in range(total):
-            if ub[g] > 0 and ub[g] >= low:
-                r = nbk - 1 - min(nbk - 1, int((ub[g] - low) * inv))
-                order[fill[r]] = g
-                fill[r] += 1
+    top, n_pos, low, inv, go = sort_blocks(ub, total, alpha, thr0, nbk, bucket_start, order)
+    if go:
         max_bs = 0
         for s in range(n_seg):
             max_bs = max(max_bs, block_sizes[s])
@@ -235,17 +214,7 @@ def search_one(
                 if thr > 0 and ub[g] * a < thr:
                     continue
                 if fallback > 0 and spent >= check_at:
-                    last = nbk - 1
-                    if thr > 0:
-                        lo_r, hi_r = r, nbk - 1
-                        while lo_r < hi_r:
-                            mid = (lo_r + hi_r + 1) // 2
-                            if (low + np.float32(nbk - mid) / inv if inv > 0 else top) * a >= thr:
-                                lo_r = mid
-                            else:
-                                hi_r = mid - 1
-                        last = lo_r
-                    left = bucket_start[last + 1] - oi
+                    left = bucket_start[last_bucket(r, nbk, low, inv, top, a, thr) + 1] - oi
                     if left * per_block > budget:
                         return 1
                     check_at += step
