@@ -269,6 +269,42 @@ def last_bucket(r, nbk, low, inv, top, a, thr):
 
 
 @njit(cache=True, nogil=True)
+def score_block(
+    offsets, docs, impacts, bmo, bmb, bms, drow, dstart, slot, nb, total, g, b, lo, hi, q_terms, q_weights, keep, acc
+):  # fmt: skip
+    """The raw scores of block ``b`` (documents ``lo .. hi - 1``) into ``acc[: hi - lo]``, query terms
+    ascending (exact search's order of additions, so the same float32 sums); returns the postings
+    read. A sparse term's entry for the block is ``slot[i * total + g]`` (``g``: the block's number
+    among ``total`` blocks of all the slot rows; ``g = b``, ``total = nb`` for one index), trusted
+    only if it names this block; terms past the index's vocabulary match nothing."""
+    nt = offsets.shape[0] - 1
+    acc[: hi - lo] = 0
+    spent = 0
+    for i in range(q_terms.shape[0]):
+        t = q_terms[i]
+        if not keep[i] or t >= nt:
+            continue
+        dr = drow[t]
+        if dr >= 0:
+            so = dr * (nb + 1) + b
+            p0 = offsets[t] + dstart[so]
+            p1 = offsets[t] + dstart[so + 1]
+        else:
+            j = slot[i * total + g]
+            e0 = bmo[t]
+            e1 = bmo[t + 1]
+            if j < e0 or j >= e1 or bmb[j] != b:
+                continue
+            p0 = offsets[t] + bms[j]
+            p1 = offsets[t] + bms[j + 1] if j + 1 < e1 else offsets[t + 1]
+        w = np.float32(q_weights[i])
+        spent += p1 - p0
+        for p in range(p0, p1):
+            acc[docs[p] - lo] += w * np.float32(impacts[p])
+    return spent
+
+
+@njit(cache=True, nogil=True)
 def search_one(
     offsets,
     docs,
@@ -373,28 +409,10 @@ def search_one(
                     check_at += step
                 lo = b * block_size
                 hi = min(n_docs, lo + block_size)
-                acc[: hi - lo] = 0
-                for i in range(nq):
-                    if not keep[i]:
-                        continue
-                    t = q_terms[i]
-                    dr = dense_row[t]  # not r: the bucket loop's r is read by the fallback check
-                    if dr >= 0:
-                        so = dr * (n_blocks + 1) + b
-                        p0 = offsets[t] + dense_start[so]
-                        p1 = offsets[t] + dense_start[so + 1]
-                    else:
-                        j = slot[i * n_blocks + b]
-                        e0 = bm_offsets[t]
-                        e1 = bm_offsets[t + 1]
-                        if j < e0 or j >= e1 or bm_block[j] != b:
-                            continue
-                        p0 = offsets[t] + bm_start[j]
-                        p1 = offsets[t] + bm_start[j + 1] if j + 1 < e1 else offsets[t + 1]
-                    w = np.float32(q_weights[i])
-                    spent += p1 - p0
-                    for p in range(p0, p1):
-                        acc[docs[p] - lo] += w * np.float32(impacts[p])
+                spent += score_block(
+                    offsets, docs, impacts, bm_offsets, bm_block, bm_start, dense_row, dense_start, slot, n_blocks,
+                    n_blocks, b, b, lo, hi, q_terms, q_weights, keep, acc,
+                )  # fmt: skip
                 spent += 2 * (hi - lo) + PROBE * n_kept
                 for x in range(hi - lo):
                     s = acc[x]

@@ -39,7 +39,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from lsr.index.kernels.bmp import CHECKS, PROBE, SLACK, _kept_terms, last_bucket, n_buckets, sort_blocks
+from lsr.index.kernels.bmp import (
+    CHECKS,
+    PROBE,
+    SLACK,
+    _kept_terms,
+    last_bucket,
+    n_buckets,
+    score_block,
+    sort_blocks,
+)
 from lsr.index.kernels.topk import heap_drain, heap_push
 
 
@@ -82,40 +91,6 @@ def _bounds(offsets, bmo, bmb, bmm, drow, dmax, g0, nb, total, q_terms, q_weight
     if sc != np.float32(1):
         for b in range(nb):
             ubs[b] *= sc
-
-
-@njit(cache=True, nogil=True)
-def _score_block(
-    offsets, docs, impacts, bmo, bmb, bms, drow, dstart, slot, nb, total, g, b, lo, hi, q_terms, q_weights, keep, acc
-):  # fmt: skip
-    """The raw scores of block ``b`` (global block ``g``; documents ``lo .. hi - 1``) of one segment
-    into ``acc[: hi - lo]``, query terms ascending (exact search's order of additions); returns the
-    postings read."""
-    nt = offsets.shape[0] - 1
-    acc[: hi - lo] = 0
-    spent = 0
-    for i in range(q_terms.shape[0]):
-        t = q_terms[i]
-        if not keep[i] or t >= nt:
-            continue
-        dr = drow[t]
-        if dr >= 0:
-            so = dr * (nb + 1) + b
-            p0 = offsets[t] + dstart[so]
-            p1 = offsets[t] + dstart[so + 1]
-        else:
-            j = slot[i * total + g]
-            e0 = bmo[t]
-            e1 = bmo[t + 1]
-            if j < e0 or j >= e1 or bmb[j] != b:
-                continue
-            p0 = offsets[t] + bms[j]
-            p1 = offsets[t] + bms[j + 1] if j + 1 < e1 else offsets[t + 1]
-        w = np.float32(q_weights[i])
-        spent += p1 - p0
-        for p in range(p0, p1):
-            acc[docs[p] - lo] += w * np.float32(impacts[p])
-    return spent
 
 
 @njit(cache=True, nogil=True)
@@ -237,7 +212,7 @@ def search_one(
                 b = g - base[cur]
                 lo = b * bs
                 hi = min(nd, lo + bs)
-                spent += _score_block(
+                spent += score_block(
                     offsets, docs, impacts, bmo, bmb, bms, drow, dstart, slot, nb, total, g, b, lo, hi, q_terms,
                     q_weights, keep, acc,
                 )  # fmt: skip
