@@ -434,6 +434,11 @@ def plan_segment(
     return "exact" if m == "seismic" and few else m
 
 
+def _one_impact_type(pairs: Sequence[tuple[int, Segment, Allowed]]) -> bool:
+    """Whether the segments of ``pairs`` store their impacts in one dtype."""
+    return len({p[1].index.postings_impacts.dtype for p in pairs}) == 1
+
+
 def _read_only(a: np.ndarray) -> np.ndarray:
     """A read-only plain view of ``a``: one typed list holds arrays of one Numba type, and a
     mapped array is read-only."""
@@ -698,23 +703,20 @@ class Snapshot:
             pairs, decided = self._maxscore_to_exact(
                 pairs, indptr, terms, weights, k, threads, best_d, best_s, best_o
             )
-        if method == "exact" and JOINT_EXACT and len(pairs) >= 2:
-            group = [p for p in pairs if self._joins("exact", p[1], p[2])]
-            if len(group) >= 2 and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
+        if method == "exact" and JOINT_EXACT:
+            group, pairs = self._split(pairs, "exact", 2)
+            if group:
                 self._search_joint_exact(group, indptr, terms, weights, k, threads, best_d, best_s, best_o)
-                pairs = [p for p in pairs if not self._joins("exact", p[1], p[2])]
-        if method == "bmp" and JOINT_BMP and len(pairs) >= 2:
-            group = [p for p in pairs if self._joins("bmp", p[1], p[2])]
-            if len(group) >= 2 and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
-                rest = [p for p in pairs if not self._joins("bmp", p[1], p[2])]
+        if method == "bmp" and JOINT_BMP:
+            group, pairs = self._split(pairs, "bmp", 2)
+            if group:
                 fell = self._search_joint_bmp(
                     group, indptr, terms, weights, k, threads, params, best_d, best_s, best_o
                 )
-                if len(fell):  # searched exactly, segment by segment (the same results when safe)
+                if len(fell):  # searched exactly (the same results when safe)
                     self._search_rows(
                         fell, group, indptr, terms, weights, k, threads, "exact", {}, best_d, best_s, best_o
                     )
-                pairs = rest
         self._search_each(
             pairs, indptr, terms, weights, k, threads, method, params, best_d, best_s, best_o, decided
         )
@@ -815,12 +817,25 @@ class Snapshot:
         tm = np.ascontiguousarray(terms[sub])
         wt = np.ascontiguousarray(weights[sub])
         if method == "exact" and JOINT_EXACT:
-            group = [p for p in pairs if self._joins("exact", p[1], p[2])]
-            if group and len({p[1].index.postings_impacts.dtype for p in group}) == 1:
+            group, pairs = self._split(pairs, "exact", 1)
+            if group:
                 self._search_joint_exact(group, ip, tm, wt, k, threads, bd, bs, bo)
-                pairs = [p for p in pairs if not self._joins("exact", p[1], p[2])]
         self._search_each(pairs, ip, tm, wt, k, threads, method, params, bd, bs, bo)
         best_d[rows], best_s[rows], best_o[rows] = bd, bs, bo
+
+    def _split(
+        self, pairs: Sequence[tuple[int, Segment, Allowed]], method: str, least: int
+    ) -> tuple[list[tuple[int, Segment, Allowed]], list[tuple[int, Segment, Allowed]]]:
+        """(the segments of ``pairs`` that join ``method``'s kernel over segments, the others), or
+        ([], all of them) when fewer than ``least`` join or their impacts differ in type (one typed
+        list holds one type)."""
+        group: list[tuple[int, Segment, Allowed]] = []
+        rest: list[tuple[int, Segment, Allowed]] = []
+        for p in pairs:
+            (group if self._joins(method, p[1], p[2]) else rest).append(p)
+        if len(group) < max(least, 1) or not _one_impact_type(group):
+            return [], list(pairs)
+        return group, rest
 
     @staticmethod
     def _joins(method: str, seg: Segment, al: Allowed) -> bool:
@@ -1002,7 +1017,7 @@ class Snapshot:
                     continue
                 decided.add(pos)
             rest.append(p)
-        if to_exact and len({p[1].index.postings_impacts.dtype for p in to_exact}) == 1:
+        if to_exact and _one_impact_type(to_exact):
             self._search_joint_exact(to_exact, indptr, terms, weights, k, threads, best_d, best_s, best_o)
         elif to_exact:  # mixed impact types (not made by this index): one by one, exactly
             self._search_each(

@@ -159,10 +159,8 @@ def search_one(
     size = 0
     top, n_pos, low, inv, go = sort_blocks(ub, total, alpha, thr0, nbk, bucket_start, order)
     if go:
-        max_bs = 0
-        for s in range(n_seg):
-            max_bs = max(max_bs, block_sizes[s])
-        per_block = 2 * max_bs + PROBE * n_kept + n_post // max(n_pos, 1)
+        # acc holds the largest block (search_range sizes it so)
+        per_block = 2 * acc.shape[0] + PROBE * n_kept + n_post // max(n_pos, 1)
         spent = fixed
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
