@@ -223,6 +223,76 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
 
 
+def _live_maxima_twin(offsets, docs, imps, block_size, n_blocks, bo, blk, drow, n_dense, live):
+    """Plain-numpy twin of ``bmp.live_block_maxima``: per (term, block) the largest impact among the
+    live documents, by a scatter-max over the postings (not the kernel's walk over entries)."""
+    n_terms = len(offsets) - 1
+    full = np.zeros((n_terms, n_blocks), np.float64)
+    term_of = np.repeat(np.arange(n_terms), np.diff(offsets))
+    keep = np.asarray(live, bool)[np.asarray(docs, np.int64)]
+    np.maximum.at(
+        full,
+        (term_of[keep], np.asarray(docs, np.int64)[keep] // block_size),
+        np.asarray(imps, np.float64)[keep],
+    )
+    mx = np.zeros(len(blk), np.float64)
+    dm = np.zeros(n_dense * n_blocks, np.float64)
+    for t in range(n_terms):
+        if drow[t] >= 0:
+            dm[drow[t] * n_blocks : (drow[t] + 1) * n_blocks] = full[t]
+        else:
+            mx[bo[t] : bo[t + 1]] = full[t, np.asarray(blk[bo[t] : bo[t + 1]], np.int64)]
+    return mx, dm
+
+
+@pytest.mark.parametrize(("seed", "dtype", "reordered"), CASES)
+@pytest.mark.parametrize("dense_fraction", [0.3, 1.1])
+def test_bmp_live_block_maxima_equal_their_twin(seed, dtype, reordered, dense_fraction):
+    """Block maxima over the live documents (the bounds BMP over a living index's segments uses
+    where documents were deleted) equal a numpy scatter-max, computed in one pass and, for a
+    later bitmap with more documents deleted, updated in place from the earlier one through the
+    forward index; every bound is at most the stored one."""
+    a = random_arrays(seed, dtype, reordered)
+    block_size = 8
+    n_docs = a["n_docs"]
+    n_blocks = (n_docs + block_size - 1) // block_size
+    parts = _readonly(
+        bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), block_size, n_docs, dense_fraction)
+    )
+    bo, blk, st, mx0, drow, dmax0, dst = parts
+    n_dense = int((drow >= 0).sum())
+    rng = np.random.default_rng(seed + 11)
+    live = (rng.random(n_docs) > 0.2).astype(np.uint8)
+    live[: 2 * block_size] = 0  # whole blocks gone: their bounds drop to 0
+    got_mx, got_dm = bmp_k.live_block_maxima(
+        a["offsets"], a["docs"], a["imps"], block_size, n_blocks, bo, blk, st, drow, dmax0, live
+    )
+    want_mx, want_dm = _live_maxima_twin(
+        a["offsets"], a["docs"], a["imps"], block_size, n_blocks, bo, blk, drow, n_dense, live
+    )
+    assert got_mx.dtype == mx0.dtype and got_dm.dtype == dmax0.dtype
+    np.testing.assert_array_equal(got_mx.astype(np.float64), want_mx)
+    np.testing.assert_array_equal(got_dm.astype(np.float64), want_dm)
+    assert (got_mx <= mx0).all() and (got_dm <= dmax0).all()
+    assert (got_mx < mx0).any() or (got_dm < dmax0).any()  # the deletions did lower some bounds
+    # more documents deleted: an in-place update of the documents gone since equals a fresh pass
+    later = live.copy()
+    later[rng.choice(n_docs, size=n_docs // 4, replace=False)] = 0
+    gone = np.flatnonzero(live & ~later).astype(np.int64)
+    upd_mx, upd_dm = got_mx.copy(), got_dm.copy()
+    for fterms in (a["fterms"], a["fterms16"]):
+        upd_mx, upd_dm = got_mx.copy(), got_dm.copy()
+        bmp_k.update_live_maxima(
+            a["offsets"], a["docs"], a["imps"], block_size, n_blocks, bo, blk, st, drow, dst, a["fptr"], fterms,
+            gone, later, upd_mx, upd_dm,
+        )  # fmt: skip
+        want_mx, want_dm = _live_maxima_twin(
+            a["offsets"], a["docs"], a["imps"], block_size, n_blocks, bo, blk, drow, n_dense, later
+        )
+        np.testing.assert_array_equal(upd_mx.astype(np.float64), want_mx)
+        np.testing.assert_array_equal(upd_dm.astype(np.float64), want_dm)
+
+
 def test_bmp_falls_back_on_the_work_left_not_the_work_spent():
     """At a fallback checkpoint BMP compares only the work still to come with exact search's: work
     already spent is paid either way. A query past its budget whose remaining blocks cost less goes

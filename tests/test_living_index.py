@@ -290,6 +290,105 @@ def test_bmp_over_segments_at_once_equals_oracle(tmp_path, monkeypatch, quantiza
     assert [(r.ids, r.scores) for r in fell] == [(r.ids, r.scores) for r in one]
 
 
+@pytest.mark.parametrize("quantization", ["float32", "uint8"])
+def test_bmp_over_segments_bounds_blocks_by_their_live_documents(tmp_path, monkeypatch, quantization):
+    """On a segment with deleted documents, BMP over segments bounds each block by its live
+    documents' maxima: computed once per bitmap, updated in place for the next bitmap of the same
+    segment (only the documents deleted since), equal to a fresh pass, under the stored bounds
+    where the heaviest documents went; and every search equals the oracle (the kernel's fallback
+    off, so BMP answers every query)."""
+    from lsr.index import segments as segs_mod
+    from lsr.index.kernels import bmp as bmp_k
+    from lsr.index.methods import bmp as bmp_method
+
+    monkeypatch.setattr(bmp_method, "FALLBACK", 0.0)
+    rng = np.random.default_rng(8)
+    tokens = vocab_of(N_TERMS).tokens
+    base = random_collection(300, N_TERMS, 8, density=0.1)
+    path = build_index(
+        base,
+        tmp_path / "ix",
+        vocab=vocab_of(N_TERMS),
+        quantization=quantization,
+        quantizer="global",
+        **SMALL_PARTS,
+    )
+    ix = open_index(path, writable=True, parts_min_docs=40)
+    oracle = Oracle(quantization, float(ix.scale))
+    for d in range(base.shape[0]):
+        row = base.getrow(d)
+        oracle.add(str(d), {tokens[t]: float(w) for t, w in zip(row.indices, row.data, strict=True)}, None)
+    for b in range(2):
+        ids = [f"a{b}-{i}" for i in range(120)]
+        vecs = [_vec(rng, tokens) for _ in ids]
+        ix.add(vecs, ids=ids)
+        for i, v in zip(ids, vecs, strict=True):
+            oracle.add(i, v, None)
+    ix.commit()
+    calls = []
+    real = segs_mod.Snapshot._search_joint_bmp
+
+    def spy(self, group, *args, **kw):
+        calls.append(len(group))
+        return real(self, group, *args, **kw)
+
+    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_bmp", spy)
+    updates = []
+    real_update = bmp_k.update_live_maxima
+
+    def spy_update(*args):
+        updates.append(len(args[12]))  # documents deleted since the last bitmap
+        return real_update(*args)
+
+    monkeypatch.setattr(bmp_k, "update_live_maxima", spy_update)
+    queries = [_vec(rng, tokens) for _ in range(10)]
+    for round_ in range(3):
+        # delete each query's best documents (the heaviest in their blocks) and a random tenth
+        heavy = {d for q in queries[: 3 + round_] for d, _ in oracle.search(q, 3)}
+        live = list(oracle.docs)
+        rand = {live[int(i)] for i in rng.choice(len(live), size=len(live) // 10, replace=False)}
+        gone = sorted(heavy | rand)
+        ix.delete(gone)
+        for d in gone:
+            oracle.delete(d)
+        ix.commit()
+        calls.clear()
+        updates.clear()
+        for k in (1, 5, 20):
+            got = ix.search(queries, k=k, method="bmp")
+            for q, g in zip(queries, got, strict=True):
+                w = oracle.search(q, k)
+                assert g.ids == [d for d, _ in w], (round_, k)
+                np.testing.assert_allclose(g.scores, [s for _, s in w], rtol=1e-6)
+        assert calls and all(n >= 2 for n in calls)  # the kernel over segments answered
+        snap = ix.snapshot()
+        lowered = 0
+        for seg in snap.segments:
+            if seg.live is None or "bmp" not in seg.index.methods:
+                continue
+            assert seg._bmp_live is not None  # used by the searches above
+            mx, dm = seg.bmp_maxima()
+            ixs = seg.index
+            bo, blk, st, mx0, drow, dm0, dst = ixs.bmp
+            bs = ixs.bmp_block_size
+            fresh = bmp_k.live_block_maxima(
+                ixs.offsets, ixs.postings[1], ixs.postings[2], bs, (seg.n_docs + bs - 1) // bs, bo, blk, st,
+                drow, dm0, seg.live_mask(),
+            )  # fmt: skip
+            np.testing.assert_array_equal(mx, fresh[0])
+            np.testing.assert_array_equal(dm, fresh[1])
+            assert (mx <= mx0).all() and (dm <= dm0).all()
+            lowered += int((mx < mx0).sum() + (dm < dm0).sum())
+        assert lowered > 0
+        # after the first round, the segments' new bitmaps updated the last ones' bounds in place
+        assert (len(updates) > 0 and all(n > 0 for n in updates)) if round_ > 0 else not updates
+    # switched off: the stored bounds, the same answers
+    monkeypatch.setattr(segs_mod, "LIVE_BOUNDS", False)
+    fresh_reader = open_index(path)
+    for q in queries:
+        assert fresh_reader.search([q], k=5, method="bmp")[0].ids == [d for d, _ in oracle.search(q, 5)]
+
+
 def test_exact_over_segments_in_one_call_equals_oracle_and_the_per_segment_path(tmp_path, monkeypatch):
     """Exact search over two or more segments runs one kernel call (lsr.index.kernels.exact_segments)
     that does the per-segment path's work: after every commit of random interleavings it equals the

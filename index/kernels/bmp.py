@@ -171,6 +171,80 @@ def build_blocks(offsets, docs, impacts, block_size, n_docs, dense_fraction):
 
 
 @njit(cache=True, nogil=True)
+def _live_max(docs, impacts, lo, hi, live, out, i):
+    """``out[i]`` = the largest impact of postings ``lo:hi`` among the live documents (``live``
+    uint8 by internal doc), 0 when none is live."""
+    out[i] = 0
+    for p in range(lo, hi):
+        if live[docs[p]] and impacts[p] > out[i]:
+            out[i] = impacts[p]
+
+
+@njit(cache=True, nogil=True)
+def live_block_maxima(
+    offsets, docs, impacts, block_size, n_blocks, bm_offsets, blocks, starts, dense_row, dense_max, live
+):
+    """The block maxima of :func:`build_blocks` (sparse ``max[]``, dense ``dense max[]``) taken over
+    the documents ``live`` (uint8[n_docs] by internal doc number) keeps: tighter bounds on a
+    living index's segment with deleted documents (a block's bound then counts no deleted
+    document's impacts; 0 for a block none of whose postings of the term is live). Same entries,
+    same order as the stored maxima; one pass over the postings."""
+    n_terms = offsets.shape[0] - 1
+    mx = np.zeros(blocks.shape[0], impacts.dtype)
+    dm = np.zeros(dense_max.shape[0], impacts.dtype)
+    nb = n_blocks
+    for t in range(n_terms):
+        base = offsets[t]
+        r = dense_row[t]
+        if r >= 0:
+            o = r * nb
+            for p in range(base, offsets[t + 1]):
+                d = docs[p]
+                if live[d] and impacts[p] > dm[o + d // block_size]:
+                    dm[o + d // block_size] = impacts[p]
+            continue
+        for j in range(bm_offsets[t], bm_offsets[t + 1]):
+            hi = base + starts[j + 1] if j + 1 < bm_offsets[t + 1] else offsets[t + 1]
+            _live_max(docs, impacts, base + starts[j], hi, live, mx, j)
+    return mx, dm
+
+
+@njit(cache=True, nogil=True)
+def update_live_maxima(
+    offsets, docs, impacts, block_size, n_blocks, bm_offsets, blocks, starts, dense_row, dense_starts,
+    fwd_offsets, fwd_terms, gone, live, mx, dm,
+):  # fmt: skip
+    """Bring live block maxima (``mx``, ``dm``: :func:`live_block_maxima` under an older mask) up to
+    date in place after the documents ``gone`` (int64 internal doc numbers) were deleted, ``live``
+    the new mask: only the (term, block) pairs those documents touch are recomputed, found through
+    the forward index (``fwd_offsets``, ``fwd_terms``: internal doc -> terms). Costs the deleted
+    documents' terms x one block's postings each, not a pass over the index."""
+    nb = n_blocks
+    for i in range(gone.shape[0]):
+        d = gone[i]
+        b = d // block_size
+        for f in range(fwd_offsets[d], fwd_offsets[d + 1]):
+            t = fwd_terms[f]
+            base = offsets[t]
+            r = dense_row[t]
+            if r >= 0:
+                so = r * (nb + 1)
+                lo, hi = base + dense_starts[so + b], base + dense_starts[so + b + 1]
+                _live_max(docs, impacts, lo, hi, live, dm, r * nb + b)
+                continue
+            lo = bm_offsets[t]
+            hi = bm_offsets[t + 1]
+            while lo < hi:  # the term's entry for block b (it has one: d holds the term)
+                mid = (lo + hi) // 2
+                if blocks[mid] < b:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            end = base + starts[lo + 1] if lo + 1 < bm_offsets[t + 1] else offsets[t + 1]
+            _live_max(docs, impacts, base + starts[lo], end, live, mx, lo)
+
+
+@njit(cache=True, nogil=True)
 def _kept_terms(q_weights, beta):
     """Mask of the heaviest query terms holding a ``beta`` share of the total weight (ties kept)."""
     n = q_weights.shape[0]
