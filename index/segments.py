@@ -1026,17 +1026,18 @@ class Snapshot:
         total = int(per_seg[3][-1])
         slots = self._take_slots(n_chunks, max(max_nq * total, 1), total)
         fell = np.zeros(nq, np.uint8)
+        work = np.zeros((n_chunks, 2), np.int64)  # per thread: BMP's work, exact search's
         args = (*lists, masks, *per_seg, indptr, terms, weights, k, float(params["alpha"]))
         args = (*args, float(params["beta"]), fallback, NO_THRESHOLD)
         try:
             if n_chunks == 1:
-                kernel.search_range(*args, *slots[0], 0, nq, best_d, best_s, best_o, fell)
+                kernel.search_range(*args, *slots[0], 0, nq, best_d, best_s, best_o, fell, work[0])
             else:
                 run_ranges(
                     nq,
                     n_chunks,
                     lambda c, lo, hi: kernel.search_range(
-                        *args, *slots[c], lo, hi, best_d, best_s, best_o, fell
+                        *args, *slots[c], lo, hi, best_d, best_s, best_o, fell, work[c]
                     ),
                 )
         finally:
@@ -1044,7 +1045,8 @@ class Snapshot:
                 self._slot_pool.append(slots)
         n_fell = int(np.count_nonzero(fell))
         if policy is not None:
-            policy.update(n_fell, nq)
+            w = work.sum(axis=0) if n_chunks > 1 else work[0]
+            policy.update(n_fell, nq, None, int(w[0]), int(w[1]))
         return np.flatnonzero(fell) if n_fell else _NO_ROWS
 
     def _maxscore_to_exact(

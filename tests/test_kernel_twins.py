@@ -185,6 +185,62 @@ def test_maxscore_fallback_to_exact_search_equals_the_numpy_twin(seed, dtype, re
     assert fell_back[0.0] == 0 and fell_back[1e-3] > 0  # both paths were taken
 
 
+def _exact_work(offsets, n_docs, indptr, terms):
+    """Exact search's work per the kernels' model (module docs of ``lsr.index.kernels.bmp``),
+    computed here from the list lengths: P postings + (P if 16 P < n_docs else n_docs), summed."""
+    total = 0
+    for q in range(len(indptr) - 1):
+        p = sum(int(offsets[t + 1] - offsets[t]) for t in terms[indptr[q] : indptr[q + 1]])
+        total += p + (p if 16 * p < n_docs else n_docs)
+    return total
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", [(2, "uint8", True), (3, "float32", False)])
+def test_pruning_kernels_count_their_work_against_exact_searchs(seed, dtype, reordered):
+    """With a 3-entry ``stats`` MaxScore and BMP add exact search's estimated work (recomputed here
+    from the list lengths) to stats[2] and their own to stats[1]: a query that fell back counts both
+    its own work spent and exact search's, so with every query falling back BMP (up front) counts
+    exactly exact search's work and MaxScore (after its first window) more; never falling back,
+    each counts its own. A 1-entry ``stats`` still counts only the fallbacks."""
+    a = random_arrays(seed, dtype, reordered, n_docs=9000, n_terms=40)
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"], n=12)
+    nq = len(indptr) - 1
+    want_e = _exact_work(a["offsets"], a["n_docs"], indptr, terms)
+    full_acc = np.zeros(a["n_docs"], np.float32)
+    block_size = 8
+    parts = _readonly(
+        bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), block_size, a["n_docs"], 0.3)
+    )
+    n_blocks = (a["n_docs"] + block_size - 1) // block_size
+    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    counted = {}
+    for fallback in (0.0, 1e-9):
+        for name in ("maxscore", "bmp"):
+            for size in (3, 1):
+                stats = np.zeros(size, np.int64)
+                if name == "maxscore":
+                    maxscore_k.search_serial(
+                        a["offsets"], a["docs"], a["imps"], a["scale"], a["term_max"], a["doc_order"],
+                        a["fptr"], a["fterms16"], a["fimp"], a["n_docs"], indptr, terms, weights, 10, NO_MASK,
+                        NO_THR, fallback, full_acc, stats,
+                    )  # fmt: skip
+                else:
+                    bmp_k.search_serial(
+                        a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
+                        a["n_docs"], indptr, terms, weights, 10, 1.0, 1.0, fallback, slots, full_acc, NO_MASK,
+                        NO_THR, stats,
+                    )  # fmt: skip
+                counted[(name, fallback, size)] = stats.tolist()
+    for name in ("maxscore", "bmp"):
+        never, always = counted[(name, 0.0, 3)], counted[(name, 1e-9, 3)]
+        assert never[0] == 0 and never[2] == want_e and 0 < never[1]
+        assert always[2] == want_e
+        assert counted[(name, 0.0, 1)] == [0] and counted[(name, 1e-9, 1)] == [always[0]]
+    assert counted[("bmp", 1e-9, 3)] == [nq, want_e, want_e]  # all up front: exact search's work alone
+    ms = counted[("maxscore", 1e-9, 3)]
+    assert ms[0] > 0 and ms[1] > ms[2]  # ... MaxScore's first window and then exact search
+
+
 @pytest.mark.parametrize("seed,dtype,reordered", CASES)
 @pytest.mark.parametrize("dense_fraction", [0.3, 2.0])
 def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense_fraction):

@@ -498,6 +498,7 @@ def test_pruning_goes_to_exact_search_up_front_where_it_keeps_falling_back(tmp_p
         return len(calls)
 
     monkeypatch.setattr(registry, "POLICY_TIMED", False)  # decisions by the fallback share alone
+    monkeypatch.setattr(registry, "POLICY_WORK", False)
     monkeypatch.setattr(
         ms_m, "FALLBACK", 1e-9
     )  # every query falls back (MaxScore at its first check, BMP up front)
@@ -539,6 +540,72 @@ def test_fallback_policy_probe_gaps_double_up_to_the_cap_and_reset():
     assert p.gap == registry.POLICY_PROBE and p.until == registry.POLICY_PROBE
     assert p.rate > registry.POLICY_SKIP  # one query does not bring the share down
     assert [p.skip() for _ in range(8)] == [True] * 7 + [False]
+
+
+def test_fallback_policy_skips_a_method_whose_counted_work_exceeds_exact_searchs(monkeypatch):
+    """A method that never falls back but whose kernel counts more work than exact search's estimate
+    goes to exact search up front after its first call, is probed at doubling gaps while probes
+    still count more, and runs again after a few probes that count less; with POLICY_WORK off only
+    the share of fallbacks decides."""
+    p = registry.FallbackPolicy(timed=False)
+    ran = 0
+    for _ in range(50):
+        if p.skip():
+            break
+        p.update(0, 1, None, 130, 100)
+        ran += 1
+    assert ran == 1 and p.work == pytest.approx(1.3) and p.rate == 0.0
+    probes = []
+    for call in range(1, 300):
+        if not p.skip():
+            probes.append(call)
+            p.update(0, 1, None, 130, 100)  # the probe still counts more than exact search
+    assert np.diff(probes).tolist()[:3] == [16, 32, 64]
+    n = 0
+    for _ in range(500):
+        if not p.costlier():
+            break
+        if not p.skip():
+            p.update(0, 1, None, 50, 100)  # now it counts half of exact search's work
+            n += 1
+    assert n == 5 and p.gap == registry.POLICY_PROBE  # 1.3 - 0.8 (1 - 0.9^5) < 1
+    assert not p.skip()
+    monkeypatch.setattr(registry, "POLICY_WORK", False)
+    q = registry.FallbackPolicy()
+    q.update(0, 1, None, 500, 100)
+    assert not q.costlier() and not q.skip()
+
+
+def test_maxscore_whose_work_exceeds_exact_searchs_is_left_for_exact_search(tmp_path, monkeypatch):
+    """Through ``Index.search``: MaxScore whose queries cost more counted work than exact search's
+    (each falls back after its first window: that window plus exact search) goes to exact search up
+    front from its second call, although the share of fallbacks alone would never send it there
+    (POLICY_SKIP raised out of reach); results equal the oracle's throughout."""
+    from lsr.index.kernels import maxscore as ms_k
+    from lsr.index.methods import maxscore as ms_m
+
+    docs = random_collection(3000, 40, 9, density=0.2)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", "maxscore"]))
+    queries = random_queries(40, 200, 3)
+    queries = queries[np.flatnonzero(np.diff(queries.indptr) >= 3)[:30]]
+    want = oracle(idx, docs, queries, 10)
+    calls: list[int] = []
+    real = ms_k.search_serial
+
+    def spy(*a):
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(ms_k, "search_serial", spy)
+    monkeypatch.setattr(registry, "POLICY_TIMED", False)
+    monkeypatch.setattr(registry, "POLICY_SKIP", 2.0)
+    monkeypatch.setattr(ms_m, "FALLBACK", 1e-9)
+    for q in range(queries.shape[0]):
+        got = idx.search(queries[q], k=10, method="maxscore")[0]
+        assert got.docs.tolist() == want[q][0].tolist(), q
+    pol = idx.adaptive["maxscore"]
+    assert pol.work is not None and pol.work > registry.POLICY_WORK_SKIP
+    assert len(calls) == 1 + 2  # the first call, then probes at calls 9 and 25 (gaps 8, 16)
 
 
 def test_fallback_policy_prefers_whichever_is_faster_per_query(monkeypatch):

@@ -412,9 +412,12 @@ def search_one(
     out_s,
     mask,
     thr0,
+    stats,
 ):
     """BMP top-k of one query (``q_terms`` ascending) into out_d / out_s (-1 / 0 padding); returns 1
-    when it fell back to exact search, else 0.
+    when it fell back to exact search, else 0. With ``stats`` of 3+ entries it adds the work this
+    query took (array touches, the exact search's too when it fell back) to ``stats[1]`` and exact
+    search's estimated work to ``stats[2]``: what :class:`lsr.index.methods.FallbackPolicy` weighs.
 
     Scratch: ``ub`` float32[n_blocks], ``slot`` int64[>= n_query_terms * n_blocks],
     ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size],
@@ -434,9 +437,14 @@ def search_one(
         offsets, bm_offsets, dense_row, n_blocks, n_docs, q_terms, keep
     )
     budget = fallback * exact_work
+    counted = stats.shape[0] > 2
+    if counted:
+        stats[2] += exact_work
     if fallback > 0 and fixed >= budget:
         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k, full_acc, hs, hd,
                         out_d, out_s, mask, thr0)  # fmt: skip
+        if counted:
+            stats[1] += exact_work
         return 1
     nbk = n_buckets(n_blocks)
     ub[:] = 0
@@ -458,9 +466,9 @@ def search_one(
             slot[base + b] = j
     size = 0
     top, n_pos, low, inv, go = sort_blocks(ub, n_blocks, alpha, thr0, nbk, bucket_start, order)
+    spent = fixed  # work so far, in the units of exact_work
     if go:
         per_block = 2 * block_size + PROBE * n_kept + n_post // max(n_pos, 1)
-        spent = fixed  # work so far, in the units of exact_work
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
         thr = thr0  # > 0 once pruning may start
@@ -479,6 +487,8 @@ def search_one(
                     if left * per_block > budget:
                         _exact_fallback(offsets, docs, impacts, scale, doc_order, q_terms, q_weights, keep, k,
                                         full_acc, hs, hd, out_d, out_s, mask, thr0)  # fmt: skip
+                        if counted:
+                            stats[1] += spent + exact_work
                         return 1
                     check_at += step
                 lo = b * block_size
@@ -496,6 +506,8 @@ def search_one(
                         if size == k:
                             thr = max(hs[0], thr0)
     heap_finish(hs, hd, size, scale, out_d, out_s)
+    if counted:
+        stats[1] += spent
     return 0
 
 
@@ -527,7 +539,7 @@ def search_range(
             dense_max, dense_start,
             block_size, n_docs, q_terms[a:b], q_weights[a:b], k, alpha, beta, fallback, ub, slot, order,
             bucket_start, acc, full_acc, hs, hd, out_d[q], out_s[q], mask,
-            t0,
+            t0, stats,
         )  # fmt: skip
 
 

@@ -98,12 +98,13 @@ def search_one(
     offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
     scales, block_sizes, n_docs_a, base, pos_a,
     q_terms, q_weights, k, alpha, beta, fallback, thr0,
-    ub, slot, order, bucket_start, acc, hs, hd, out_k, out_s,
+    ub, slot, order, bucket_start, acc, hs, hd, out_k, out_s, work,
 ):  # fmt: skip
     """BMP top-k of one query (``q_terms`` ascending) over every segment of the lists into
     ``out_k`` (keys ``pos << 32 | build-order doc``, -1 padding) / ``out_s`` (scaled scores, 0
     padding); returns 1 when the query should be searched exactly instead (see the module docs),
-    else 0.
+    else 0. Adds the work the query takes (the exact search's too when it returns 1) to ``work[0]``
+    and exact search's estimated work to ``work[1]`` (int64[2]; the fallback policy weighs them).
 
     Per segment ``s``: ``scales[s]`` (float32 quantization step), ``block_sizes[s]``,
     ``n_docs_a[s]``, ``base[s]`` (its first global block; ``base[-1]`` = all blocks) and ``pos_a[s]``
@@ -146,7 +147,9 @@ def search_one(
     nbk = n_buckets(total)
     fixed += 2 * nbk
     budget = fallback * exact_work
+    work[1] += exact_work
     if fallback > 0 and fixed >= budget:
+        work[0] += exact_work
         return 1
     # 1. bounds
     ub[:total] = 0
@@ -158,10 +161,10 @@ def search_one(
     # 2. every block bucketed by bound, highest first (within a bucket in segment order)
     size = 0
     top, n_pos, low, inv, go = sort_blocks(ub, total, alpha, thr0, nbk, bucket_start, order)
+    spent = fixed
     if go:
         # acc holds the largest block (search_range sizes it so)
         per_block = 2 * acc.shape[0] + PROBE * n_kept + n_post // max(n_pos, 1)
-        spent = fixed
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
         thr = thr0
@@ -189,6 +192,7 @@ def search_one(
                 if fallback > 0 and spent >= check_at:
                     left = bucket_start[last_bucket(r, nbk, low, inv, top, a, thr) + 1] - oi
                     if left * per_block > budget:
+                        work[0] += spent + exact_work
                         return 1
                     check_at += step
                 if g < base[cur] or g >= base[cur + 1]:
@@ -228,6 +232,7 @@ def search_one(
                             size = heap_push(hs, hd, size, k, v, key)
                             if size == k:
                                 thr = max(hs[0], thr0)
+    work[0] += spent
     heap_drain(hs, hd, size, out_s, out_k)
     for i in range(size, out_k.shape[0]):
         out_k[i] = -1
@@ -240,7 +245,7 @@ def search_range(
     offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
     scales, block_sizes, n_docs_a, base, pos_a, nums,
     q_indptr, q_terms, q_weights, k, alpha, beta, fallback, thr0, slot, ub, order, q_lo, q_hi, best_d, best_s,
-    best_o, fell,
+    best_o, fell, work,
 ):  # fmt: skip
     """:func:`search_one` for queries q_lo..q_hi-1 of a CSR batch, into the rows of the living
     index's running top-k (``lsr.index.segments``): ``best_d`` document handles (segment number
@@ -249,7 +254,8 @@ def search_range(
     searched exactly instead (its row is left as it was). ``thr0``: float32[nq] starting thresholds
     (scaled scores) or empty. This thread's scratch, kept by the caller (fresh arrays of several
     hundred KB cost their page faults on every call): ``slot`` int64[>= max query terms x all
-    blocks], ``ub`` float32[all blocks], ``order`` int64[all blocks]."""
+    blocks], ``ub`` float32[all blocks], ``order`` int64[all blocks]. ``work`` (int64[2]): this
+    thread's work counts (see :func:`search_one`)."""
     n_seg = scales.shape[0]
     total = base[n_seg]
     max_bs = 1
@@ -272,7 +278,7 @@ def search_range(
             offsets_l, docs_l, impacts_l, order_l, bmo_l, bmb_l, bms_l, bmm_l, drow_l, dmax_l, dstart_l, mask_l,
             scales, block_sizes, n_docs_a, base, pos_a,
             q_terms[a:b], q_weights[a:b], k, alpha, beta, fallback, t0,
-            ub, slot, order, bucket_start, acc, hs, hd, out_k, out_s,
+            ub, slot, order, bucket_start, acc, hs, hd, out_k, out_s, work,
         )  # fmt: skip
         if fell[q]:
             continue

@@ -115,7 +115,10 @@ def search_one(
     a starting threshold; a document scoring under it may be left out, and it prunes (non-essential
     lists, candidates) from the first window, before the heap is full. ``fallback`` (>= 0; 0:
     never) and ``full_acc`` (a zeroed float32[n_docs], left zeroed; may be empty when ``fallback``
-    is 0): the fallback to exact search (module docs); ``stats[0]`` counts the queries that fell back.
+    is 0): the fallback to exact search (module docs); ``stats[0]`` counts the queries that fell back;
+    with 3+ entries, ``stats[1]`` adds the work this query took (the exact search's too when it fell
+    back) and ``stats[2]`` exact search's estimated work (what
+    :class:`lsr.index.methods.FallbackPolicy` weighs).
     """
     nq = q_terms.shape[0]
     reordered = doc_order.shape[0] > 0
@@ -144,7 +147,11 @@ def search_one(
     p_all = 0
     for i in range(nq):
         p_all += offsets[q_terms[i] + 1] - offsets[q_terms[i]]
-    budget = fallback * (p_all + (p_all if p_all * 16 < n_docs else n_docs))
+    exact_work = p_all + (p_all if p_all * 16 < n_docs else n_docs)
+    budget = fallback * exact_work
+    counted = stats.shape[0] > 2
+    if counted:
+        stats[2] += exact_work
     win = min(WINDOW, max(MIN_WINDOW, n_docs // 16))  # 16 windows at least, so the first check comes early
     span = max(win, int(CHECK_AFTER * n_docs))  # doc numbers per rate measurement
     spent = 0
@@ -231,6 +238,8 @@ def search_one(
                 for i in range(nq):
                     qw[q_terms[i]] = 0
                 stats[0] += 1
+                if counted:
+                    stats[1] += spent + exact_work
                 exact_k.search_one(
                     offsets, docs, impacts, scale, doc_order, q_terms, q_weights, k, full_acc, hs, hd, out_d,
                     out_s, mask, thr0, np.empty(0, np.int64),
@@ -239,6 +248,8 @@ def search_one(
             mark_lo, mark_spent = lo, spent
     for i in range(nq):
         qw[q_terms[i]] = 0
+    if counted:
+        stats[1] += spent
     heap_finish(hs, hd, size, scale, out_d, out_s)
 
 

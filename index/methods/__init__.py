@@ -175,8 +175,9 @@ class Method:
 # Each index keeps, per method, (1) the share of recent queries that fell back (an exponential moving
 # average with weight POLICY_WEIGHT per query) and (2) the seconds per query of recent calls that ran
 # the method and of recent calls that ran exact search (moving averages with weight POLICY_TIME_WEIGHT
-# per call; plain calls only, see timed_call). A call goes straight to exact search when the share is over
-# POLICY_SKIP, or, with POLICY_TIMED on (off by default: see there), when the method's recent seconds
+# per call; plain calls only, see timed_call), and (3) the moving ratio of the method's counted work to exact
+# search's (see POLICY_WORK). A call goes straight to exact search when the share is over POLICY_SKIP, when
+# the work ratio is over POLICY_WORK_SKIP, or, with POLICY_TIMED on (off by default: see there), when the method's recent seconds
 # per query exceed exact search's:
 # the work estimate that decides a fallback cannot see every cost (on SciFact the moving share of
 # MaxScore's queries that fell back hovered at 0.83-0.91, near POLICY_SKIP, and MaxScore cost 1.3x
@@ -200,6 +201,17 @@ POLICY_PROBE_MAX = 256
 # a switch for collections whose methods' costs are not heavy-tailed.
 POLICY_TIMED = False
 POLICY_TIME_WEIGHT = 0.1
+# (3) The method's work over exact search's, both counted by the kernel in its own unit (array
+# touches, the unit its fallback weighs; a query that fell back counts the method's work spent *and*
+# exact search's): a moving average (weight POLICY_WEIGHT per query) over POLICY_WORK_SKIP sends calls
+# to exact search up front as the share of fallbacks does. Why: a method can lose without falling
+# back on most queries. On the real 302k set 30% of BMP's queries fell back midway, under
+# POLICY_SKIP, and BMP cost 1.09-1.12x exact search's time; over a living index's segments (each
+# searched from the k-th score of the others) MaxScore's fallback share hovered at 0.54-0.83 per
+# segment, so half the segments ran MaxScore and it cost 1.3-1.4x the merged index. Counted work,
+# unlike timings, is the same on every run.
+POLICY_WORK = True
+POLICY_WORK_SKIP = 1.0
 
 
 class FallbackPolicy:
@@ -210,7 +222,7 @@ class FallbackPolicy:
 
     __slots__ = (
         "rate", "calls", "gap", "until", "probing", "t_method", "t_exact", "sample_gap", "sample_in", "timed",
-        "timed_calls",
+        "timed_calls", "work",
     )  # fmt: skip
 
     def __init__(self, timed: bool = True) -> None:
@@ -225,6 +237,7 @@ class FallbackPolicy:
         self.sample_gap = POLICY_PROBE
         self.sample_in = POLICY_PROBE
         self.timed_calls = [0, 0]  # timed calls seen (method, exact search): the first is not used
+        self.work: float | None = None  # moving method work / exact search's work (None: not counted)
 
     @classmethod
     def of(cls, index: Any, method: str, timed: bool = True) -> FallbackPolicy:
@@ -246,12 +259,16 @@ class FallbackPolicy:
             and self.t_method > self.t_exact
         )
 
+    def costlier(self) -> bool:
+        """Whether the method's recent counted work exceeds exact search's (see POLICY_WORK)."""
+        return POLICY_WORK and self.work is not None and self.work > POLICY_WORK_SKIP
+
     def skip(self, timed: bool = True) -> bool:
         """Whether this call should go to exact search up front (counts the call). ``timed``:
         whether this call's time will be folded in (only such a call samples exact search)."""
         self.calls += 1
         self.probing = False
-        if self.rate > POLICY_SKIP or self.slower():
+        if self.rate > POLICY_SKIP or self.slower() or self.costlier():
             self.until -= 1
             if self.until > 0:
                 return True
@@ -266,20 +283,36 @@ class FallbackPolicy:
                 return True
         return False
 
-    def update(self, fell_back: int, n_queries: int, seconds: float | None = None) -> None:
+    def update(
+        self,
+        fell_back: int,
+        n_queries: int,
+        seconds: float | None = None,
+        work: int | None = None,
+        exact_work: int | None = None,
+    ) -> None:
         """Fold in a call that ran the method on ``n_queries`` queries, of which ``fell_back`` fell
-        back, in ``seconds`` (None: not timed, e.g. a multi-thread batch)."""
+        back, in ``seconds`` (None: not timed, e.g. a multi-thread batch), with the ``work`` its
+        kernel counted and ``exact_work``, exact search's estimate for the same queries (None: not
+        counted)."""
         if n_queries > 0:
             a = 1.0 - (1.0 - POLICY_WEIGHT) ** n_queries
             self.rate += (fell_back / n_queries - self.rate) * a
+            ratio = work / exact_work if work is not None and exact_work else None
+            if ratio is not None:
+                self.work = ratio if self.work is None else self.work + (ratio - self.work) * a
             per_query = self._sample(0, seconds, n_queries)
             paid = False
             if self.probing:
-                paid = fell_back < n_queries and not (
-                    POLICY_TIMED
-                    and per_query is not None
-                    and self.t_exact is not None
-                    and per_query > self.t_exact
+                paid = (
+                    fell_back < n_queries
+                    and not (POLICY_WORK and ratio is not None and ratio > POLICY_WORK_SKIP)
+                    and not (
+                        POLICY_TIMED
+                        and per_query is not None
+                        and self.t_exact is not None
+                        and per_query > self.t_exact
+                    )
                 )
                 self.gap = POLICY_PROBE if paid else min(2 * self.gap, POLICY_PROBE_MAX)
                 self.until = self.gap

@@ -56,21 +56,20 @@ def search(
     )
     thr0 = init_thr(params)
     accs = scratch.buffer("acc", index.n_docs, np.float32)
-    stats = np.zeros(1, np.int64)
+    stats = np.zeros(3, np.int64)  # queries that fell back, work, exact search's work
     if n_chunks == 1:
         out = maxscore.search_serial(*args, mask, thr0, fallback, accs[0], stats)
     else:
-        chunk_stats = np.zeros((n_chunks, 1), np.int64)
+        chunk_stats = np.zeros((n_chunks, 3), np.int64)
 
         def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
             maxscore.search_range(*args, lo, hi, out_d, out_s, mask, thr0, fallback, accs[c], chunk_stats[c])
 
         out = search_batch(indptr, k, n_chunks, work)
-        stats[0] = chunk_stats.sum()
+        stats[:] = chunk_stats.sum(axis=0)
     if policy is not None:
-        policy.update(
-            int(stats[0]), nq, time.perf_counter() - t0 if timed_call(params, n_chunks, mask) else None
-        )
+        seconds = time.perf_counter() - t0 if timed_call(params, n_chunks, mask) else None
+        policy.update(int(stats[0]), nq, seconds, int(stats[1]), int(stats[2]))
     return out
 
 
