@@ -1449,6 +1449,9 @@ class SegmentedIndex:
             for s in old.segments:
                 if s.name not in live_names:
                     self._retired[s.num] = s
+                    # kept for its documents only: its BMP bounds go (a snapshot still searching it
+                    # holds them in its own cache, or computes them again)
+                    s._bmp_live = s._bmp_prev = None
             while len(self._retired) > 64:
                 self._retired.pop(next(iter(self._retired)))
         self._segments_cache = {s.name: s for s in segs}

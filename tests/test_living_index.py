@@ -382,6 +382,13 @@ def test_bmp_over_segments_bounds_blocks_by_their_live_documents(tmp_path, monke
         assert lowered > 0
         # after the first round, the segments' new bitmaps updated the last ones' bounds in place
         assert (len(updates) > 0 and all(n > 0 for n in updates)) if round_ > 0 else not updates
+    # a merge retires the segments: kept for their documents only, without their bounds
+    bounded = [seg for seg in ix.snapshot().segments if seg._bmp_live is not None]
+    assert bounded
+    ix.merge(max_segments=1)
+    assert all(seg.num in ix._retired and seg._bmp_live is None for seg in bounded)
+    for q in queries:
+        assert ix.search([q], k=5, method="bmp")[0].ids == [d for d, _ in oracle.search(q, 5)]
     # switched off: the stored bounds, the same answers
     monkeypatch.setattr(segs_mod, "LIVE_BOUNDS", False)
     fresh_reader = open_index(path)
