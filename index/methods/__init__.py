@@ -205,11 +205,12 @@ POLICY_TIME_WEIGHT = 0.1
 # touches, the unit its fallback weighs; a query that fell back counts the method's work spent *and*
 # exact search's): a moving average (weight POLICY_WEIGHT per query) over POLICY_WORK_SKIP sends calls
 # to exact search up front as the share of fallbacks does. Why: a method can lose without falling
-# back on most queries. On the real 302k set 30% of BMP's queries fell back midway, under
-# POLICY_SKIP, and BMP cost 1.09-1.12x exact search's time; over a living index's segments (each
-# searched from the k-th score of the others) MaxScore's fallback share hovered at 0.54-0.83 per
-# segment, so half the segments ran MaxScore and it cost 1.3-1.4x the merged index. Counted work,
-# unlike timings, is the same on every run.
+# back on most queries. Over a living index's segments (each searched from the k-th score of the
+# others) MaxScore's fallback share hovered at 0.53-0.83 per segment, so half the segments ran
+# MaxScore and it cost 1.3-1.4x the merged index; on the 1M merged index MaxScore fell back on
+# 41-47% of queries and counted 1.06x exact search's work. Both now go to exact search; BMP on the
+# 1M set (0.27) and on the real 302k set (0.86) keeps running (BENCHMARKS.md, 2026-12-01,
+# afternoon). Counted work, unlike timings, is the same on every run.
 POLICY_WORK = True
 POLICY_WORK_SKIP = 1.0
 
