@@ -30,6 +30,8 @@ from typing import Any
 
 N_TERMS = 40
 K = 10
+METHODS = ["exact", "maxscore", "bmp"]  # the rank-safe methods: each must equal the oracle
+PARTS_MIN_DOCS = 40
 
 
 def _free_port() -> int:
@@ -65,15 +67,28 @@ def _same(want: list[tuple[str, float]], got: list[tuple[str, float]]) -> bool:
 def run(seconds: float = 60.0, clients: int = 8, n_base: int = 300, seed: int = 0) -> dict[str, Any]:
     import httpx
 
-    from lsr.index import build_index
+    from lsr.index import build_index, open_index
 
     rng = random.Random(seed)
     work = tempfile.mkdtemp(prefix="lsr-soak-")
     base = [_vec(rng) for _ in range(n_base)]
     ids = [f"b{i}" for i in range(n_base)]
-    path = build_index(base, os.path.join(work, "ix"), ids=ids, methods=["exact", "maxscore"])
+    path = build_index(
+        base, os.path.join(work, "ix"), ids=ids, methods=METHODS, bmp={"block_size": 8, "dense_fraction": 0.3}
+    )
     state: dict[str, tuple[dict, dict]] = {i: (v, {}) for i, v in zip(ids, base, strict=True)}
     versions = [dict(state)]
+    # one document with metadata first, so the filter's field exists from the start; written here,
+    # with segments from PARTS_MIN_DOCS documents on given the BMP part (the setting is kept in the
+    # generation), so that BMP runs over several segments at once, on bounds over their live
+    # documents, while the writer deletes
+    first = {"id": "seed", "vector": _vec(rng), "metadata": {"g": "x"}}
+    w = open_index(path, writable=True, parts_min_docs=PARTS_MIN_DOCS)
+    w.add([first["vector"]], ids=["seed"], metadata=[first["metadata"]])
+    w.commit()
+    w.close()
+    state["seed"] = (first["vector"], first["metadata"])
+    versions.append(dict(state))
     port = _free_port()
     env = {**os.environ, "LSR_WRITABLE": "1", "LSR_SEARCH_THREADS": "4"}
     exe = [sys.executable, "-m", "lsr.cli.main"]
@@ -86,7 +101,7 @@ def run(seconds: float = 60.0, clients: int = 8, n_base: int = 300, seed: int = 
     url = f"http://127.0.0.1:{port}"
     errors: list[str] = []
     inconsistent: list[str] = []
-    counts = {"searches": 0, "writes": 0, "merges": 0}
+    counts = {"searches": 0, "writes": 0, "merges": 0, "max_bmp_segments_with_deletes": 0}
     lock = threading.Lock()
     stop = threading.Event()
     try:
@@ -102,13 +117,6 @@ def run(seconds: float = 60.0, clients: int = 8, n_base: int = 300, seed: int = 
             time.sleep(0.2)
         else:
             raise RuntimeError("lsr serve did not become ready")
-
-        # one document with metadata first, so the filter's field exists from the start
-        first = {"id": "seed", "vector": _vec(rng), "metadata": {"g": "x"}}
-        if httpx.post(url + "/documents", json={"documents": [first]}, timeout=60).status_code != 200:
-            raise RuntimeError("the first write failed")
-        state["seed"] = (first["vector"], first["metadata"])
-        versions.append(dict(state))
 
         def writer() -> None:
             wr = random.Random(seed + 1)
@@ -157,7 +165,7 @@ def run(seconds: float = 60.0, clients: int = 8, n_base: int = 300, seed: int = 
                     body: dict[str, Any] = {
                         "query": {"vector": q},
                         "k": K,
-                        "method": cr.choice(["exact", "maxscore"]),
+                        "method": cr.choice(METHODS),
                     }
                     if flt:
                         body["filter"] = flt
@@ -181,7 +189,19 @@ def run(seconds: float = 60.0, clients: int = 8, n_base: int = 300, seed: int = 
                     if not ok:
                         inconsistent.append(json.dumps({"query": q, "filter": flt, "got": got[:3]}))
 
-        threads = [threading.Thread(target=writer)] + [
+        def watcher() -> None:
+            # how many segments with the BMP part and deleted documents a reader saw at once (BMP
+            # searches them in one kernel, on bounds over their live documents, from 2 on)
+            while not stop.is_set():
+                try:
+                    info = open_index(path).segments
+                except Exception:  # noqa: BLE001 - a generation retired while opening: try again
+                    info = []
+                n = sum(1 for e in info if "bmp" in e["parts"] and e["deleted"] > 0)
+                counts["max_bmp_segments_with_deletes"] = max(counts["max_bmp_segments_with_deletes"], n)
+                stop.wait(0.5)
+
+        threads = [threading.Thread(target=writer), threading.Thread(target=watcher)] + [
             threading.Thread(target=client, args=(i,)) for i in range(clients)
         ]
         t0 = time.time()

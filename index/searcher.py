@@ -24,6 +24,8 @@ ascending by term id), so the safe methods return bit-identical scores to exact 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import queue
@@ -452,20 +454,36 @@ class Index:
 
     def warmup(self, methods: Sequence[str] | None = None) -> None:
         """Compile (or load from cache) the search kernels of ``methods`` (default: all this index
-        has) with a tiny query, so no search pays for JIT."""
+        has) with a tiny query, so no search pays for JIT. The method's own kernels run whatever
+        its fallback policy would decide (``policy_decided``: after the first call the policy may
+        send the tiny query to exact search, and the threaded kernel would never compile), and the
+        policies are left as they were: warm-up queries say nothing about real ones."""
         t = np.array([int(np.argmax(np.diff(self.offsets)))], dtype=np.int32)
-        for method in methods or self.methods:
-            params = self.check_params(method, {})
-            self.search_arrays(np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, method, **params)
-            self.search_arrays(
-                np.array([0, 1, 2], np.int64),
-                np.repeat(t, 2),
-                np.ones(2, np.float32),
-                10,
-                2,
-                method,
-                **params,
-            )
+        with self.policies_kept():
+            for method in methods or self.methods:
+                params = {**self.check_params(method, {}), "policy_decided": True}
+                self.search_arrays(
+                    np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, method, **params
+                )
+                self.search_arrays(
+                    np.array([0, 1, 2], np.int64),
+                    np.repeat(t, 2),
+                    np.ones(2, np.float32),
+                    10,
+                    2,
+                    method,
+                    **params,
+                )
+
+    @contextlib.contextmanager
+    def policies_kept(self) -> Iterator[None]:
+        """Run the body (a warm-up) with this index's fallback policies restored afterwards."""
+        saved = {name: copy.copy(policy) for name, policy in self.adaptive.items()}
+        try:
+            yield
+        finally:
+            self.adaptive.clear()
+            self.adaptive.update(saved)
 
 
 _QUERY_KERNELS: Any = None

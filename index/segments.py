@@ -1622,11 +1622,12 @@ class SegmentedIndex:
             t = np.array([int(np.argmax(np.diff(seg.index.offsets)))], np.int32)
             for m in methods or self.methods:
                 if m in seg.index.methods:
-                    p = seg.index.check_params(m, {})
-                    seg.index.search_arrays(
-                        np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, m,
-                        mask=np.ones(seg.n_docs, np.uint8), **p,
-                    )  # fmt: skip
+                    p = {**seg.index.check_params(m, {}), "policy_decided": True}  # as Index.warmup
+                    with seg.index.policies_kept():
+                        seg.index.search_arrays(
+                            np.array([0, 1], np.int64), t, np.ones(1, np.float32), 10, 1, m,
+                            mask=np.ones(seg.n_docs, np.uint8), **p,
+                        )  # fmt: skip
             if seg.index.forward is not None:  # filtered searches score selected documents
                 from lsr.index.kernels import exact
 

@@ -608,6 +608,34 @@ def test_maxscore_whose_work_exceeds_exact_searchs_is_left_for_exact_search(tmp_
     assert len(calls) == 1 + 2  # the first call, then probes at calls 9 and 25 (gaps 8, 16)
 
 
+def test_warmup_runs_the_methods_kernels_whatever_their_policy_says_and_keeps_the_policy(
+    tmp_path, monkeypatch
+):
+    """Warm-up compiles a method's one-thread and threaded kernels even where its policy would send
+    the tiny query to exact search (it did, once the policy also weighed counted work: MaxScore's
+    and BMP's threaded kernels were left uncompiled), and leaves the policy as it found it."""
+    from lsr.index.kernels import maxscore as ms_k
+    from lsr.index.methods import maxscore as ms_m
+
+    docs = random_collection(3000, 40, 9, density=0.2)
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(40), methods=["exact", "maxscore"]))
+    queries = random_queries(40, 60, 3)
+    monkeypatch.setattr(ms_m, "FALLBACK", 1e-9)  # every query falls back: the policy skips MaxScore
+    for q in range(20):
+        idx.search(queries[q], k=10, method="maxscore")
+    pol = idx.adaptive["maxscore"]
+    assert pol.costlier() or pol.rate > registry.POLICY_SKIP
+    before = {name: getattr(pol, name) for name in pol.__slots__}
+    calls: list[str] = []
+    for name in ("search_serial", "search_range"):
+        real = getattr(ms_k, name)
+        monkeypatch.setattr(ms_k, name, lambda *a, _r=real, _n=name: (calls.append(_n), _r(*a))[1])
+    idx.warmup(["maxscore"])
+    assert "search_serial" in calls and "search_range" in calls
+    after = idx.adaptive["maxscore"]
+    assert {name: getattr(after, name) for name in after.__slots__} == before
+
+
 def test_fallback_policy_prefers_whichever_is_faster_per_query(monkeypatch):
     """With both times measured, a method slower per query than exact search is skipped (probed
     at doubling gaps) although it never falls back, and preferred again once probes show it

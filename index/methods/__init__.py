@@ -240,6 +240,13 @@ class FallbackPolicy:
         self.timed_calls = [0, 0]  # timed calls seen (method, exact search): the first is not used
         self.work: float | None = None  # moving method work / exact search's work (None: not counted)
 
+    def __copy__(self) -> FallbackPolicy:
+        new = FallbackPolicy.__new__(FallbackPolicy)
+        for name in self.__slots__:
+            setattr(new, name, getattr(self, name))
+        new.timed_calls = list(self.timed_calls)
+        return new
+
     @classmethod
     def of(cls, index: Any, method: str, timed: bool = True) -> FallbackPolicy:
         """The policy ``index`` keeps for ``method`` (made on first use, in ``index.adaptive``).
