@@ -119,7 +119,8 @@ JOINT_EXACT = True
 # BMP over segments bounds each block by the maxima of its *live* documents on a segment with deleted
 # documents (lsr.index.kernels.bmp.live_block_maxima), not by the stored maxima, which still count the
 # deleted ones: on the 1M living benchmark's 10 segments with 10% deleted, the joint kernel's p50 went
-# 1.20 -> 0.97-1.04 ms (BENCHMARKS.md, 2026-12-01, afternoon). Computed once per segment and bitmap
+# 1.20-1.32 -> 1.04-1.11 ms and BMP over the segments 1.41-1.62x -> 1.08-1.17x the merged index
+# (BENCHMARKS.md, 2026-12-01, afternoon). Computed once per segment and bitmap
 # (one pass over the segment's postings, from LIVE_BOUNDS_FRACTION deleted on; a later bitmap of the
 # same segment updates only the blocks of the documents deleted since, through the forward index).
 LIVE_BOUNDS = True

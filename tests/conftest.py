@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,3 +46,19 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is not here (tests that need ../shared skip on a machine without it)")
     return SHARED
+
+
+def spy(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, note: Callable[..., Any] = lambda *a, **kw: 1
+) -> list[Any]:
+    """Wrap ``owner.name`` (a function or method) so that each call appends ``note(*args, **kw)``
+    to the returned list before running the real one (undone with ``monkeypatch``)."""
+    calls: list[Any] = []
+    real = getattr(owner, name)
+
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        calls.append(note(*args, **kw))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls

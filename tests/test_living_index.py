@@ -18,7 +18,7 @@ from lsr.index import Index, SegmentedIndex, build_index, open_index
 from lsr.index.segments import plan_merges
 from lsr.vectors import SparseBatch
 
-from conftest import random_collection, vocab_of
+from conftest import random_collection, spy, vocab_of
 
 N_TERMS = 60
 SMALL_PARTS = {
@@ -325,22 +325,9 @@ def test_bmp_over_segments_bounds_blocks_by_their_live_documents(tmp_path, monke
         for i, v in zip(ids, vecs, strict=True):
             oracle.add(i, v, None)
     ix.commit()
-    calls = []
-    real = segs_mod.Snapshot._search_joint_bmp
-
-    def spy(self, group, *args, **kw):
-        calls.append(len(group))
-        return real(self, group, *args, **kw)
-
-    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_bmp", spy)
-    updates = []
-    real_update = bmp_k.update_live_maxima
-
-    def spy_update(*args):
-        updates.append(len(args[12]))  # documents deleted since the last bitmap
-        return real_update(*args)
-
-    monkeypatch.setattr(bmp_k, "update_live_maxima", spy_update)
+    calls = spy(monkeypatch, segs_mod.Snapshot, "_search_joint_bmp", lambda self, group, *a, **kw: len(group))
+    # each update's documents deleted since the last bitmap
+    updates = spy(monkeypatch, bmp_k, "update_live_maxima", lambda *a: len(a[12]))
     queries = [_vec(rng, tokens) for _ in range(10)]
     for round_ in range(3):
         # delete each query's best documents (the heaviest in their blocks) and a random tenth

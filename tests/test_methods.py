@@ -14,7 +14,7 @@ from lsr.index.kernels import bmp as bmp_k
 from lsr.index.kernels import forward as forward_k
 from lsr.index.kernels import reorder as reorder_k
 
-from conftest import random_collection, vocab_of
+from conftest import random_collection, spy, vocab_of
 from test_index import oracle, random_queries
 
 # every registered method that is rank-safe at its defaults, and bmp at its explicit safe setting
@@ -589,14 +589,7 @@ def test_maxscore_whose_work_exceeds_exact_searchs_is_left_for_exact_search(tmp_
     queries = random_queries(40, 200, 3)
     queries = queries[np.flatnonzero(np.diff(queries.indptr) >= 3)[:30]]
     want = oracle(idx, docs, queries, 10)
-    calls: list[int] = []
-    real = ms_k.search_serial
-
-    def spy(*a):
-        calls.append(1)
-        return real(*a)
-
-    monkeypatch.setattr(ms_k, "search_serial", spy)
+    calls = spy(monkeypatch, ms_k, "search_serial")
     monkeypatch.setattr(registry, "POLICY_TIMED", False)
     monkeypatch.setattr(registry, "POLICY_SKIP", 2.0)
     monkeypatch.setattr(ms_m, "FALLBACK", 1e-9)
@@ -626,12 +619,10 @@ def test_warmup_runs_the_methods_kernels_whatever_their_policy_says_and_keeps_th
     pol = idx.adaptive["maxscore"]
     assert pol.costlier() or pol.rate > registry.POLICY_SKIP
     before = {name: getattr(pol, name) for name in pol.__slots__}
-    calls: list[str] = []
-    for name in ("search_serial", "search_range"):
-        real = getattr(ms_k, name)
-        monkeypatch.setattr(ms_k, name, lambda *a, _r=real, _n=name: (calls.append(_n), _r(*a))[1])
+    serial = spy(monkeypatch, ms_k, "search_serial")
+    threaded = spy(monkeypatch, ms_k, "search_range")
     idx.warmup(["maxscore"])
-    assert "search_serial" in calls and "search_range" in calls
+    assert serial and threaded
     after = idx.adaptive["maxscore"]
     assert {name: getattr(after, name) for name in after.__slots__} == before
 

@@ -192,12 +192,11 @@ def live_block_maxima(
     n_terms = offsets.shape[0] - 1
     mx = np.zeros(blocks.shape[0], impacts.dtype)
     dm = np.zeros(dense_max.shape[0], impacts.dtype)
-    nb = n_blocks
     for t in range(n_terms):
         base = offsets[t]
         r = dense_row[t]
         if r >= 0:
-            o = r * nb
+            o = r * n_blocks
             for p in range(base, offsets[t + 1]):
                 d = docs[p]
                 if live[d] and impacts[p] > dm[o + d // block_size]:
@@ -219,7 +218,6 @@ def update_live_maxima(
     the new mask: only the (term, block) pairs those documents touch are recomputed, found through
     the forward index (``fwd_offsets``, ``fwd_terms``: internal doc -> terms). Costs the deleted
     documents' terms x one block's postings each, not a pass over the index."""
-    nb = n_blocks
     for i in range(gone.shape[0]):
         d = gone[i]
         b = d // block_size
@@ -228,9 +226,9 @@ def update_live_maxima(
             base = offsets[t]
             r = dense_row[t]
             if r >= 0:
-                so = r * (nb + 1)
+                so = r * (n_blocks + 1)
                 lo, hi = base + dense_starts[so + b], base + dense_starts[so + b + 1]
-                _live_max(docs, impacts, lo, hi, live, dm, r * nb + b)
+                _live_max(docs, impacts, lo, hi, live, dm, r * n_blocks + b)
                 continue
             lo = bm_offsets[t]
             hi = bm_offsets[t + 1]
