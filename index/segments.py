@@ -125,6 +125,13 @@ JOINT_EXACT = True
 # same segment updates only the blocks of the documents deleted since, through the forward index).
 LIVE_BOUNDS = True
 LIVE_BOUNDS_FRACTION = 0.01
+# MaxScore over 2+ segments: a segment runs MaxScore only while its counted work stays under this
+# share of exact search's (lsr.index.methods.POLICY_WORK; 1.0 for one index). A segment that runs
+# MaxScore is searched alone, paying the Python around its own kernel (30-40 us) that the one exact
+# call over the other segments does not, which the work count does not see: on the living bench's 10
+# segments the segments' ratios read 0.90-1.05 while MaxScore over them took 1.1-1.2x exact search
+# over them (BENCHMARKS.md, 2026-12-01, afternoon).
+SEGMENT_MAXSCORE_WORK_SKIP = 0.8
 _LIVE_BOUNDS_LOCK = threading.Lock()
 _GEN_RE = re.compile(r"^generation-(\d+)\.json$")
 _SEG_RE = re.compile(r"^seg-(\d+)$")
@@ -1080,6 +1087,7 @@ class Snapshot:
             pos, seg, al = p
             if "maxscore" in seg.index.methods and self._joins("exact", seg, al):
                 policy = registry.FallbackPolicy.of(seg.index, "maxscore")
+                policy.work_skip = SEGMENT_MAXSCORE_WORK_SKIP
                 if policy.skip(False):
                     policy.exact_ran(nq, None)
                     to_exact.append(p)

@@ -467,6 +467,44 @@ def test_maxscore_over_segments_sends_what_its_policies_skip_to_one_exact_call(t
     assert len(ix.segments) >= 3
 
 
+def test_maxscore_over_segments_runs_a_segment_only_well_under_exact_searchs_work(tmp_path, monkeypatch):
+    """Over 2+ segments a segment's MaxScore policy skips to the one exact call from a counted work
+    ratio of SEGMENT_MAXSCORE_WORK_SKIP (the Python around a segment searched alone is not counted),
+    where one index would run MaxScore up to 1.0: with every segment's ratio at 0.9, no segment runs
+    MaxScore but for a probe; with the one-index threshold, they all do. Answers equal exact search's."""
+    from lsr.index import methods as registry
+    from lsr.index import segments as segs_mod
+    from lsr.index.kernels import maxscore as maxscore_k
+
+    ix = _run_interleaving(tmp_path, 9, "float32", n_ops=30)
+    rng = np.random.default_rng(10)
+    tokens = ix.vocab.tokens
+    for b in range(3):
+        ix.add([_vec(rng, tokens) for _ in range(30)], ids=[f"w{b}-{i}" for i in range(30)])
+        ix.commit()
+    assert len(ix.segments) >= 3
+    monkeypatch.setattr(registry, "POLICY_WORK_SKIP", 1.0)
+    queries = [_vec(rng, tokens) for _ in range(6)]
+
+    def run() -> int:
+        for seg in ix.snapshot().segments:  # as if measured: MaxScore counts 0.9x exact search's work
+            pol = registry.FallbackPolicy.of(seg.index, "maxscore")
+            pol.rate, pol.work, pol.until, pol.gap = 0.0, 0.9, 10**6, 10**6  # no probe in this test
+        calls = spy(monkeypatch, maxscore_k, "search_serial")
+        for q in queries:
+            got = ix.search([q], k=8, method="maxscore")[0]
+            want = ix.search([q], k=8, method="exact")[0]
+            assert (got.ids, got.scores) == (want.ids, want.scores)
+        monkeypatch.undo()
+        monkeypatch.setattr(registry, "POLICY_WORK_SKIP", 1.0)
+        return len(calls)
+
+    assert segs_mod.SEGMENT_MAXSCORE_WORK_SKIP < 0.9
+    assert run() == 0  # every segment went to the one exact call
+    monkeypatch.setattr(segs_mod, "SEGMENT_MAXSCORE_WORK_SKIP", 1.0)
+    assert run() > 0  # ... and at the one-index threshold the segments run MaxScore
+
+
 def test_joint_kernel_scratch_is_reused_across_groups(tmp_path):
     """The scratch of the kernels over segments is taken most-recent-first and kept per group of
     segments: a search over another group (another filter) does not drop it, a bigger query grows

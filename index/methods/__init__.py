@@ -223,11 +223,14 @@ class FallbackPolicy:
 
     __slots__ = (
         "rate", "calls", "gap", "until", "probing", "t_method", "t_exact", "sample_gap", "sample_in", "timed",
-        "timed_calls", "work",
+        "timed_calls", "work", "work_skip",
     )  # fmt: skip
 
     def __init__(self, timed: bool = True) -> None:
         self.timed = timed  # False: decisions by the fallback share alone (see ``of``)
+        # the work ratio over which calls go to exact search (None: POLICY_WORK_SKIP, read per call;
+        # a living index sets its own for MaxScore over segments)
+        self.work_skip: float | None = None
         self.rate = 0.0
         self.calls = 0
         self.gap = POLICY_PROBE
@@ -269,7 +272,10 @@ class FallbackPolicy:
 
     def costlier(self) -> bool:
         """Whether the method's recent counted work exceeds exact search's (see POLICY_WORK)."""
-        return POLICY_WORK and self.work is not None and self.work > POLICY_WORK_SKIP
+        return POLICY_WORK and self.work is not None and self.work > self._work_skip()
+
+    def _work_skip(self) -> float:
+        return POLICY_WORK_SKIP if self.work_skip is None else self.work_skip
 
     def skip(self, timed: bool = True) -> bool:
         """Whether this call should go to exact search up front (counts the call). ``timed``:
@@ -314,7 +320,7 @@ class FallbackPolicy:
             if self.probing:
                 paid = (
                     fell_back < n_queries
-                    and not (POLICY_WORK and ratio is not None and ratio > POLICY_WORK_SKIP)
+                    and not (POLICY_WORK and ratio is not None and ratio > self._work_skip())
                     and not (
                         POLICY_TIMED
                         and per_query is not None
