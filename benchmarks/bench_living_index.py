@@ -47,6 +47,9 @@ def collection(n_docs: int, n_terms: int, nnz: int, seed: int) -> tuple[Any, np.
     return m, rng.integers(0, 100, n_docs)
 
 
+FILTER_PASSES = 5  # alternating passes of the filter target (unfiltered and 10%)
+
+
 def latency(ix: Any, queries: list, method: str, flt: Any = None, k: int = 10) -> dict[str, float]:
     ix.search(queries[:5], k=k, method=method, filter=flt)  # warm
     times = []
@@ -163,6 +166,15 @@ def run(n_docs: int, n_terms: int, nnz: int, n_queries: int, seed: int = 0) -> d
             }
             for name, flt in (("none", None), ("10%", flt10), ("1%", flt1))
         }
+        # the filter target from alternating passes (none, 10%, then 10%, none, ...), the median p50
+        # of each: single passes minutes apart measured the same unfiltered search at 3.83 and
+        # 4.30 ms (run q, BENCHMARKS.md), more than the target's margin
+        passes: dict[str, list[float]] = {"none": [], "10%": []}
+        for r in range(FILTER_PASSES):
+            order = [("none", None), ("10%", flt10)]
+            for name, flt in order if r % 2 == 0 else order[::-1]:
+                passes[name].append(latency(ix, queries, "exact", flt)["p50_ms"])
+        out["filter_passes_p50_ms"] = passes
         out["work_filters"] = {
             name: {m: work_counts(ix, queries, m, flt) for m in ix.methods}
             for name, flt in (("10%", flt10), ("1%", flt1))
@@ -178,7 +190,10 @@ def run(n_docs: int, n_terms: int, nnz: int, n_queries: int, seed: int = 0) -> d
     seg, mer = out["search_10_segments_10pct_deleted"], out["search_merged"]
     out["ratios"] = {
         "segments_vs_merged_p50": {m: seg[m]["p50_ms"] / mer[m]["p50_ms"] for m in mer},
-        "exact_10pct_filter_vs_none_p50": out["filters"]["10%"]["exact"]["p50_ms"]
+        "exact_10pct_filter_vs_none_p50": float(np.median(out["filter_passes_p50_ms"]["10%"]))
+        / float(np.median(out["filter_passes_p50_ms"]["none"])),
+        # the single-pass ratio of the table (the target's figure until 2026-12-01, afternoon)
+        "exact_10pct_filter_vs_none_p50_one_pass": out["filters"]["10%"]["exact"]["p50_ms"]
         / out["filters"]["none"]["exact"]["p50_ms"],
         "merge_vs_build": out["merge_seconds"] / out["build_seconds"],
     }
@@ -191,6 +206,9 @@ def markdown(rec: dict[str, Any]) -> str:
         "",
         f"- adds: {rec['add_docs_per_s']:,.0f} docs/s; commit of 1,000 docs: {rec['commit_1000_seconds']:.3f} s",
         f"- merge of {rec['segments_before_merge']} segments: {rec['merge_seconds']:.1f} s vs build {rec['build_seconds']:.1f} s",
+        f"- exact, 10% filter / unfiltered: {rec['ratios']['exact_10pct_filter_vs_none_p50']:.2f} (median p50s of "
+        f"{len(rec['filter_passes_p50_ms']['none'])} alternating passes each; one pass, as in the table: "
+        f"{rec['ratios']['exact_10pct_filter_vs_none_p50_one_pass']:.2f})",
         "",
         "| method | 10 seg + 10% del p50 ms | merged p50 ms | ratio | 10% filter p50 | 1% filter p50 | recall@10 1% |",
         "|---|---|---|---|---|---|---|",
