@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import operator
 import os
 import queue
 import threading
@@ -50,6 +51,9 @@ METHOD_PARAMS: dict[str, dict[str, tuple[float, float, float, bool]]] = {
     for m in registry.METHODS.values()
 }
 MAX_K = 1_000_000
+# Index.doc_ids: decode every id once for indexes this small, when a call asks for this many ids
+ID_STRINGS_MAX_DOCS = 1 << 20
+ID_STRINGS_MIN_LOOKUP = 64
 
 
 @dataclass
@@ -117,6 +121,7 @@ class Index:
         )
         self.doc_lengths = fmt.open_array(self.path, "doc_lengths", m)
         self._doc_ids = fmt.open_array(self.path, "doc_ids", m)
+        self._id_strings: list[str] | None = None  # every id decoded, once (:meth:`doc_ids`)
         if int(self.offsets[-1]) != self.n_postings or int(self.offsets[0]) != 0:
             raise LsrError(f"{self.path}: offsets.npy does not match the manifest (damaged index)")
         self.vocab = Vocabulary(m["vocab"])
@@ -199,8 +204,28 @@ class Index:
         return None
 
     def doc_ids(self, docs: np.ndarray) -> list[str]:
-        """External ids of internal doc numbers ``docs``."""
-        return [b.decode("utf-8") for b in self._doc_ids[np.asarray(docs, dtype=np.int64)].tolist()]
+        """External ids of internal doc numbers ``docs``.
+
+        A batch of at least ``ID_STRINGS_MIN_LOOKUP`` ids (or :meth:`warmup`) first decodes every id
+        of an index of at most ``ID_STRINGS_MAX_DOCS`` documents into a list kept for later calls:
+        decoding each id anew was most of a batch's result building, the one part of a threaded
+        batch search that runs on one thread (BENCHMARKS.md, "Session of 2026-12-01, late")."""
+        docs = np.asarray(docs, dtype=np.int64)
+        strings = self._id_strings
+        if strings is None and len(docs) >= ID_STRINGS_MIN_LOOKUP:
+            strings = self._decode_ids()
+        if strings is None:
+            return [b.decode("utf-8") for b in self._doc_ids[docs].tolist()]
+        if len(docs) < 2:  # itemgetter of one index returns the item, not a tuple
+            return [strings[i] for i in docs.tolist()]
+        return list(operator.itemgetter(*docs.tolist())(strings))
+
+    def _decode_ids(self) -> list[str] | None:
+        """Decode every external id once (None above ``ID_STRINGS_MAX_DOCS`` documents: the list
+        costs about 60-80 bytes per document). Two threads racing here both build the same list."""
+        if self._id_strings is None and self.n_docs <= ID_STRINGS_MAX_DOCS:
+            self._id_strings = [b.decode("utf-8") for b in self._doc_ids.tolist()]
+        return self._id_strings
 
     def size_bytes(self) -> int:
         """Bytes on disk of every file of the index."""
@@ -457,8 +482,10 @@ class Index:
         has) with a tiny query, so no search pays for JIT. The method's own kernels run whatever
         its fallback policy would decide (``policy_decided``: after the first call the policy may
         send the tiny query to exact search, and the threaded kernel would never compile), and the
-        policies are left as they were: warm-up queries say nothing about real ones."""
+        policies are left as they were: warm-up queries say nothing about real ones. The external
+        ids are decoded here too (:meth:`doc_ids`), so the first batch does not pay for that."""
         t = np.array([int(np.argmax(np.diff(self.offsets)))], dtype=np.int32)
+        self._decode_ids()
         with self.policies_kept():
             for method in methods or self.methods:
                 params = {**self.check_params(method, {}), "policy_decided": True}
@@ -523,10 +550,13 @@ def search_results(
     valid = docs >= 0
     ids = doc_ids(docs[valid])
     flat_scores = scores[valid].tolist()
+    rows = list(docs)  # one view per row, made in C; cut only where a row is short
+    k = docs.shape[1]
     out = []
     pos = 0
     for qi, n in enumerate(found.tolist()):
-        out.append(SearchResult(ids[pos : pos + n], flat_scores[pos : pos + n], docs[qi, :n], unknown[qi]))
+        row = rows[qi] if n == k else rows[qi][:n]
+        out.append(SearchResult(ids[pos : pos + n], flat_scores[pos : pos + n], row, unknown[qi]))
         pos += n
     return out
 

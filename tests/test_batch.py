@@ -91,3 +91,45 @@ def test_concurrent_batches_from_several_threads_equal_one_thread(tmp_path):
     with ThreadPoolExecutor(6) as ex:
         for f in [ex.submit(run, i) for i in range(12)]:
             f.result()
+
+
+def test_batch_results_with_decoded_ids_equal_the_one_query_path(tmp_path, monkeypatch):
+    """A batch's results come from the decoded-id list (:meth:`Index.doc_ids`) and a row view per
+    query: the same ids (non-ASCII ones too), scores and doc numbers as one query at a time, which
+    decodes each id anew; short rows are cut; above the size cap nothing is decoded ahead."""
+    import lsr.index.searcher as searcher
+    from lsr.vectors import SparseBatch
+
+    x = random_collection(n_docs=300, n_terms=120, seed=5)
+    ids = [f"dóc-{i}-\u00e9\u4e2d" if i % 3 else f"d{i}" for i in range(x.shape[0])]
+    build_index(x, tmp_path / "ix", vocab=vocab_of(120), ids=ids, methods=["exact"])
+    rng = np.random.default_rng(1)
+    q = np.zeros((80, 120), np.float32)
+    for row in q:
+        row[rng.choice(120, 3, replace=False)] = rng.random(3) + 0.1
+    q[5] = 0  # a query matching nothing: an empty row
+    q[6, :] = 0
+    q[6, int(np.argmin(np.asarray((x != 0).sum(axis=0)).ravel()))] = 1.0  # few matches: a short row
+    import scipy.sparse as sp
+
+    def as_batch(m):
+        csr = sp.csr_matrix(m)
+        return SparseBatch(csr.indptr.astype(np.int64), csr.indices.astype(np.int32), csr.data, vocab_of(120))
+
+    batch = as_batch(q)
+    one_by_one = open_index(tmp_path / "ix")
+    singles = [one_by_one.search(as_batch(q[i : i + 1]), k=10)[0] for i in range(80)]
+    assert one_by_one._id_strings is None  # one query at a time never decodes ahead
+    ix = open_index(tmp_path / "ix")
+    got = ix.search(batch, k=10)
+    assert ix._id_strings == ids
+    assert any(len(r) < 10 for r in got) and len(got[5]) == 0
+    for r, s in zip(got, singles, strict=True):
+        assert r.ids == s.ids and r.scores == s.scores and r.docs.tolist() == s.docs.tolist()
+        assert r.ids == [ids[d] for d in r.docs.tolist()]
+
+    monkeypatch.setattr(searcher, "ID_STRINGS_MAX_DOCS", 299)
+    capped = open_index(tmp_path / "ix")
+    capped.warmup(["exact"])
+    assert capped._id_strings is None
+    assert [r.ids for r in capped.search(batch, k=10)] == [r.ids for r in got]
