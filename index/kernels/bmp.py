@@ -351,6 +351,7 @@ def score_block(
     only if it names this block; terms past the index's vocabulary match nothing."""
     nt = offsets.shape[0] - 1
     acc[: hi - lo] = 0
+    ulo = np.uint64(lo)
     spent = 0
     for i in range(q_terms.shape[0]):
         t = q_terms[i]
@@ -371,8 +372,8 @@ def score_block(
             p1 = offsets[t] + bms[j + 1] if j + 1 < e1 else offsets[t + 1]
         w = np.float32(q_weights[i])
         spent += p1 - p0
-        for p in range(p0, p1):
-            acc[docs[p] - lo] += w * np.float32(impacts[p])
+        for p in range(np.uint64(p0), np.uint64(p1)):  # unsigned: see kernels.exact
+            acc[np.uint64(docs[p]) - ulo] += w * np.float32(impacts[p])
     return spent
 
 
@@ -457,8 +458,8 @@ def search_one(
             for b in range(n_blocks):  # vectorised
                 ub[b] += w * np.float32(dense_max[o + b])
             continue
-        base = i * n_blocks
-        for j in range(bm_offsets[t], bm_offsets[t + 1]):
+        base = np.uint64(i * n_blocks)
+        for j in range(np.uint64(bm_offsets[t]), np.uint64(bm_offsets[t + 1])):  # unsigned: kernels.exact
             b = bm_block[j]
             ub[b] += w * np.float32(bm_max[j])
             slot[base + b] = j

@@ -83,8 +83,8 @@ def _bounds(offsets, bmo, bmb, bmm, drow, dmax, g0, nb, total, q_terms, q_weight
             for b in range(nb):
                 ubs[b] += w * np.float32(dmax[o + b])
             continue
-        row = i * total + g0
-        for j in range(bmo[t], bmo[t + 1]):
+        row = np.uint64(i * total + g0)
+        for j in range(np.uint64(bmo[t]), np.uint64(bmo[t + 1])):  # unsigned: see kernels.exact
             b = bmb[j]
             ubs[b] += w * np.float32(bmm[j])
             slot[row + b] = j

@@ -6,6 +6,12 @@ accumulator is reset. Selection either scans the whole accumulator (when the que
 share of the collection), replays the touched postings (when it touched few), so short queries do
 not pay for a full pass over ``n_docs``, or, under a selective filter, reads only the allowed
 documents' entries. Scores are ``scale * sum(w * impact)``.
+
+Hot loops index arrays with *unsigned* loop variables (``range(np.uint64(a), np.uint64(b))``): with
+a signed index Numba guards every array access against a negative index (Python's wraparound), and
+those guards kept the accumulation loop from running at full speed: 25-30% slower on the real and
+SciFact postings (BENCHMARKS.md, "Session of 2026-12-01, late"). An unsigned loop variable is only
+used to index: mixed with a signed integer in arithmetic, Numba would compute in float64.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ def scan_topk(acc, start, end, k, hs, hd, size, doc_order, mask, thr0):
     d = start
     while d + SCAN_BLOCK <= end:
         m = acc[d]
-        for j in range(d + 1, d + SCAN_BLOCK):
+        for j in range(np.uint64(d + 1), np.uint64(d + SCAN_BLOCK)):
             m = max(m, acc[j])
         if masked and (m > thr or (reordered and m == thr and m > 0)):
             # only for a block that passes on its plain max (a vectorised pass): its max over the
@@ -118,14 +124,14 @@ def search_one(
         s0 = offsets[t]
         e0 = offsets[t + 1]
         touched += e0 - s0
-        for j in range(s0, e0):
+        for j in range(np.uint64(s0), np.uint64(e0)):  # unsigned: see the module docstring
             acc[docs[j]] += w * np.float32(impacts[j])
     size = 0
     if touched * 16 < n_docs:
         # replay: visit each touched doc once (the first visit zeroes it)
         for i in range(q_terms.shape[0]):
             t = q_terms[i]
-            for j in range(offsets[t], offsets[t + 1]):
+            for j in range(np.uint64(offsets[t]), np.uint64(offsets[t + 1])):
                 d = docs[j]
                 s = acc[d]
                 if s > 0:
@@ -207,7 +213,7 @@ def search_selected(fptr, fterms, fimp, scale, doc_order, sel, q_indptr, q_terms
         for i in range(sel.shape[0]):
             d = sel[i]
             s = np.float32(0)
-            for p in range(fptr[d], fptr[d + 1]):
+            for p in range(np.uint64(fptr[d]), np.uint64(fptr[d + 1])):
                 # no branch: a term outside the query adds 0 * impact = +0.0, which leaves s
                 # unchanged to the bit (s >= +0.0), so the sum is exact search's
                 s += qw[fterms[p]] * np.float32(fimp[p])

@@ -50,7 +50,7 @@ SLACK = np.float32(1.0001)  # bounds are summed in another order than scores: al
 def forward_score(fptr, fterms, fimp, d, qw):
     """sum over the terms of doc d, ascending term id, of qw[term] * impact (float32)."""
     s = np.float32(0)
-    for p in range(fptr[d], fptr[d + 1]):
+    for p in range(np.uint64(fptr[d]), np.uint64(fptr[d + 1])):  # unsigned: see kernels.exact
         w = qw[fterms[p]]
         if w > 0:
             s += w * np.float32(fimp[p])

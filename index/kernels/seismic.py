@@ -21,6 +21,9 @@ threshold), the others in stored order. Once the heap holds k documents, a block
 score is under ``heap_factor`` x the current k-th score is skipped; every other block's documents
 not yet seen are scored exactly from the forward index (same arithmetic as exact search) and
 offered to the heap.
+
+The hot loops index with unsigned loop variables, as :mod:`lsr.index.kernels.exact` explains (here:
+18-20% off a query on real vectors, BENCHMARKS.md, "Session of 2026-12-01, late").
 """
 
 from __future__ import annotations
@@ -513,7 +516,7 @@ def list_scores(t, term_blocks, scale, lg, gterms, goff, gblk, gval, q_terms, q_
             break
         if gterms[lo] == qt:
             w = np.float32(q_weights[i])
-            for e in range(goff[lo], goff[lo + 1]):
+            for e in range(np.uint64(goff[lo]), np.uint64(goff[lo + 1])):  # unsigned: no wraparound guards
                 acc[gblk[e]] += w * np.float32(gval[e])
             lo += 1
     for j in range(nb):
@@ -528,7 +531,7 @@ def _score(fptr, fterms, fimp, d, qw):
     the same to the bit; on long documents (a few hundred terms, a fifth in the query) the
     unpredictable branch cost more than the multiply-adds."""
     s = np.float32(0)
-    for p in range(fptr[d], fptr[d + 1]):
+    for p in range(np.uint64(fptr[d]), np.uint64(fptr[d + 1])):  # unsigned: no wraparound guards
         s += qw[fterms[p]] * np.float32(fimp[p])
     return s
 
@@ -539,7 +542,7 @@ def _announce(b, bptr, bdocs, fptr, fterms, fimp, stamps):
     so that their misses overlap instead of coming one document at a time."""
     st = max(1, 64 // fterms.itemsize)
     si = max(1, 64 // fimp.itemsize)
-    for p in range(bptr[b], bptr[b + 1]):
+    for p in range(np.uint64(bptr[b]), np.uint64(bptr[b + 1])):
         d = bdocs[p]
         prefetch(stamps, d)
         a, e = fptr[d], fptr[d + 1]
@@ -559,7 +562,7 @@ def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mas
     reordered = doc_order.shape[0] > 0
     masked = mask.shape[0] > 0
     _announce(b, bptr, bdocs, fptr, fterms, fimp, stamps)
-    for p in range(bptr[b], bptr[b + 1]):
+    for p in range(np.uint64(bptr[b]), np.uint64(bptr[b + 1])):
         d = bdocs[p]
         if stamps[d] == stamp:
             continue
