@@ -35,6 +35,7 @@ import sys
 import time
 
 import numpy as np
+from peers import SEISMIC_GRID  # benchmarks/peers.py (the script folder is on sys.path)
 
 from lsr.eval.environment import cpu_name
 
@@ -438,11 +439,8 @@ DEFAULT_SWEEP = [
     ["bmp", {"alpha": 0.7}],
     ["bmp", {"alpha": 0.9, "beta": 0.8}],
     ["seismic", {}],
-    ["seismic", {"query_cut": 3}],
-    ["seismic", {"query_cut": 5}],
-    ["seismic", {"query_cut": 8}],
-    ["seismic", {"query_cut": 10}],
-    ["seismic", {"query_cut": 5, "heap_factor": 1.0}],
+    # the grid pyseismic is timed on too (peers.SEISMIC_GRID)
+    *(["seismic", {"query_cut": c, "heap_factor": h}] for c, h in SEISMIC_GRID),
 ]
 
 
