@@ -23,7 +23,8 @@ not yet seen are scored exactly from the forward index (same arithmetic as exact
 offered to the heap.
 
 The hot loops index with unsigned loop variables, as :mod:`lsr.index.kernels.exact` explains (here:
-18-20% off a query on real vectors, BENCHMARKS.md, "Session of 2026-12-01, late").
+9-17% off a query on the real 300k set, 18-20% on a 60k prefix of it; BENCHMARKS.md, "Session of
+2026-12-01, late").
 """
 
 from __future__ import annotations
