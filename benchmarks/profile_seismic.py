@@ -51,6 +51,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="pyseismic's build threads")
     a = ap.parse_args()
 
+    import bench_search as B
     import numba
     import peers as P
     import seismic
@@ -106,18 +107,16 @@ def main() -> int:
         union["lsr"].append(len(np.unique(np.concatenate(mine))) if mine else 0)
         union["pyseismic"].append(len(np.unique(np.concatenate(theirs))) if theirs else 0)
 
-    def time_it(fn) -> tuple[float, list]:
+    def time_it(fn) -> tuple[float, list]:  # bench_search's timing: per-query medians of passes
         found = [None] * nq
-        times = np.empty((a.repeats, nq))
-        for r in range(a.repeats):
-            for i in range(nq):
-                t0 = time.perf_counter()
-                found[i] = fn(i)
-                times[r, i] = time.perf_counter() - t0
-        return float(np.median(times, axis=0).mean() * 1e3), found
 
-    def recall(found) -> float:
-        return float(np.mean([len(set(f) & t) / max(1, len(t)) for f, t in zip(found, truth, strict=True)]))
+        def one(i: int) -> None:
+            found[i] = fn(i)
+
+        return float(B.time_per_query(one, nq, a.repeats).mean() * 1e3), found
+
+    def recall(found) -> float:  # bench_search's recall@k against exact search
+        return B._recall(found, truth)
 
     index.warmup(["seismic"])
     rows = []
