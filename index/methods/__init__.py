@@ -379,11 +379,23 @@ def exact_up_front(
     timed = timed_call(params, n_chunks, mask)
     if policy is None or not policy.skip(timed):
         return None
-    from lsr.index.methods import exact
-
-    out = exact.search(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
-    policy.exact_ran(len(indptr) - 1, time.perf_counter() - t0 if timed else None)
+    out = _exact_search()(index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
+    if timed:
+        policy.exact_ran(len(indptr) - 1, time.perf_counter() - t0)
     return out
+
+
+_EXACT_SEARCH: Any = None
+
+
+def _exact_search() -> Any:
+    """:func:`lsr.index.methods.exact.search`, imported once (this module is imported by it)."""
+    global _EXACT_SEARCH
+    if _EXACT_SEARCH is None:
+        from lsr.index.methods import exact
+
+        _EXACT_SEARCH = exact.search
+    return _EXACT_SEARCH
 
 
 def timed_call(params: Mapping[str, Any], n_chunks: int, mask: np.ndarray) -> bool:

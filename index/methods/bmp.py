@@ -96,8 +96,6 @@ def search(
     fallback to exact search: see :mod:`lsr.index.kernels.bmp`), or exact search up front where this
     index's recent queries kept falling back or took longer than exact search's
     (:class:`lsr.index.methods.FallbackPolicy`)."""
-    from lsr.index.kernels import bmp
-
     fallback = float(FALLBACK)
     policy = None
     if fallback > 0:
@@ -111,6 +109,8 @@ def search(
     out = exact_up_front(policy, t0, index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
     if out is not None:
         return out
+    from lsr.index.kernels import bmp  # after the policy: a call sent to exact search skips it
+
     n_blocks = (index.n_docs + index.bmp_block_size - 1) // index.bmp_block_size
     if len(indptr) == 2:  # one query: no numpy call for its length
         max_nq = int(indptr[1] - indptr[0])

@@ -34,8 +34,6 @@ def search(
     exact search: see :mod:`lsr.index.kernels.maxscore`), or exact search up front where this index's
     recent queries kept falling back or took longer than exact search's
     (:class:`lsr.index.methods.FallbackPolicy`)."""
-    from lsr.index.kernels import maxscore
-
     fallback = float(FALLBACK)
     policy = FallbackPolicy.of(index, "maxscore") if fallback > 0 else None
     nq = len(indptr) - 1
@@ -43,6 +41,8 @@ def search(
     out = exact_up_front(policy, t0, index, params, indptr, terms, weights, k, scratch, n_chunks, mask)
     if out is not None:
         return out
+    from lsr.index.kernels import maxscore  # after the policy: a call sent to exact search skips it
+
     args = (
         *index.postings,
         index.term_max,
