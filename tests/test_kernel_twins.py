@@ -355,7 +355,8 @@ def test_bmp_falls_back_on_the_work_left_not_the_work_spent():
     on with BMP (it used to switch there and pay exact search on top: on the 1M synthetic set such
     queries cost about twice exact search); one whose remaining blocks cost more still switches."""
     # one light term in every document, one heavy term in the first 10 blocks: BMP visits those
-    # and stops, but at fallback 0.4-0.45 its bound pass and visits pass the budget on the way
+    # and stops (k = 5: the first block fills the heap), but at fallback 0.6-0.65 its bound pass
+    # and visits pass the budget on the way
     rng = np.random.default_rng(0)
     n_docs, block_size = 4000, 8
     offsets = np.array([0, n_docs, n_docs + 80], np.int64)
@@ -369,12 +370,12 @@ def test_bmp_falls_back_on_the_work_left_not_the_work_spent():
     n_blocks = n_docs // block_size
     slots = np.empty(2 * n_blocks, np.int64)
     full_acc = np.zeros(n_docs, np.float32)
-    want_d, want_s = bmp_k.search_reference(offsets, docs, imps, np.float32(1), qt, qw, 10, n_docs)
-    for fallback in (0.4, 0.45):
+    want_d, want_s = bmp_k.search_reference(offsets, docs, imps, np.float32(1), qt, qw, 5, n_docs)
+    for fallback in (0.6, 0.65):
         trace: list[str] = []
         checks: list[tuple[float, float, float]] = []
         bmp_k.search_python(
-            offsets, docs, imps, np.float32(1), order, *parts, block_size, n_docs, qt, qw, 10, 1.0, 1.0,
+            offsets, docs, imps, np.float32(1), order, *parts, block_size, n_docs, qt, qw, 5, 1.0, 1.0,
             fallback, trace, checks,
         )  # fmt: skip
         assert any(spent > budget for spent, _left, budget in checks)  # past its budget ...
@@ -382,7 +383,7 @@ def test_bmp_falls_back_on_the_work_left_not_the_work_spent():
         stats = np.zeros(1, np.int64)
         got_d, got_s = bmp_k.search_serial(
             offsets, docs, imps, np.float32(1), order, *parts, block_size, n_docs, np.array([0, 2], np.int64),
-            qt, qw, 10, 1.0, 1.0, fallback, slots, full_acc, NO_MASK, NO_THR, stats,
+            qt, qw, 5, 1.0, 1.0, fallback, slots, full_acc, NO_MASK, NO_THR, stats,
         )  # fmt: skip
         assert stats[0] == 0
         assert got_d[0].tolist() == want_d.tolist()

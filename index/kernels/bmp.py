@@ -27,11 +27,13 @@ can. Work is counted in *array touches*, the same unit for both methods:
 
 - exact search costs ``E = P + (P if 16 P < n_docs else n_docs)``: P postings of the (kept) query
   terms accumulated, then a replay of them or a scan of the accumulator;
-- BMP's fixed cost is ``F = sum over kept terms of (n_blocks if the term is dense else its block
-  entries) + 3 n_blocks + 2 n_buckets`` (the bound pass, the max and the two counting-sort passes);
-  visiting a block costs ``2 block_size + PROBE n_kept_terms + its postings`` (``PROBE`` = 48: a
-  term's probe of a block is a few cache misses, a posting of exact search's scan is streamed;
-  calibrated on real vectors, see ``PROBE``).
+- BMP's fixed cost is ``F = 1.5 (sum over kept terms of (n_blocks if the term is dense else its
+  block entries) + 3 n_blocks + 2 n_buckets)`` (the bound pass, the max and the two counting-sort
+  passes; ``FIXED_HALVES`` / 2 per touch: scattered adds into the bounds, not a stream);
+  visiting a block costs ``2 block_size + PROBE n_kept_terms + POSTING x its postings``
+  (``PROBE`` = 120: a term's probe of a block is a few cache misses; ``POSTING`` = 8: a block's
+  postings are short runs far apart, where exact search streams whole lists; calibrated by
+  timing, see ``PROBE``).
 
 Up front, ``F >= fallback * E`` runs exact search instead. While blocks are visited, at work
 checkpoints (every ``E / 32`` after ``F``) the blocks still to visit are bounded by the buckets
@@ -63,14 +65,21 @@ from lsr.index.kernels.topk import heap_finish, heap_push
 
 N_BUCKETS = 4096  # at most; see n_buckets
 CHECKS = 32  # fallback checkpoints every 1/CHECKS of exact search's work
-# What one (query term, block) probe of a visit costs in exact search's unit (one posting added):
-# a slot, a block entry and the start of a short run of postings far from the last one (cache
-# misses), against exact search's streaming scan of whole posting lists. 48 since BMP's tail on real
-# vectors was profiled (BENCHMARKS.md, night session): at 24, long queries (33-62 terms, a slot array
-# of terms x blocks of several MB) spent 2-3x exact search's time on work the model counted as under
-# one exact search. Quiet A/B, 500 queries per set: real 302k set p99/p50 4.41 -> 3.21 and mean
-# 1.21x -> 1.00x exact search's; 1M synthetic mean 1.19 -> 1.21 ms (noise); SciFact unchanged.
-PROBE = 48
+# The weights of BMP's work, in exact search's unit (one posting added; 0.33-0.50 ns on this
+# project's machine). Fitted, by least squares, to the times of BMP without fallback against
+# its counts per query (fixed touches, (term, block) probes, postings in visited blocks) on three
+# collections, 300-500 queries each, one thread (BENCHMARKS.md, 2026-12-01, evening 2):
+#   real 300k (short SPLADE vectors): fixed 1.6, probe 99, posting 0.2 units;
+#   1M synthetic (the living benchmark's): fixed 1.1, probe 121, posting 19 units;
+#   SciFact (5k documents, whose slot array stays in cache): fixed 3.3, probe 24, posting 1.9.
+# The model before (fixed 1, probe 48, posting 1) counted BMP at 0.82x exact search's work on the
+# real set where it took 1.63x the time, and 0.35x on the synthetic set where it took 1.11x, so
+# queries that did not pay ran BMP to the end. A probe is a slot, a block entry and the start of
+# a run of postings far from the last one (cache misses), against exact search's streaming scan of
+# whole posting lists; the slot array (terms x blocks, several MB) is what outgrows the cache.
+FIXED_HALVES = 3  # fixed work weighs FIXED_HALVES / 2 per touch
+PROBE = 120
+POSTING = 8
 
 
 @njit(cache=True, nogil=True)
@@ -97,7 +106,7 @@ def work_estimate(offsets, bm_offsets, dense_row, n_blocks, n_docs, q_terms, kee
         else:
             fixed += bm_offsets[t + 1] - bm_offsets[t]
     exact_work = p + (p if p * 16 < n_docs else n_docs)
-    return exact_work, fixed, p, n_kept
+    return exact_work, (FIXED_HALVES * fixed) // 2, p, n_kept
 
 
 SLACK = np.float32(1.0001)  # bounds are sums in another order than scores: allow float rounding
@@ -467,7 +476,7 @@ def search_one(
     top, n_pos, low, inv, go = sort_blocks(ub, n_blocks, alpha, thr0, nbk, bucket_start, order)
     spent = fixed  # work so far, in the units of exact_work
     if go:
-        per_block = 2 * block_size + PROBE * n_kept + n_post // max(n_pos, 1)
+        per_block = 2 * block_size + PROBE * n_kept + POSTING * (n_post // max(n_pos, 1))
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
         thr = thr0  # > 0 once pruning may start
@@ -492,7 +501,7 @@ def search_one(
                     check_at += step
                 lo = b * block_size
                 hi = min(n_docs, lo + block_size)
-                spent += score_block(
+                spent += POSTING * score_block(
                     offsets, docs, impacts, bm_offsets, bm_block, bm_start, dense_row, dense_start, slot, n_blocks,
                     n_blocks, b, b, lo, hi, q_terms, q_weights, keep, acc,
                 )  # fmt: skip
@@ -634,6 +643,7 @@ def search_python(
     nbk = max(16, min(N_BUCKETS, n_blocks))
     fixed = 3 * n_blocks + 2 * nbk
     fixed += sum(n_blocks if dense_row[t] >= 0 else int(bm_offsets[t + 1] - bm_offsets[t]) for t, _ in terms)
+    fixed = (FIXED_HALVES * fixed) // 2
     budget = fallback * exact_work
     if fallback > 0 and fixed >= budget:
         trace.append("up front")
@@ -655,7 +665,7 @@ def search_python(
         inv = f32(nbk) / top
         rank = {b: nbk - 1 - min(nbk - 1, int(f32(ub[b] * inv))) for b in range(n_blocks) if ub[b] > 0}
         n_pos = len(rank)
-        per_block = 2 * block_size + PROBE * len(terms) + n_post // max(n_pos, 1)
+        per_block = 2 * block_size + PROBE * len(terms) + POSTING * (n_post // max(n_pos, 1))
         step = max(1, exact_work // CHECKS)
         spent, check_at = fixed, fixed + step
         taken = 0  # blocks taken from the visiting order so far (the kernel's position oi)
@@ -694,7 +704,7 @@ def search_python(
                         p1 = offsets[t] + bm_start[j + 1] if j + 1 < bm_offsets[t + 1] else offsets[t + 1]
                     else:
                         continue
-                    spent += int(p1 - p0)
+                    spent += POSTING * int(p1 - p0)
                     for p in range(int(p0), int(p1)):
                         acc[docs[p] - lo] = f32(acc[docs[p] - lo] + f32(x * f32(impacts[p])))
                 spent += 2 * (hi - lo) + PROBE * len(terms)

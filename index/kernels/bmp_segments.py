@@ -41,6 +41,8 @@ from numba import njit
 
 from lsr.index.kernels.bmp import (
     CHECKS,
+    FIXED_HALVES,
+    POSTING,
     PROBE,
     SLACK,
     _kept_terms,
@@ -145,7 +147,7 @@ def search_one(
         n_post += p
         exact_work += p + (p if p * 16 < n_docs_a[s] else n_docs_a[s])
     nbk = n_buckets(total)
-    fixed += 2 * nbk
+    fixed = (FIXED_HALVES * (fixed + 2 * nbk)) // 2
     budget = fallback * exact_work
     work[1] += exact_work
     if fallback > 0 and fixed >= budget:
@@ -164,7 +166,7 @@ def search_one(
     spent = fixed
     if go:
         # acc holds the largest block (search_range sizes it so)
-        per_block = 2 * acc.shape[0] + PROBE * n_kept + n_post // max(n_pos, 1)
+        per_block = 2 * acc.shape[0] + PROBE * n_kept + POSTING * (n_post // max(n_pos, 1))
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
         thr = thr0
@@ -214,7 +216,7 @@ def search_one(
                 b = g - base[cur]
                 lo = b * bs
                 hi = min(nd, lo + bs)
-                spent += score_block(
+                spent += POSTING * score_block(
                     offsets, docs, impacts, bmo, bmb, bms, drow, dstart, slot, nb, total, g, b, lo, hi, q_terms,
                     q_weights, keep, acc,
                 )  # fmt: skip
