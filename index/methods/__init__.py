@@ -208,9 +208,11 @@ POLICY_TIME_WEIGHT = 0.1
 # back on most queries. Over a living index's segments (each searched from the k-th score of the
 # others) MaxScore's fallback share hovered at 0.53-0.83 per segment, so half the segments ran
 # MaxScore and it cost 1.3-1.4x the merged index; on the 1M merged index MaxScore fell back on
-# 41-47% of queries and counted 1.06x exact search's work. Both now go to exact search; BMP on the
-# 1M set (0.27) and on the real 302k set (0.86) keeps running (BENCHMARKS.md, 2026-12-01,
-# afternoon). Counted work, unlike timings, is the same on every run.
+# 41-47% of queries and counted 1.06x exact search's work. Both now go to exact search. BMP's
+# work, weighed by its measured costs since the closing session of 2026-12-01, counts 0.53x exact
+# search's on the 1M synthetic set (BMP keeps running: 0.55x exact search's time) and 1.28x on the
+# real 300k set (exact search up front: BMP had taken 1.16x its time); BENCHMARKS.md. Counted
+# work, unlike timings, is the same on every run.
 POLICY_WORK = True
 POLICY_WORK_SKIP = 1.0
 

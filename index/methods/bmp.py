@@ -6,9 +6,10 @@ of the blocks).
 
 Pruning never pays when the query's terms touch most blocks (short real vectors on a small
 collection): the kernel then runs exact search instead. It estimates both in the same unit (array
-touches): exact search = the query terms' postings plus the accumulator scan; BMP = the bound pass
-and the bucket sort up front, then the blocks whose bound can still beat the k-th score, at
-``2 block_size + 48 x query terms + average postings per block`` each, re-estimated at
+touches, BMP's weighed by their measured cost): exact search = the query terms' postings plus the
+accumulator scan; BMP = 1.5 x the bound pass and the bucket sort up front, then the blocks whose
+bound can still beat the k-th score, at ``2 block_size + 120 x query terms + 8 x average postings
+per block`` each, re-estimated at
 checkpoints every 1/32 of exact's work; where the work still to come exceeds ``FALLBACK`` x
 exact's (work already spent is paid either way, so it does not count), it switches (details in
 :mod:`lsr.index.kernels.bmp`). The fallback returns exact search's top-k, so alpha = beta = 1 stays rank-safe."""
