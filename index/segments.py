@@ -522,11 +522,12 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 def _writable_mask(a: np.ndarray) -> np.ndarray:
     """A writable plain view of mask ``a`` (a copy where ``a`` is read-only, e.g. mapped from
     disk), for the typed list of masks the kernels over segments take (they never write it).
-    Why not read-only, as the postings are: Numba compiles the exact kernel over segments into a
-    slower scan when its masks' list holds read-only arrays. On 10 segments of the 1M living
-    benchmark with 10% deleted, the kernel took 2.84-2.88 ms per query with read-only masks and
-    2.46-2.56 ms with writable ones (the same bytes; none, 2.47-2.51), so the search over segments
-    went 1.38x -> about 1.2x the merged index's (BENCHMARKS.md, session of 2026-12-01, closing)."""
+    Why not read-only, as the postings are: Numba compiled the exact kernel over segments (the one
+    that searched each segment on its own) into a slower scan when its masks' list held read-only
+    arrays. On 10 segments of the 1M living benchmark with 10% deleted, it took 2.84-2.88 ms per
+    query with read-only masks and 2.46-2.56 ms with writable ones (the same bytes). The kernel
+    with one accumulator over the segments measured 2.14-2.20 against 2.13-2.16 ms (BENCHMARKS.md,
+    session of 2026-12-01, closing)."""
     v = np.asarray(a).view(np.ndarray)
     return v if v.flags.writeable else v.copy()
 
@@ -1127,15 +1128,15 @@ class Snapshot:
         best_o: np.ndarray,
     ) -> None:
         """Exact search over the segments of ``group`` in one kernel call per thread
-        (:mod:`lsr.index.kernels.exact_segments`: the per-segment path's work and results, without
-        its Python around each segment), merged into ``best_*``."""
+        (:mod:`lsr.index.kernels.exact_segments`: the per-segment path's results, one accumulator
+        over the segments, without the Python around each segment), merged into ``best_*``."""
         from lsr.index.batch import run_ranges
         from lsr.index.kernels import exact_segments as kernel
 
         nq = len(indptr) - 1
         lists, masks, per_seg = self._joint_lists(group, "exact")
         n_chunks = max(1, min(threads, nq))
-        accs = self._take_accs(n_chunks, int(per_seg[1].max()))
+        accs = self._take_accs(n_chunks, int(per_seg[1].sum()))  # one accumulator over the segments
         args = (*lists, masks, *per_seg, THRESHOLD_MARGIN, indptr, terms, weights, k)
         try:
             if n_chunks == 1:

@@ -1,14 +1,24 @@
 """Exact search over several segments of a living index in one call.
 
-The same work as searching the segments one after another from Python (``lsr.index.segments``):
-per query, segments in decreasing order of their bound ``sum(w * term_max)``, each searched by
-:func:`lsr.index.kernels.exact.search_one` from the k-th score held so far (lowered by a relative
-``margin``, so a document tying it still reaches the merge), a segment whose bound (raised by the
-margin) is under that score skipped, and each segment's top-k merged into the running top-k by
-(score desc, segment position, doc) with :func:`lsr.index.kernels.topk.merge_runs`. The results are
-those of the per-segment path, bit for bit; what goes is the Python work around each segment's
-kernel (its threshold, its plan, the method's dispatch, the merge call: about 30-40 us a segment,
-a tenth of a 10-segment search on 1M documents).
+The results are those of searching the segments one after another from Python
+(``lsr.index.segments``), bit for bit: per document the same float32 additions in the same order
+(query terms ascending), scores multiplied by the segment's quantization step as
+:func:`lsr.index.kernels.topk.heap_finish` does, and the top-k merged by (score desc, segment
+position, doc).
+
+How, per query:
+
+1. each segment's bound ``sum(w * term_max)``; a segment whose bound (raised by a relative
+   ``margin``) is under the k-th score the rows already hold is skipped;
+2. the postings of every other segment go into **one** accumulator over all of them (segment ``s``
+   at ``base[s]``), query term by query term and, within a term, segment by segment: the
+   accumulator is then swept in one rising pass per term, as in a merged index. Accumulating each
+   segment on its own (a tenth of the accumulator per run) cost 1.26x for the same postings on the
+   1M living benchmark's 10 segments (mid-length lists 0.47 -> 0.63 ns per posting; BENCHMARKS.md,
+   session of 2026-12-01, closing);
+3. one scan of that accumulator into one top-k heap keyed ``position << 32 | build-order doc``,
+   starting from the k-th score the rows hold; a block of 32 entries whose maximum cannot reach
+   the threshold is skipped after a vectorised pass; the heap is merged into the rows.
 
 The arrays come as :class:`numba.typed.List` s with one entry per segment, all of one type.
 """
@@ -18,8 +28,90 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from lsr.index.kernels.exact import search_one
-from lsr.index.kernels.topk import merge_runs
+from lsr.index.kernels.topk import heap_drain, heap_push
+
+SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max before any heap work
+
+
+@njit(cache=True, nogil=True)
+def _scan_segment(acc, lo, n, sc, order, mask, hi_key, hs, hd, size, k, thr):
+    """Offer the scaled scores ``acc[lo + d] * sc`` (d < n) of one segment to the heap (keys
+    ``hi_key | build-order doc``; masked documents never), zeroing those entries; returns (heap
+    size, threshold). An entry equal to the threshold is offered too: the key decides its tie."""
+    reordered = order.shape[0] > 0
+    masked = mask.shape[0] > 0
+    d = 0
+    while d + SCAN_BLOCK <= n:
+        base = np.uint64(lo + d)
+        m = acc[base]
+        for j in range(base + np.uint64(1), base + np.uint64(SCAN_BLOCK)):
+            m = max(m, acc[j])
+        if m > 0 and m * sc >= thr:
+            for x in range(d, d + SCAN_BLOCK):
+                v = acc[lo + x]
+                if v > 0:
+                    v = v * sc
+                    if v >= thr and not (masked and mask[x] == 0):
+                        key = hi_key | (np.int64(order[x]) if reordered else np.int64(x))
+                        size = heap_push(hs, hd, size, k, v, key)
+                        if size == k:
+                            thr = max(thr, hs[0])
+        for j in range(base, base + np.uint64(SCAN_BLOCK)):
+            acc[j] = 0
+        d += SCAN_BLOCK
+    for x in range(d, n):
+        v = acc[lo + x]
+        if v > 0:
+            v = v * sc
+            if v >= thr and not (masked and mask[x] == 0):
+                key = hi_key | (np.int64(order[x]) if reordered else np.int64(x))
+                size = heap_push(hs, hd, size, k, v, key)
+                if size == k:
+                    thr = max(thr, hs[0])
+        acc[lo + x] = 0
+    return size, thr
+
+
+@njit(cache=True, nogil=True)
+def _merge_row(best_d, best_s, best_o, q, run_s, run_o, n, pos_a, nums):
+    """Merge a run of ``n`` (score, order key) pairs, sorted by (score desc, key asc), into row
+    ``q`` of the running top-k (handles ``num << 32 | doc`` from the key's segment position)."""
+    k = best_d.shape[1]
+    md = np.empty(k, np.int64)
+    ms = np.empty(k, np.float32)
+    mo = np.empty(k, np.int64)
+    i = 0
+    j = 0
+    for r in range(k):
+        take_new = False
+        if j < n:
+            if i >= k or best_d[q, i] < 0:
+                take_new = True
+            elif run_s[j] > best_s[q, i] or (run_s[j] == best_s[q, i] and run_o[j] < best_o[q, i]):
+                take_new = True
+        if take_new:
+            o = run_o[j]
+            p = o >> 32
+            num = -1
+            for s in range(pos_a.shape[0]):
+                if pos_a[s] == p:
+                    num = nums[s]
+            md[r] = (np.int64(num) << 32) | (o & 0xFFFFFFFF)
+            ms[r] = run_s[j]
+            mo[r] = o
+            j += 1
+        elif i < k and best_d[q, i] >= 0:
+            md[r] = best_d[q, i]
+            ms[r] = best_s[q, i]
+            mo[r] = best_o[q, i]
+            i += 1
+        else:
+            md[r] = -1
+            ms[r] = -np.inf
+            mo[r] = np.iinfo(np.int64).max
+    best_d[q, :] = md
+    best_s[q, :] = ms
+    best_o[q, :] = mo
 
 
 @njit(cache=True, nogil=True)
@@ -33,20 +125,21 @@ def search_range(
     max padding), which may already hold other segments' results. Per segment ``s``:
     ``tmax_l[s]`` its per-term maximum impacts (float32), ``mask_l[s]`` uint8 by internal doc (0:
     never returned) or empty, ``scales[s]`` its quantization step, ``n_docs_a[s]`` its documents.
-    ``acc``: a zeroed float32 scratch of at least the largest segment's documents (zero again on
+    ``acc``: a zeroed float32 scratch of at least the segments' documents together (zero again on
     return)."""
     n_seg = scales.shape[0]
-    nq_terms = 0
-    for q in range(q_lo, q_hi):
-        nq_terms = max(nq_terms, q_indptr[q + 1] - q_indptr[q])
+    base = np.zeros(n_seg + 1, np.int64)
+    for s in range(n_seg):
+        base[s + 1] = base[s] + n_docs_a[s]
     hs = np.empty(k, np.float32)
     hd = np.empty(k, np.int64)
-    ub = np.empty(n_seg, np.float64)
-    tm = np.empty(nq_terms, q_terms.dtype)
-    wt = np.empty(nq_terms, q_weights.dtype)
-    no_sel = np.empty(0, np.int64)
+    run_s = np.empty(k, np.float32)
+    run_o = np.empty(k, np.int64)
+    live = np.empty(n_seg, np.bool_)
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
+        kth = best_s[q, k - 1]
+        any_live = False
         for s in range(n_seg):  # the best possible score of each segment for this query
             tmax = tmax_l[s]
             nt = tmax.shape[0]
@@ -54,31 +147,30 @@ def search_range(
             for i in range(a, b):
                 if q_terms[i] < nt:
                     u += np.float64(tmax[q_terms[i]]) * np.float64(q_weights[i])
-            ub[s] = u
-        order = np.argsort(-ub, kind="mergesort")  # stable: ties keep the segments' order
-        for oi in range(n_seg):
-            s = order[oi]
-            thr = np.float32(0)
-            kth = best_s[q, k - 1]
-            if kth > -np.inf:
-                if ub[s] * (1 + margin) < kth:
-                    continue  # no document of this segment can reach the top k
-                thr = np.float32(max(np.float64(kth) / np.float64(scales[s]) * (1 - margin), 0.0))
-            offsets = offsets_l[s]
-            nt = offsets.shape[0] - 1
-            n = 0
-            for i in range(a, b):  # terms newer than the segment match nothing in it
-                if q_terms[i] < nt:
-                    tm[n] = q_terms[i]
-                    wt[n] = q_weights[i]
-                    n += 1
-            kk = min(k, n_docs_a[s])
-            out_d = np.empty((1, kk), np.int64)
-            out_s = np.empty((1, kk), np.float32)
-            search_one(
-                offsets, docs_l[s], impacts_l[s], scales[s], order_l[s], tm[:n], wt[:n], kk, acc[: n_docs_a[s]],
-                hs, hd, out_d[0], out_s[0], mask_l[s], thr, no_sel,
-            )  # fmt: skip
-            merge_runs(
-                best_d[q : q + 1], best_s[q : q + 1], best_o[q : q + 1], out_d, out_s, nums[s], pos_a[s]
-            )
+            live[s] = not (kth > -np.inf and u * (1 + margin) < kth)
+            any_live = any_live or live[s]
+        if not any_live:
+            continue
+        for i in range(a, b):  # term by term, each segment's postings of the term in turn
+            t = q_terms[i]
+            w = np.float32(q_weights[i])
+            for s in range(n_seg):
+                offsets = offsets_l[s]
+                if not live[s] or t >= offsets.shape[0] - 1:
+                    continue  # terms newer than the segment match nothing in it
+                docs = docs_l[s]
+                impacts = impacts_l[s]
+                lo = np.uint64(base[s])
+                for j in range(np.uint64(offsets[t]), np.uint64(offsets[t + 1])):  # unsigned: kernels.exact
+                    acc[lo + np.uint64(docs[j])] += w * np.float32(impacts[j])
+        thr = np.float32(kth) if kth > -np.inf else np.float32(0)
+        size = 0
+        for s in range(n_seg):
+            if live[s]:
+                hi_key = np.int64(pos_a[s]) << 32
+                size, thr = _scan_segment(
+                    acc, base[s], n_docs_a[s], np.float32(scales[s]), order_l[s], mask_l[s], hi_key, hs, hd, size,
+                    k, thr,
+                )  # fmt: skip
+        heap_drain(hs, hd, size, run_s, run_o)
+        _merge_row(best_d, best_s, best_o, q, run_s, run_o, size, pos_a, nums)
