@@ -422,6 +422,48 @@ def test_exact_over_segments_in_one_call_equals_oracle_and_the_per_segment_path(
     assert len(ix.segments) >= 3
 
 
+def test_exact_over_segments_breaks_ties_by_segment_then_document(tmp_path, monkeypatch):
+    """Equal scores across segments (the same vectors in three segments, float32) come back in the
+    merge order: segment position, then document, from the kernel over segments as from the
+    per-segment path, also when k cuts through a run of ties and when the first rows are taken
+    by deleted or filtered-out documents."""
+    from lsr.index import segments as segs_mod
+
+    vecs = [{"a": 1.0, "b": 0.5}, {"a": 1.0, "b": 0.5}, {"a": 0.5}, {"b": 2.0}, {"a": 1.0, "b": 0.5}]
+    path = build_index(vecs, tmp_path / "ix", ids=[f"s0-{i}" for i in range(5)], quantization="float32")
+    ix = open_index(path, writable=True, merge_factor=1000)
+    for seg in (1, 2):
+        ix.add(vecs, ids=[f"s{seg}-{i}" for i in range(5)], metadata=[{"seg": seg}] * 5)
+        ix.commit()
+    ix.delete(["s1-0"])
+    ix.commit()
+    assert len(ix.segments) == 3
+    joint_calls = []
+    real = segs_mod.Snapshot._search_joint_exact
+
+    def spy_joint(self, group, *args, **kw):
+        joint_calls.append(len(group))
+        return real(self, group, *args, **kw)
+
+    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_exact", spy_joint)
+    q = {"a": 1.0, "b": 1.0}
+    # scores 2.0 (vector 3), 1.5 (vectors 0, 1, 4), 0.5 (vector 2); within a score, segment order,
+    # then document order; s1-0 is deleted
+    want = ["s0-3", "s1-3", "s2-3"]
+    want += ["s0-0", "s0-1", "s0-4", "s1-1", "s1-4", "s2-0", "s2-1", "s2-4"]
+    want += ["s0-2", "s1-2", "s2-2"]
+    for k in (2, 4, 6, 9, 14, 20):
+        joint = ix.search([q], k=k, method="exact")[0]
+        monkeypatch.setattr(segs_mod, "JOINT_EXACT", False)
+        alone = ix.search([q], k=k, method="exact")[0]
+        monkeypatch.setattr(segs_mod, "JOINT_EXACT", True)
+        assert (joint.ids, joint.scores) == (alone.ids, alone.scores)
+        assert joint.ids == want[:k]
+    assert joint_calls and max(joint_calls) == 3  # the kernel over segments answered
+    flt = ix.search([q], k=4, method="exact", filter={"seg": 2})[0]
+    assert flt.ids == ["s2-3", "s2-0", "s2-1", "s2-4"]
+
+
 def test_kernels_over_segments_take_writable_masks(tmp_path, monkeypatch):
     """The typed list of masks the kernels over segments take holds writable arrays, also where a
     segment's deletions come mapped read-only from disk (copied then; the segment's own mask is
