@@ -33,9 +33,9 @@ Searches run each method's kernel per segment with one document mask (live docs 
 applied before a document can enter the top-k heap, then merge the per-segment top-k by (score
 desc, segment order, doc number). BMP over two or more segments with its part runs one kernel over
 all their blocks at once (:mod:`lsr.index.kernels.bmp_segments`), in the same order; exact search
-over two or more segments runs the per-segment path's work in one kernel call
-(:mod:`lsr.index.kernels.exact_segments`), and MaxScore sends the segments its fallback policies
-skip there too. Merges only join *adjacent* segments, so that order is always
+over two or more segments runs in one kernel call, one accumulator over the segments, with the
+per-segment path's results (:mod:`lsr.index.kernels.exact_segments`), and MaxScore sends the
+segments its fallback policies skip there too. Merges only join *adjacent* segments, so that order is always
 the order documents were added in. Segments under ``parts_min_docs`` documents have no BMP /
 Seismic parts and are searched exactly (OpenSearch's rule): exact results on them are never worse.
 """
@@ -114,7 +114,8 @@ SCRATCH_POOL_SIZE = 16  # scratch sets a generation keeps for its kernels over s
 # segment is searched alone from the k-th score the segments before it hold.
 JOINT_BMP = True
 # Exact search over two or more segments runs in one kernel call (lsr.index.kernels.exact_segments):
-# the per-segment path's work and results without the Python around each segment. Off: that path.
+# the per-segment path's results, one accumulator over the segments, without the Python around each
+# segment. Off: that path.
 JOINT_EXACT = True
 # BMP over segments bounds each block by the maxima of its *live* documents on a segment with deleted
 # documents (lsr.index.kernels.bmp.live_block_maxima), not by the stored maxima, which still count the
