@@ -438,14 +438,9 @@ def test_exact_over_segments_breaks_ties_by_segment_then_document(tmp_path, monk
     ix.delete(["s1-0"])
     ix.commit()
     assert len(ix.segments) == 3
-    joint_calls = []
-    real = segs_mod.Snapshot._search_joint_exact
-
-    def spy_joint(self, group, *args, **kw):
-        joint_calls.append(len(group))
-        return real(self, group, *args, **kw)
-
-    monkeypatch.setattr(segs_mod.Snapshot, "_search_joint_exact", spy_joint)
+    joint_calls = spy(
+        monkeypatch, segs_mod.Snapshot, "_search_joint_exact", lambda _self, group, *a, **kw: len(group)
+    )
     q = {"a": 1.0, "b": 1.0}
     # scores 2.0 (vector 3), 1.5 (vectors 0, 1, 4), 0.5 (vector 2); within a score, segment order,
     # then document order; s1-0 is deleted
@@ -488,14 +483,7 @@ def test_kernels_over_segments_take_writable_masks(tmp_path, monkeypatch):
     ix.commit()
     ix.close()
     ix = open_index(path)  # deletions as read from disk
-    masks_seen = []
-    real = exact_segments.search_range
-
-    def spy_kernel(*args):
-        masks_seen.append(args[5])
-        return real(*args)
-
-    monkeypatch.setattr(exact_segments, "search_range", spy_kernel)
+    masks_seen = spy(monkeypatch, exact_segments, "search_range", lambda *args: args[5])
     queries = [_vec(rng, tokens) for _ in range(8)]
     joint = ix.search(queries, k=7, method="exact")
     assert masks_seen
