@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from lsr.index.kernels.topk import heap_drain, heap_push
+from lsr.index.kernels.topk import heap_drain, heap_push, merge_row
 
 SCAN_BLOCK = 32  # accumulator entries checked at once by a vectorised max before any heap work
 
@@ -41,13 +41,17 @@ def _scan_segment(acc, lo, n, sc, order, mask, hi_key, hs, hd, size, k, thr):
     reordered = order.shape[0] > 0
     masked = mask.shape[0] > 0
     d = 0
-    while d + SCAN_BLOCK <= n:
-        base = np.uint64(lo + d)
-        m = acc[base]
-        for j in range(base + np.uint64(1), base + np.uint64(SCAN_BLOCK)):
-            m = max(m, acc[j])
-        if m > 0 and m * sc >= thr:
-            for x in range(d, d + SCAN_BLOCK):
+    while d < n:
+        e = min(d + SCAN_BLOCK, n)
+        look = True  # a partial block (the segment's last) is looked at entry by entry
+        if e - d == SCAN_BLOCK:  # a whole block: its max first, in one vectorised pass
+            base = np.uint64(lo + d)
+            m = acc[base]
+            for j in range(base + np.uint64(1), base + np.uint64(SCAN_BLOCK)):
+                m = max(m, acc[j])
+            look = m > 0 and m * sc >= thr
+        if look:
+            for x in range(d, e):
                 v = acc[lo + x]
                 if v > 0:
                     v = v * sc
@@ -56,62 +60,10 @@ def _scan_segment(acc, lo, n, sc, order, mask, hi_key, hs, hd, size, k, thr):
                         size = heap_push(hs, hd, size, k, v, key)
                         if size == k:
                             thr = max(thr, hs[0])
-        for j in range(base, base + np.uint64(SCAN_BLOCK)):
+        for j in range(np.uint64(lo + d), np.uint64(lo + e)):
             acc[j] = 0
-        d += SCAN_BLOCK
-    for x in range(d, n):
-        v = acc[lo + x]
-        if v > 0:
-            v = v * sc
-            if v >= thr and not (masked and mask[x] == 0):
-                key = hi_key | (np.int64(order[x]) if reordered else np.int64(x))
-                size = heap_push(hs, hd, size, k, v, key)
-                if size == k:
-                    thr = max(thr, hs[0])
-        acc[lo + x] = 0
+        d = e
     return size, thr
-
-
-@njit(cache=True, nogil=True)
-def _merge_row(best_d, best_s, best_o, q, run_s, run_o, n, pos_a, nums):
-    """Merge a run of ``n`` (score, order key) pairs, sorted by (score desc, key asc), into row
-    ``q`` of the running top-k (handles ``num << 32 | doc`` from the key's segment position)."""
-    k = best_d.shape[1]
-    md = np.empty(k, np.int64)
-    ms = np.empty(k, np.float32)
-    mo = np.empty(k, np.int64)
-    i = 0
-    j = 0
-    for r in range(k):
-        take_new = False
-        if j < n:
-            if i >= k or best_d[q, i] < 0:
-                take_new = True
-            elif run_s[j] > best_s[q, i] or (run_s[j] == best_s[q, i] and run_o[j] < best_o[q, i]):
-                take_new = True
-        if take_new:
-            o = run_o[j]
-            p = o >> 32
-            num = -1
-            for s in range(pos_a.shape[0]):
-                if pos_a[s] == p:
-                    num = nums[s]
-            md[r] = (np.int64(num) << 32) | (o & 0xFFFFFFFF)
-            ms[r] = run_s[j]
-            mo[r] = o
-            j += 1
-        elif i < k and best_d[q, i] >= 0:
-            md[r] = best_d[q, i]
-            ms[r] = best_s[q, i]
-            mo[r] = best_o[q, i]
-            i += 1
-        else:
-            md[r] = -1
-            ms[r] = -np.inf
-            mo[r] = np.iinfo(np.int64).max
-    best_d[q, :] = md
-    best_s[q, :] = ms
-    best_o[q, :] = mo
 
 
 @njit(cache=True, nogil=True)
@@ -135,6 +87,10 @@ def search_range(
     hd = np.empty(k, np.int64)
     run_s = np.empty(k, np.float32)
     run_o = np.empty(k, np.int64)
+    run_h = np.empty(k, np.int64)
+    md = np.empty(k, np.int64)
+    ms = np.empty(k, np.float32)
+    mo = np.empty(k, np.int64)
     live = np.empty(n_seg, np.bool_)
     for q in range(q_lo, q_hi):
         a, b = q_indptr[q], q_indptr[q + 1]
@@ -173,4 +129,9 @@ def search_range(
                     k, thr,
                 )  # fmt: skip
         heap_drain(hs, hd, size, run_s, run_o)
-        _merge_row(best_d, best_s, best_o, q, run_s, run_o, size, pos_a, nums)
+        for j in range(size):  # the handle of each: its segment's number << 32 | doc
+            p = run_o[j] >> 32
+            for s in range(n_seg):
+                if pos_a[s] == p:
+                    run_h[j] = (np.int64(nums[s]) << 32) | (run_o[j] & 0xFFFFFFFF)
+        merge_row(best_d, best_s, best_o, q, run_h, run_s, run_o, size, md, ms, mo)

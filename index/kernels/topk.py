@@ -83,6 +83,40 @@ def heap_finish(hs, hd, size, scale, out_d, out_s):
 
 
 @njit(cache=True, nogil=True)
+def merge_row(best_d, best_s, best_o, q, run_h, run_s, run_o, n, md, ms, mo):
+    """Merge a run of ``n`` (handle, score, order key) triples, sorted by (score desc, key asc),
+    into row ``q`` of the running top-k (``best_*``: see :func:`merge_runs`), in place; ``md`` /
+    ``ms`` / ``mo``: scratch of the row's length. A two-pointer merge: O(k), no sort."""
+    k = best_d.shape[1]
+    i = 0
+    j = 0
+    for r in range(k):
+        take_new = False
+        if j < n:
+            if i >= k or best_d[q, i] < 0:
+                take_new = True
+            elif run_s[j] > best_s[q, i] or (run_s[j] == best_s[q, i] and run_o[j] < best_o[q, i]):
+                take_new = True
+        if take_new:
+            md[r] = run_h[j]
+            ms[r] = run_s[j]
+            mo[r] = run_o[j]
+            j += 1
+        elif i < k and best_d[q, i] >= 0:
+            md[r] = best_d[q, i]
+            ms[r] = best_s[q, i]
+            mo[r] = best_o[q, i]
+            i += 1
+        else:
+            md[r] = -1
+            ms[r] = -np.inf
+            mo[r] = np.iinfo(np.int64).max
+    best_d[q, :] = md
+    best_s[q, :] = ms
+    best_o[q, :] = mo
+
+
+@njit(cache=True, nogil=True)
 def merge_runs(best_d, best_s, best_o, d, s, num, pos):
     """Merge one segment's top-k rows into the running top-k over segments, in place.
 
@@ -91,40 +125,21 @@ def merge_runs(best_d, best_s, best_o, d, s, num, pos):
     each row sorted by (score desc, key asc). ``d`` / ``s`` [nq, kk]: the segment's build-order doc
     numbers (-1 padding) and scores, each row sorted by (score desc, doc asc), as every kernel
     returns them; ``num`` the segment's number (handles are num << 32 | doc) and ``pos`` its
-    position in the generation (the tie order). A two-pointer merge per row: O(k), no sort."""
+    position in the generation (the tie order). A two-pointer merge per row (:func:`merge_row`)."""
     nq, k = best_d.shape
     kk = d.shape[1]
     md = np.empty(k, np.int64)
     ms = np.empty(k, np.float32)
     mo = np.empty(k, np.int64)
+    run_h = np.empty(kk, np.int64)
+    run_o = np.empty(kk, np.int64)
     for q in range(nq):
-        i = 0
-        j = 0
-        for r in range(k):
-            take_new = False
-            if j < kk and d[q, j] >= 0:
-                o = (np.int64(pos) << 32) | d[q, j]
-                if i >= k or best_d[q, i] < 0:
-                    take_new = True
-                elif s[q, j] > best_s[q, i] or (s[q, j] == best_s[q, i] and o < best_o[q, i]):
-                    take_new = True
-            if take_new:
-                md[r] = (np.int64(num) << 32) | d[q, j]
-                ms[r] = s[q, j]
-                mo[r] = (np.int64(pos) << 32) | d[q, j]
-                j += 1
-            elif i < k and best_d[q, i] >= 0:
-                md[r] = best_d[q, i]
-                ms[r] = best_s[q, i]
-                mo[r] = best_o[q, i]
-                i += 1
-            else:
-                md[r] = -1
-                ms[r] = -np.inf
-                mo[r] = np.iinfo(np.int64).max
-        best_d[q, :] = md
-        best_s[q, :] = ms
-        best_o[q, :] = mo
+        n = 0
+        while n < kk and d[q, n] >= 0:
+            run_h[n] = (np.int64(num) << 32) | d[q, n]
+            run_o[n] = (np.int64(pos) << 32) | d[q, n]
+            n += 1
+        merge_row(best_d, best_s, best_o, q, run_h, s[q], run_o, n, md, ms, mo)
 
 
 def merge_runs_reference(best_d, best_s, best_o, d, s, num, pos):
