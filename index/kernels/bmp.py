@@ -68,7 +68,7 @@ CHECKS = 32  # fallback checkpoints every 1/CHECKS of exact search's work
 # The weights of BMP's work, in exact search's unit (one posting added; 0.33-0.50 ns on this
 # project's machine). Fitted, by least squares, to the times of BMP without fallback against
 # its counts per query (fixed touches, (term, block) probes, postings in visited blocks) on three
-# collections, 300-500 queries each, one thread (BENCHMARKS.md, 2026-12-01, evening 2):
+# collections, 300-500 queries each, one thread (BENCHMARKS.md, session of 2026-12-01, closing):
 #   real 300k (short SPLADE vectors): fixed 1.6, probe 99, posting 0.2 units;
 #   1M synthetic (the living benchmark's): fixed 1.1, probe 121, posting 19 units;
 #   SciFact (5k documents, whose slot array stays in cache): fixed 3.3, probe 24, posting 1.9.
@@ -80,6 +80,19 @@ CHECKS = 32  # fallback checkpoints every 1/CHECKS of exact search's work
 FIXED_HALVES = 3  # fixed work weighs FIXED_HALVES / 2 per touch
 PROBE = 120
 POSTING = 8
+
+
+@njit(cache=True, nogil=True)
+def fixed_work(touches):
+    """BMP's fixed work (bound pass, max, bucket sort) in exact search's unit, from its touches."""
+    return (FIXED_HALVES * touches) // 2
+
+
+@njit(cache=True, nogil=True)
+def block_work(block_size, n_kept, n_post, n_pos):
+    """The estimated work of visiting one block, in exact search's unit: its accumulator (twice),
+    a probe per kept query term and the query's average postings per positive block."""
+    return 2 * block_size + PROBE * n_kept + POSTING * (n_post // max(n_pos, 1))
 
 
 @njit(cache=True, nogil=True)
@@ -106,7 +119,7 @@ def work_estimate(offsets, bm_offsets, dense_row, n_blocks, n_docs, q_terms, kee
         else:
             fixed += bm_offsets[t + 1] - bm_offsets[t]
     exact_work = p + (p if p * 16 < n_docs else n_docs)
-    return exact_work, (FIXED_HALVES * fixed) // 2, p, n_kept
+    return exact_work, fixed_work(fixed), p, n_kept
 
 
 SLACK = np.float32(1.0001)  # bounds are sums in another order than scores: allow float rounding
@@ -476,7 +489,7 @@ def search_one(
     top, n_pos, low, inv, go = sort_blocks(ub, n_blocks, alpha, thr0, nbk, bucket_start, order)
     spent = fixed  # work so far, in the units of exact_work
     if go:
-        per_block = 2 * block_size + PROBE * n_kept + POSTING * (n_post // max(n_pos, 1))
+        per_block = block_work(block_size, n_kept, n_post, n_pos)
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
         thr = thr0  # > 0 once pruning may start

@@ -41,11 +41,12 @@ from numba import njit
 
 from lsr.index.kernels.bmp import (
     CHECKS,
-    FIXED_HALVES,
     POSTING,
     PROBE,
     SLACK,
     _kept_terms,
+    block_work,
+    fixed_work,
     last_bucket,
     n_buckets,
     score_block,
@@ -147,7 +148,7 @@ def search_one(
         n_post += p
         exact_work += p + (p if p * 16 < n_docs_a[s] else n_docs_a[s])
     nbk = n_buckets(total)
-    fixed = (FIXED_HALVES * (fixed + 2 * nbk)) // 2
+    fixed = fixed_work(fixed + 2 * nbk)
     budget = fallback * exact_work
     work[1] += exact_work
     if fallback > 0 and fixed >= budget:
@@ -166,7 +167,7 @@ def search_one(
     spent = fixed
     if go:
         # acc holds the largest block (search_range sizes it so)
-        per_block = 2 * acc.shape[0] + PROBE * n_kept + POSTING * (n_post // max(n_pos, 1))
+        per_block = block_work(acc.shape[0], n_kept, n_post, n_pos)
         step = max(1, exact_work // CHECKS)
         check_at = fixed + step
         thr = thr0
