@@ -1166,7 +1166,7 @@ class Snapshot:
     def _take_slots(
         self, n_chunks: int, size: int, total: int
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per thread (``n_chunks``), the joint BMP kernel's scratch (slots int64[>= size], bounds
+        """Per thread (``n_chunks``), the joint BMP kernel's scratch (slots int32[>= size], bounds
         float32[total], order int64[total]), reused across calls: fresh arrays of several MB would
         cost their page faults on every query. The most recently returned set that fits is taken
         (its arrays are the likeliest to be in cache), and a set too small is dropped for one at
@@ -1185,7 +1185,7 @@ class Snapshot:
             del self._slot_pool[: max(0, len(self._slot_pool) - SCRATCH_POOL_SIZE)]  # the oldest
         size = max(size, biggest)
         return [
-            (np.empty(size, np.int64), np.zeros(total, np.float32), np.empty(total, np.int64))
+            (np.empty(size, np.int32), np.zeros(total, np.float32), np.empty(total, np.int64))
             for _ in range(n_chunks)
         ]
 

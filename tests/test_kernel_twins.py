@@ -212,7 +212,7 @@ def test_pruning_kernels_count_their_work_against_exact_searchs(seed, dtype, reo
         bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), block_size, a["n_docs"], 0.3)
     )
     n_blocks = (a["n_docs"] + block_size - 1) // block_size
-    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int32)
     counted = {}
     for fallback in (0.0, 1e-9):
         for name in ("maxscore", "bmp"):
@@ -253,7 +253,7 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
     )
     n_blocks = (a["n_docs"] + block_size - 1) // block_size
     indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
-    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int32)
     full_acc = np.zeros(a["n_docs"], np.float32)
     trace: list[str] = []
     for alpha, beta in ((1.0, 1.0), (0.9, 1.0), (0.5, 1.0), (1.0, 0.7), (0.8, 0.5)):
@@ -277,6 +277,44 @@ def test_bmp_at_any_alpha_and_beta_equals_its_twin(seed, dtype, reordered, dense
                 # the kernel counts the queries that fell back, as the twin traced them
                 assert stats[0] == sum(t != "bmp" for t in trace[seen:]), (alpha, beta, k, fallback)
     assert {"up front", "midway", "bmp"} <= set(trace)  # every path of the fallback was taken
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES[:2])
+def test_bmp_trusts_no_stale_slot(seed, dtype, reordered):
+    """The slot scratch (int32, each sparse entry's number counted from its term's first entry) is
+    never cleared: a (term, block) the query's terms do not touch keeps whatever an earlier query
+    or the allocator left there. Filled beforehand with negative numbers, numbers past every term's
+    entries and numbers that name another block of the same term, BMP (fallback off) still equals
+    the twin bit for bit."""
+    a = random_arrays(seed, dtype, reordered)
+    block_size = 8
+    parts = _readonly(  # dense_fraction 2: no dense rows, every term's blocks go through slots
+        bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), block_size, a["n_docs"], 2.0)
+    )
+    n_blocks = (a["n_docs"] + block_size - 1) // block_size
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    size = int(np.diff(indptr).max()) * n_blocks
+    rng = np.random.default_rng(seed)
+    most = int(np.diff(parts[0]).max())  # the most entries one term has
+    fills = {
+        "negative": rng.integers(-(2**31), 0, size),
+        "past the entries": rng.integers(most, 2**31 - 1, size),
+        "other blocks": rng.integers(0, most, size),
+    }
+    for name, fill in fills.items():
+        slots = fill.astype(np.int32)
+        got_d, got_s = bmp_k.search_serial(
+            a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size, a["n_docs"],
+            indptr, terms, weights, 10, 1.0, 1.0, 0.0, slots, np.zeros(a["n_docs"], np.float32), NO_MASK,
+            NO_THR, np.zeros(1, np.int64),
+        )  # fmt: skip
+        for q, qt, qw in _rows(indptr, terms, weights):
+            want_d, want_s = bmp_k.search_python(
+                a["offsets"], a["docs"], a["imps"], a["scale"], a["doc_order"], *parts, block_size,
+                a["n_docs"], qt, qw, 10,
+            )  # fmt: skip
+            assert got_d[q].tolist() == want_d.tolist(), (name, q)
+            assert got_s[q].tobytes() == want_s.tobytes(), (name, q)
 
 
 def _live_maxima_twin(offsets, docs, imps, block_size, n_blocks, bo, blk, drow, n_dense, live):
@@ -368,7 +406,7 @@ def test_bmp_falls_back_on_the_work_left_not_the_work_spent():
     order.flags.writeable = False
     qt, qw = np.array([0, 1], np.int32), np.array([1.0, 0.9], np.float32)
     n_blocks = n_docs // block_size
-    slots = np.empty(2 * n_blocks, np.int64)
+    slots = np.empty(2 * n_blocks, np.int32)
     full_acc = np.zeros(n_docs, np.float32)
     want_d, want_s = bmp_k.search_reference(offsets, docs, imps, np.float32(1), qt, qw, 5, n_docs)
     for fallback in (0.6, 0.65):
@@ -583,7 +621,7 @@ def _safe_kernels(a, indptr, terms, weights, k, mask, thr0):
         bmp_k.build_blocks(*_writable(a["offsets"], a["docs"], a["imps"]), block_size, a["n_docs"], 0.3)
     )
     n_blocks = (a["n_docs"] + block_size - 1) // block_size
-    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int64)
+    slots = np.empty(int(np.diff(indptr).max()) * n_blocks, np.int32)
     acc = np.zeros(a["n_docs"], np.float32)
     sel = np.arange(a["n_docs"]) if len(mask) == 0 else np.flatnonzero(mask).astype(np.int64)
     qw = np.zeros(a["n_terms"], np.float32)

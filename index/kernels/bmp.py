@@ -5,7 +5,8 @@ The doc-number space is cut into blocks of ``block_size`` consecutive documents.
 start (relative to the term's first posting) and their largest impact. Per query:
 
 1. block upper bounds ``ub[b] = sum_i w_i * max_i(b)`` by walking the entries of the query terms
-   (remembering, per term and block, which entry it was: ``slot``);
+   (remembering, per term and block, which of the term's entries it was: ``slot``, int32, the
+   entry's number counted from the term's first entry, so it fits whatever the index's size);
 2. blocks bucketed by bound (a counting sort into 4096 buckets), highest first; with a starting
    threshold (a living index's segment searched after others) only the blocks whose bound can beat
    it are sorted, into buckets spanning [threshold, top bound];
@@ -19,7 +20,11 @@ start (relative to the term's first posting) and their largest impact. Per query
 
 ``slot`` is never cleared: an entry number read from it is trusted only if it lies in the term's
 entry range and names the block asked for, which a stale value from another query cannot fake
-(a term has at most one entry per block).
+(a term has at most one entry per block). It holds 4 bytes per (query term, block), not 8: the
+bound pass writes one per sparse entry of the query's terms, scattered over an array of query
+terms x blocks, and at 1M documents (30 query terms, 62,500 blocks) that array is 7.5 MB as int32
+against 15 MB as int64; BMP took 0.83x exact search's time against 0.99x with int64 slots on the
+1M synthetic set of ``bench_search.py`` (BENCHMARKS.md, session of 2026-12-01, night).
 
 **Fallback to exact search** (``fallback`` > 0, the method's default 1): pruning must never cost
 more than exhaustive search, and on short real vectors (whose query terms touch most blocks) it
@@ -368,9 +373,9 @@ def score_block(
 ):  # fmt: skip
     """The raw scores of block ``b`` (documents ``lo .. hi - 1``) into ``acc[: hi - lo]``, query terms
     ascending (exact search's order of additions, so the same float32 sums); returns the postings
-    read. A sparse term's entry for the block is ``slot[i * total + g]`` (``g``: the block's number
-    among ``total`` blocks of all the slot rows; ``g = b``, ``total = nb`` for one index), trusted
-    only if it names this block; terms past the index's vocabulary match nothing."""
+    read. A sparse term's entry for the block is ``bmo[t] + slot[i * total + g]`` (``g``: the block's
+    number among ``total`` blocks of all the slot rows; ``g = b``, ``total = nb`` for one index),
+    trusted only if it names this block; terms past the index's vocabulary match nothing."""
     nt = offsets.shape[0] - 1
     acc[: hi - lo] = 0
     ulo = np.uint64(lo)
@@ -385,10 +390,11 @@ def score_block(
             p0 = offsets[t] + dstart[so]
             p1 = offsets[t] + dstart[so + 1]
         else:
-            j = slot[i * total + g]
             e0 = bmo[t]
             e1 = bmo[t + 1]
-            if j < e0 or j >= e1 or bmb[j] != b:
+            r = np.int64(slot[i * total + g])
+            j = e0 + r
+            if r < 0 or j >= e1 or bmb[j] != b:
                 continue
             p0 = offsets[t] + bms[j]
             p1 = offsets[t] + bms[j + 1] if j + 1 < e1 else offsets[t + 1]
@@ -440,7 +446,7 @@ def search_one(
     query took (array touches, the exact search's too when it fell back) to ``stats[1]`` and exact
     search's estimated work to ``stats[2]``: what :class:`lsr.index.methods.FallbackPolicy` weighs.
 
-    Scratch: ``ub`` float32[n_blocks], ``slot`` int64[>= n_query_terms * n_blocks],
+    Scratch: ``ub`` float32[n_blocks], ``slot`` int32[>= n_query_terms * n_blocks],
     ``order`` int32[n_blocks], ``bucket_start`` int64[N_BUCKETS + 1], ``acc`` float32[block_size],
     ``full_acc`` a zeroed float32[n_docs] for the exact fallback (left zeroed; may be empty when
     ``fallback`` <= 0, which never falls back; see the module docs).
@@ -481,10 +487,11 @@ def search_one(
                 ub[b] += w * np.float32(dense_max[o + b])
             continue
         base = np.uint64(i * n_blocks)
-        for j in range(np.uint64(bm_offsets[t]), np.uint64(bm_offsets[t + 1])):  # unsigned: kernels.exact
+        e0 = np.uint64(bm_offsets[t])
+        for j in range(e0, np.uint64(bm_offsets[t + 1])):  # unsigned: kernels.exact
             b = bm_block[j]
             ub[b] += w * np.float32(bm_max[j])
-            slot[base + b] = j
+            slot[base + b] = j - e0
     size = 0
     top, n_pos, low, inv, go = sort_blocks(ub, n_blocks, alpha, thr0, nbk, bucket_start, order)
     spent = fixed  # work so far, in the units of exact_work
@@ -540,7 +547,7 @@ def search_range(
     mask, thr0, stats,
 ):  # fmt: skip
     """BMP for queries q_lo..q_hi-1 of a CSR batch into out_d / out_s rows, with ``slot``
-    (int64[>= max query terms * n_blocks]) and ``full_acc`` (zeroed float32[n_docs], or empty when
+    (int32[>= max query terms * n_blocks]) and ``full_acc`` (zeroed float32[n_docs], or empty when
     ``fallback`` <= 0) as this thread's scratch; ``thr0`` float32[nq] starting thresholds (raw
     scores) or empty; ``stats[0]`` is raised by the number of queries that fell back to exact
     search."""

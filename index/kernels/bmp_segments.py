@@ -72,7 +72,8 @@ def _segment_of(g, base):
 @njit(cache=True, nogil=True)
 def _bounds(offsets, bmo, bmb, bmm, drow, dmax, g0, nb, total, q_terms, q_weights, keep, sc, ub, slot):
     """One segment's block bounds into ``ub[g0 : g0 + nb]`` (scaled by ``sc``), and its sparse
-    entries' numbers into ``slot`` (row ``i`` of query term ``i`` spans all blocks)."""
+    entries' numbers (from the term's first entry) into ``slot`` (row ``i`` of query term ``i`` spans
+    all blocks)."""
     nt = offsets.shape[0] - 1
     ubs = ub[g0 : g0 + nb]  # a view: the loops below are lsr.index.kernels.bmp's, which vectorise
     for i in range(q_terms.shape[0]):
@@ -87,10 +88,11 @@ def _bounds(offsets, bmo, bmb, bmm, drow, dmax, g0, nb, total, q_terms, q_weight
                 ubs[b] += w * np.float32(dmax[o + b])
             continue
         row = np.uint64(i * total + g0)
-        for j in range(np.uint64(bmo[t]), np.uint64(bmo[t + 1])):  # unsigned: see kernels.exact
+        e0 = np.uint64(bmo[t])
+        for j in range(e0, np.uint64(bmo[t + 1])):  # unsigned: see kernels.exact
             b = bmb[j]
             ubs[b] += w * np.float32(bmm[j])
-            slot[row + b] = j
+            slot[row + b] = j - e0  # counted from the term's first entry (kernels.bmp)
     if sc != np.float32(1):
         for b in range(nb):
             ubs[b] *= sc
@@ -113,7 +115,7 @@ def search_one(
     ``n_docs_a[s]``, ``base[s]`` (its first global block; ``base[-1]`` = all blocks) and ``pos_a[s]``
     (its position in the generation: the tie order). ``mask_l[s]``: uint8 by internal doc number, 0
     = never returned, or empty. ``thr0``: a starting threshold (scaled score, >= 0).
-    Scratch: ``ub`` float32[all blocks], ``slot`` int64[>= n_query_terms * all blocks], ``order``
+    Scratch: ``ub`` float32[all blocks], ``slot`` int32[>= n_query_terms * all blocks], ``order``
     int64[all blocks], ``bucket_start`` int64[n_buckets + 1], ``acc`` float32[max block size].
     """
     n_seg = scales.shape[0]
@@ -256,7 +258,7 @@ def search_range(
     ``best_o`` keys (position << 32 | doc; int64 max padding). ``fell[q]`` = 1 for a query to be
     searched exactly instead (its row is left as it was). ``thr0``: float32[nq] starting thresholds
     (scaled scores) or empty. This thread's scratch, kept by the caller (fresh arrays of several
-    hundred KB cost their page faults on every call): ``slot`` int64[>= max query terms x all
+    hundred KB cost their page faults on every call): ``slot`` int32[>= max query terms x all
     blocks], ``ub`` float32[all blocks], ``order`` int64[all blocks]. ``work`` (int64[2]): this
     thread's work counts (see :func:`search_one`)."""
     n_seg = scales.shape[0]

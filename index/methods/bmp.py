@@ -92,7 +92,7 @@ def search(
     n_chunks: int,
     mask: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int64 row of (query terms x blocks)
+    """BMP top-k; ``scratch.buffer("bmp_slots")`` holds one int32 row of (query terms x blocks)
     per chunk, ``scratch.buffer("acc")`` the zeroed accumulators exact search shares (for the
     fallback to exact search: see :mod:`lsr.index.kernels.bmp`), or exact search up front where this
     index's recent queries kept falling back or took longer than exact search's
@@ -117,7 +117,7 @@ def search(
         max_nq = int(indptr[1] - indptr[0])
     else:
         max_nq = int(np.diff(indptr).max()) if len(indptr) > 1 else 0
-    slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int64, fill=None)
+    slots = scratch.buffer("bmp_slots", max(max_nq * n_blocks, 1), np.int32, fill=None)
     accs = scratch.buffer("acc", index.n_docs, np.float32)
     args = (
         *index.postings,
