@@ -23,8 +23,9 @@ entry range and names the block asked for, which a stale value from another quer
 (a term has at most one entry per block). It holds 4 bytes per (query term, block), not 8: the
 bound pass writes one per sparse entry of the query's terms, scattered over an array of query
 terms x blocks, and at 1M documents (30 query terms, 62,500 blocks) that array is 7.5 MB as int32
-against 15 MB as int64; BMP took 0.83x exact search's time against 0.99x with int64 slots on the
-1M synthetic set of ``bench_search.py`` (BENCHMARKS.md, session of 2026-12-01, night).
+against 15 MB as int64; BMP took 0.83-0.86x exact search's time against 0.99-1.09x with int64
+slots on the 1M synthetic set of ``bench_search.py``, in two A/Bs (BENCHMARKS.md, session of
+2026-12-01, night).
 
 **Fallback to exact search** (``fallback`` > 0, the method's default 1): pruning must never cost
 more than exhaustive search, and on short real vectors (whose query terms touch most blocks) it
