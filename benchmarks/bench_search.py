@@ -90,12 +90,14 @@ def stats(seconds):
     }
 
 
-def build_in_child(src, out, quantization, methods="all", threads=None):
+def build_in_child(src, out, quantization, methods="all", threads=None, seismic=None):
     """Build in a child process so its peak RSS is measured alone; returns (seconds, peak RSS bytes).
-    ``threads``: Numba/OpenMP threads the build may use (None: the environment's)."""
+    ``threads``: Numba/OpenMP threads the build may use (None: the environment's); ``seismic``: the
+    seismic part's build parameters (None: its defaults)."""
     code = (
         "import sys,time,resource;from lsr.index import build_index;t=time.perf_counter();"
-        f"build_index({src!r},{out!r},quantization={quantization!r},overwrite=True,methods={methods!r});"
+        f"build_index({src!r},{out!r},quantization={quantization!r},overwrite=True,methods={methods!r},"
+        f"seismic={seismic!r});"
         "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024)"
     )
     env = dict(os.environ)
@@ -195,6 +197,13 @@ def main() -> int:
         "scifact=1000,real=2000,synth1m=3500; 3500 for a data set not named)",
     )
     ap.add_argument(
+        "--seismic-knn",
+        default="0",
+        help="neighbours per document of Seismic's kNN graph, built into lsr's index (seismic "
+        "knn) and pyseismic's (nknn): one number, or NAME=N pairs (0, the default: no graph). With a "
+        "graph, every Seismic setting is timed walking it and not (knn=0 / n_knn=0)",
+    )
+    ap.add_argument(
         "--peer-queries", type=int, default=None, help="queries timed for peers (default: --queries)"
     )
     ap.add_argument(
@@ -206,10 +215,12 @@ def main() -> int:
     a = ap.parse_args()
     datasets = parse_data(a.data)
     n_postings = parse_per_dataset(a.seismic_n_postings, [n for n, _ in datasets], 3500)
+    n_knn = parse_per_dataset(a.seismic_knn, [n for n, _ in datasets], 0)
     stem = os.path.splitext(a.output)[0]
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     if len(datasets) == 1 and "=" not in a.data:  # one folder: the record as before, at the top level
         a.seismic_n_postings = n_postings[datasets[0][0]]
+        a.seismic_knn = n_knn[datasets[0][0]]
         record = run_dataset(a, datasets[0][1], a.work or os.path.join(datasets[0][1], "lsr_indexes"), stem)
         with open(a.output, "w") as f:
             json.dump(record, f, indent=2)
@@ -231,6 +242,7 @@ def main() -> int:
         print(f"=== data set {name}: {path}", flush=True)
         work = os.path.join(a.work, name) if a.work else os.path.join(path, "lsr_indexes")
         a.seismic_n_postings = n_postings[name]
+        a.seismic_knn = n_knn[name]
         rec = run_dataset(a, path, work, f"{stem}_{name}")
         rec["name"] = name
         combined["datasets"][name] = rec
@@ -287,7 +299,12 @@ def run_dataset(a: argparse.Namespace, data: str, work: str, stem: str) -> dict:
     indexes = {}
     for quant in a.quantizations.split(","):
         out = os.path.join(work, f"index_{quant}")
-        if a.reuse and os.path.exists(os.path.join(out, "manifest.json")):
+        seismic_params = {"knn": a.seismic_knn} if a.seismic_knn else None
+        if (
+            a.reuse
+            and os.path.exists(os.path.join(out, "manifest.json"))
+            and _stored_knn(out) == a.seismic_knn
+        ):
             build = {
                 "seconds": open_index(out).manifest.get("build_seconds"),
                 "peak_rss_bytes": None,
@@ -295,8 +312,10 @@ def run_dataset(a: argparse.Namespace, data: str, work: str, stem: str) -> dict:
             }
         else:
             print(f"building {quant} index from {docs_path} ...", flush=True)
-            secs, rss = build_in_child(docs_path, out, quant, threads=a.build_threads)
+            secs, rss = build_in_child(docs_path, out, quant, threads=a.build_threads, seismic=seismic_params)
             build = {"seconds": secs, "peak_rss_bytes": rss, "threads": a.build_threads}
+        if seismic_params:
+            build["seismic"] = seismic_params
         index = open_index(out)
         build["parts_seconds"] = index.parts.get("seconds")
         queries = read_vectors(qpath)
@@ -445,10 +464,23 @@ DEFAULT_SWEEP = [
 
 
 def _sweep(spec, index):
+    """[(method, params)] to time: with a kNN graph in the index, each Seismic setting that does not
+    name ``knn`` is timed walking the graph (the default) and again with ``knn=0``."""
     if spec == "none":
         return []
     pairs = DEFAULT_SWEEP if spec == "default" else json.loads(spec)
-    return [(m, p) for m, p in pairs if m in index.methods]
+    out = [(m, p) for m, p in pairs if m in index.methods]
+    if int(((index.parts or {}).get("seismic") or {}).get("knn", 0) or 0) > 0:
+        out += [(m, {**p, "knn": 0}) for m, p in out if m == "seismic" and "knn" not in p]
+    return out
+
+
+def _stored_knn(index_dir):
+    """The kNN graph's neighbours per document in a built index's seismic part (0: none)."""
+    with open(os.path.join(index_dir, "manifest.json")) as f:
+        parts = json.load(f).get("parts") or {}
+    seismic = parts.get("seismic")
+    return int(seismic.get("knn", 0)) if isinstance(seismic, dict) else 0
 
 
 def _fmt_params(params):
@@ -499,7 +531,9 @@ def _run_peers(a, record, index, queries, exact_res, data, docs_path, work, peer
         P.clean(pwork)
         print(f"building peer {name} ...", flush=True)
         if name == "seismic":
-            peer = P.SeismicPeer(docs_path, qs[:nq], pwork, n_postings=a.seismic_n_postings)
+            peer = P.SeismicPeer(
+                docs_path, qs[:nq], pwork, n_postings=a.seismic_n_postings, nknn=a.seismic_knn
+            )
         else:
             order = np.asarray(index.doc_order) if len(index.doc_order) else None
             meta = record.get("data_meta", {})

@@ -56,11 +56,20 @@ class SeismicPeer(Peer):
     name = "seismic (pyseismic-lsr)"
 
     def __init__(
-        self, docs_jsonl: str, queries: list[dict], work: str, n_postings: int = 3500, threads: int = 0
+        self,
+        docs_jsonl: str,
+        queries: list[dict],
+        work: str,
+        n_postings: int = 3500,
+        threads: int = 0,
+        nknn: int = 0,
     ):
         import seismic
 
         self.build_params = {"n_postings": n_postings, "centroid_fraction": 0.1, "summary_energy": 0.4}
+        if nknn:  # its kNN graph (the CIKM 2024 refinement), computed by its own build
+            self.build_params["nknn"] = nknn
+        self.nknn = nknn
         path = os.path.join(work, "seismic.index")
         src = _with_content(docs_jsonl, work)
         t0 = time.perf_counter()
@@ -81,11 +90,16 @@ class SeismicPeer(Peer):
         ]
 
     def configs(self) -> list[dict[str, Any]]:
-        return [{"query_cut": c, "heap_factor": h} for c, h in SEISMIC_GRID]
+        grid = [{"query_cut": c, "heap_factor": h} for c, h in SEISMIC_GRID]
+        if self.nknn:  # each setting walking the graph and not
+            return grid + [{**g, "n_knn": self.nknn} for g in grid]
+        return grid
 
     def search(self, i: int, k: int, **config: Any) -> list[str]:
         qid, comps, vals = self.q[i]
-        res = self.index.search(qid, comps, vals, k, config["query_cut"], config["heap_factor"])
+        res = self.index.search(
+            qid, comps, vals, k, config["query_cut"], config["heap_factor"], n_knn=config.get("n_knn", 0)
+        )
         return [r[2] for r in res]
 
 

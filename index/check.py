@@ -116,6 +116,8 @@ def _open_arrays(path: str, m: dict[str, Any], problems: list[str]) -> dict[str,
             get("seismic_group_offsets", ng + 1)
             get("seismic_group_blocks", ns)
             get("seismic_group_values", ns)
+            if int(sp.get("knn", 0)) > 0:
+                get(seismic_method.KNN, int(m["n_docs"]) * int(sp["knn"]))
     except (KeyError, TypeError, ValueError) as e:
         problems.append(f"manifest: part parameters are damaged ({e!r})")
     return out
@@ -347,6 +349,9 @@ def _seismic_problems(
         out.append("seismic_block_scale.npy holds a scale that is not finite and > 0")
     if full and len(gterms) and (int(gterms.min()) < 0 or int(gterms.max()) >= n_terms):
         out.append(f"seismic_group_terms.npy holds a term outside 0 .. {n_terms - 1}")
+    graph = A.get(seismic_method.KNN)
+    if graph is not None and len(graph) and (int(graph.min()) < -1 or int(graph.max()) >= n_docs):
+        out.append(f"{seismic_method.KNN}.npy holds a document outside -1 .. {n_docs - 1}")
     return out
 
 

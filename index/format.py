@@ -51,6 +51,11 @@ Optional parts (version 2 and later; ``manifest["parts"]`` says which exist and 
     seismic_group_blocks.npy       uint8 | uint16 [n_summary_entries]  block number within the list
                                                         (uint8 when no list has more than 256 blocks)
     seismic_group_values.npy       uint8[n_summary_entries]  the block's code for the term
+    seismic_knn.npy                int32[n_docs * knn]  only with ``parts.seismic.knn`` > 0: the kNN
+                                                        graph, row r (entries r*knn .. r*knn+knn-1)
+                                                        for the document of build order r (internal
+                                                        number r when not reordered), its neighbours
+                                                        as internal numbers, best first, -1 padding
     Layout 1 (older lsr: no ``layout`` key; ``seismic_summary_{offsets,terms,values,scale}``,
     block-major) is still opened for the other methods; searching it with seismic asks for a
     rebuild.

@@ -48,14 +48,16 @@ def check_part_params(given: dict[str, dict[str, Any] | None]) -> dict[str, dict
         raise LsrError(f"unknown index part(s) {', '.join(unknown)} (known: {', '.join(registry.PARTS)})")
     out = {}
     for name, part in registry.PARTS.items():
-        params = _merged(dict(part.defaults), given.get(name), name)
+        params = _merged(dict(part.defaults), given.get(name), name, part.zero_ok)
         if part.check is not None:
             part.check(params)
         out[name] = params
     return out
 
 
-def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -> dict[str, Any]:
+def _merged(
+    defaults: dict[str, Any], given: dict[str, Any] | None, what: str, zero_ok: tuple[str, ...] = ()
+) -> dict[str, Any]:
     given = dict(given or {})
     bad = sorted(set(given) - set(defaults))
     if bad:
@@ -66,8 +68,12 @@ def _merged(defaults: dict[str, Any], given: dict[str, Any] | None, what: str) -
             if not isinstance(val, str):
                 raise LsrError(f"{what} parameter {key} must be a string, got {val!r}")
             continue
-        if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)) or val <= 0:
+        if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
             raise LsrError(f"{what} parameter {key} must be a positive number, got {val!r}")
+        if not (val > 0 or (key in zero_ok and val == 0)):  # NaN fails both
+            raise LsrError(
+                f"{what} parameter {key} must be a {'non-negative' if key in zero_ok else 'positive'} number, got {val!r}"
+            )
     return out
 
 
@@ -163,9 +169,13 @@ def build_parts(
         record["doc_order"] = True
         record["reorder"] = reorder_p
         record["seconds"]["reorder"] = round(time.perf_counter() - t0, 3)
+        doc_order = order
     else:
         record["doc_order"] = False
-    ctx = BuildContext(index_dir, n_docs, n_terms, offsets, docs, imps, fptr, fterms, fimp, threads, say)
+        doc_order = empty
+    ctx = BuildContext(
+        index_dir, n_docs, n_terms, offsets, docs, imps, fptr, fterms, fimp, threads, say, doc_order
+    )
     for name in needed:
         t0 = time.perf_counter()
         record[name] = registry.PARTS[name].build(ctx, params_of[name])

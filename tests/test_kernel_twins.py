@@ -25,6 +25,7 @@ CASES = [(0, "float32", False), (0, "uint8", True), (1, "float32", True), (1, "u
 
 NO_MASK = np.empty(0, np.uint8)  # the kernels' "no document masked"
 NO_THR = np.empty(0, np.float32)  # the safe kernels' "no starting threshold"
+NO_GRAPH = np.empty((0, 1), np.int32)  # seismic's "no kNN graph"
 
 
 def random_arrays(seed: int, dtype: str, reordered: bool, n_docs: int = 200, n_terms: int = 50):
@@ -564,7 +565,7 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
     # 0, a third and two thirds of its best score (raw, before the quantization scale)
     first = seismic_k.search_serial(
         *structures, a["fptr"], a["fterms16"], a["fimp"], np.float32(1), a["doc_order"], a["n_terms"],
-        max_blocks, indptr, terms, weights, 1, 50, 1.0, stamps, box, NO_MASK, NO_THR,
+        max_blocks, indptr, terms, weights, 1, 50, 1.0, stamps, box, NO_MASK, NO_THR, NO_GRAPH, 0,
     )[1][:, 0]  # fmt: skip
     some = (first * np.array([0, 1 / 3, 2 / 3] * nq)[:nq]).astype(np.float32)
     for thr0 in (NO_THR, some):
@@ -573,6 +574,7 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
                 got_d, got_s = seismic_k.search_serial(
                     *structures, a["fptr"], a["fterms16"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
                     max_blocks, indptr, terms, weights, k, query_cut, heap_factor, stamps, box, NO_MASK, thr0,
+                    NO_GRAPH, 0,
                 )  # fmt: skip
                 for q, qt, qw in _rows(indptr, terms, weights):
                     want_d, want_s = seismic_k.search_python(
@@ -581,6 +583,68 @@ def test_seismic_search_equals_its_twin(seed, dtype, reordered):
                     )  # fmt: skip
                     assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, k, q, len(thr0))
                     assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, k, q, len(thr0))
+
+
+@pytest.mark.parametrize("seed,dtype,reordered", CASES)
+def test_seismic_knn_graph_and_refinement_equal_their_twins(seed, dtype, reordered):
+    """The kNN graph (each document's neighbours as the index's own search finds them for its cut
+    vector, itself left out), on one thread and on three, against its twin; then the search that
+    walks it (the neighbours of the top k after the blocks), against the search twin with the same
+    graph, for a few neighbour counts and starting thresholds."""
+    a = random_arrays(seed, dtype, reordered)
+    structures = _seismic(a)
+    max_blocks = int(np.diff(structures[0]).max())
+    f32 = np.asarray(a["fimp"]).astype(np.float32)
+    fwd = _writable(a["fptr"], a["fterms"], f32)
+    cptr, cterms, cw = reorder_k.top_terms(*fwd, 5)
+    kappa = 4
+    rows = [(cterms[cptr[d] : cptr[d + 1]], cw[cptr[d] : cptr[d + 1]]) for d in range(a["n_docs"])]
+    want = seismic_k.knn_graph_reference(
+        (*structures, a["fptr"], a["fterms"], f32, np.float32(1), np.empty(0, np.int64)), rows, kappa, 3, 1.0
+    )
+    if len(a["doc_order"]):
+        keyed = np.empty_like(want)
+        keyed[np.asarray(a["doc_order"])] = want
+        want = keyed
+    assert (want >= 0).sum() > a["n_docs"] * kappa // 2  # most documents found neighbours
+    for threads in (1, 3):
+        got = seismic_k.knn_graph(
+            structures, *fwd, cptr, cterms, cw, a["n_terms"], kappa, 3, 1.0, a["doc_order"], threads=threads
+        )
+        np.testing.assert_array_equal(got, want)
+    graph = want.copy()
+    graph.setflags(write=False)
+    indptr, terms, weights = random_queries(seed, a["n_terms"], a["fptr"], a["fterms"])
+    stamps = np.zeros(a["n_docs"], np.int32)
+    box = np.ones(1, np.int64)
+    nq = len(indptr) - 1
+    some = np.full(nq, 0.5, np.float32)
+    grew = 0
+    for thr0 in (NO_THR, some):
+        for query_cut, heap_factor in ((1, 1.0), (3, 0.9)):
+            for knn in (0, 1, kappa, 1000):
+                got_d, got_s = seismic_k.search_serial(
+                    *structures, a["fptr"], a["fterms16"], a["fimp"], a["scale"], a["doc_order"], a["n_terms"],
+                    max_blocks, indptr, terms, weights, 10, query_cut, heap_factor, stamps, box, NO_MASK, thr0,
+                    graph, knn,
+                )  # fmt: skip
+                for q, qt, qw in _rows(indptr, terms, weights):
+                    counts: dict = {}
+                    want_d, want_s = seismic_k.search_python(
+                        *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
+                        qt, qw, 10, query_cut, heap_factor, counts, float(thr0[q]) if len(thr0) else 0.0,
+                        graph, knn,
+                    )  # fmt: skip
+                    assert got_d[q].tolist() == want_d.tolist(), (query_cut, heap_factor, knn, q)
+                    assert got_s[q].tobytes() == want_s.tobytes(), (query_cut, heap_factor, knn, q)
+                    if knn == kappa and query_cut == 1:
+                        base: dict = {}
+                        seismic_k.search_python(
+                            *structures, a["fptr"], a["fterms"], a["fimp"], a["scale"], a["doc_order"],
+                            qt, qw, 10, query_cut, heap_factor, base, float(thr0[q]) if len(thr0) else 0.0,
+                        )  # fmt: skip
+                        grew += counts["docs"] > base["docs"]
+    assert grew > 0  # the graph added documents to score
 
 
 @pytest.mark.parametrize("seed", [0, 1])

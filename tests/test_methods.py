@@ -718,3 +718,50 @@ def test_calls_with_a_mask_or_a_starting_threshold_are_not_timed(tmp_path, monke
     for q in range(60):
         idx.search(queries[q], k=10, method="bmp")
     assert pol.timed_calls[0] > 0 and pol.timed_calls[1] > 0
+
+
+def test_seismic_knn_graph_adds_recall_and_is_checked(tmp_path):
+    """``seismic={"knn": n}`` stores each document's n neighbours; the search then scores the
+    neighbours of its top k too (query parameter ``knn``, default: all stored). That can only add
+    documents, so recall against exact search never drops, and here it rises; ``knn=0`` searches
+    as the index without a graph does. Bad build parameters are refused before anything is
+    written, and a graph naming a document outside the index is refused at open."""
+    from lsr.index.check import check_index
+
+    docs = topical_collection(600, 80, 21)
+    queries = random_queries(80, 40, 22)
+    plain = open_index(build_index(docs, tmp_path / "plain", vocab=vocab_of(80), methods=["seismic"]))
+    path = build_index(docs, tmp_path / "knn", vocab=vocab_of(80), methods=["seismic"], seismic={"knn": 6})
+    ix = open_index(path)
+    assert ix.parts["seismic"]["knn"] == 6 and ix.seismic.graph.shape == (600, 6)
+    assert check_index(path) == []
+    exact = [set(r.docs.tolist()) for r in ix.search(queries, k=10, method="exact")]
+    params = {"query_cut": 1, "heap_factor": 1.0}
+
+    def recall(index, **extra):
+        res = index.search(queries, k=10, method="seismic", **params, **extra)
+        return [len(set(r.docs.tolist()) & e) / max(1, len(e)) for r, e in zip(res, exact, strict=True)]
+
+    from lsr.index.kernels import seismic as seismic_k
+
+    without = recall(plain)
+    n_sigs = len(seismic_k.search_serial.signatures)
+    walked = recall(ix)
+    assert len(seismic_k.search_serial.signatures) == n_sigs  # no second compilation for the graph
+    assert all(w >= o for w, o in zip(walked, without, strict=True))
+    assert sum(walked) > sum(without)
+    for a, b in zip(
+        plain.search(queries, k=10, method="seismic", **params),
+        ix.search(queries, k=10, method="seismic", **params, knn=0),
+        strict=True,
+    ):
+        assert list(a.docs) == list(b.docs) and list(a.scores) == list(b.scores)
+    for bad in (-1, 2.5, 4096):
+        with pytest.raises(LsrError, match="seismic (parameter )?knn must be"):
+            build_index(docs, tmp_path / "bad", vocab=vocab_of(80), methods=["seismic"], seismic={"knn": bad})
+        assert not (tmp_path / "bad").exists()
+    graph = np.load(tmp_path / "knn" / "seismic_knn.npy")
+    graph[7] = 600
+    np.save(tmp_path / "knn" / "seismic_knn.npy", graph)
+    with pytest.raises(LsrError, match="seismic_knn.npy holds a document outside"):
+        open_index(path)

@@ -581,14 +581,17 @@ def _visit(b, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mas
 def search_one(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, q_terms, q_weights, k, query_cut, heap_factor, qw, acc, stamps, stamp, hs, hd, out_d,
-    out_s, mask, thr0,
+    out_s, mask, thr0, graph, knn,
 ):  # fmt: skip
     """Seismic top-k of one query (terms ascending) into out_d / out_s. ``qw`` float32[n_terms]
     zeros (zero again on return); ``acc`` float32[>= most blocks of a list]; ``stamps``
     int32[n_docs] holds no value equal to ``stamp`` (docs seen get it). A document whose ``mask``
     entry (uint8 by internal doc number; empty: none masked) is 0 is never scored nor offered.
     ``thr0`` (raw score, >= 0): a starting threshold (the k-th score other segments hold): blocks
-    are skipped against it from the first one, and a document scoring under it may be left out."""
+    are skipped against it from the first one, and a document scoring under it may be left out.
+    ``graph`` int32[rows, kappa] (rows by heap key, entries internal numbers, -1 padding; no rows:
+    no graph) and ``knn`` >= 0: after the blocks, the first ``knn`` neighbours of every document
+    then in the top k are scored too (:func:`_expand`)."""
     nq = q_terms.shape[0]
     for i in range(nq):
         qw[q_terms[i]] = np.float32(q_weights[i])
@@ -614,20 +617,65 @@ def search_one(
                     continue
                 size = _visit(b0 + j, bptr, bdocs, fptr, fterms, fimp, doc_order, qw, stamps, stamp,
                               mask, hs, hd, size, k, thr0)  # fmt: skip
+    if knn > 0 and graph.shape[0] > 0 and size > 0:
+        size = _expand(
+            graph, knn, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mask, hs, hd, size, k, thr0
+        )
     for i in range(nq):
         qw[q_terms[i]] = 0
     heap_finish(hs, hd, size, dscale, out_d, out_s)
 
 
 @njit(cache=True, nogil=True)
+def _expand(graph, knn, fptr, fterms, fimp, doc_order, qw, stamps, stamp, mask, hs, hd, size, k, thr0):
+    """The kNN-graph refinement of Seismic (Bruch et al., CIKM 2024): score the unseen first
+    ``knn`` neighbours (``graph`` row = the heap key) of each document in the heap now, and offer
+    them as :func:`_visit` does. The result is the top k of every document scored, whatever the
+    order (the heap orders ties by key), so the seeds are taken in heap order. Their forward rows are
+    prefetched first, so that the cache misses overlap. Returns the heap size."""
+    reordered = doc_order.shape[0] > 0
+    masked = mask.shape[0] > 0
+    kk = min(knn, graph.shape[1])
+    seeds = hd[:size].copy()
+    st = max(1, 64 // fterms.itemsize)
+    si = max(1, 64 // fimp.itemsize)
+    for i in range(seeds.shape[0]):
+        for j in range(kk):
+            n = graph[seeds[i], j]
+            if n < 0:
+                break
+            prefetch(stamps, n)
+            a, e = fptr[n], fptr[n + 1]
+            for o in range(a, e, st):
+                prefetch(fterms, o)
+            for o in range(a, e, si):
+                prefetch(fimp, o)
+    for i in range(seeds.shape[0]):
+        for j in range(kk):
+            n = graph[seeds[i], j]
+            if n < 0:
+                break
+            if stamps[n] == stamp:
+                continue
+            stamps[n] = stamp
+            if masked and mask[n] == 0:
+                continue
+            s = _score(fptr, fterms, fimp, n, qw)
+            if s > 0 and s >= thr0 and (size < k or s >= hs[0]):
+                key = np.int64(doc_order[n]) if reordered else np.int64(n)
+                size = heap_push(hs, hd, size, k, s, key)
+    return size
+
+
+@njit(cache=True, nogil=True)
 def search_range(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-    stamp0, q_lo, q_hi, out_d, out_s, mask, thr0,
+    stamp0, q_lo, q_hi, out_d, out_s, mask, thr0, graph, knn,
 ):  # fmt: skip
     """Seismic for queries q_lo..q_hi-1 of a CSR batch; ``stamps`` is this thread's scratch whose
-    values are all below ``stamp0``; ``thr0`` float32[nq] starting thresholds (raw scores) or empty.
-    Returns the next free stamp."""
+    values are all below ``stamp0``; ``thr0`` float32[nq] starting thresholds (raw scores) or empty;
+    ``graph`` / ``knn`` as :func:`search_one` takes them. Returns the next free stamp."""
     has_thr = thr0.shape[0] > 0
     qw = np.zeros(n_terms, np.float32)
     acc = np.zeros(max(1, max_blocks), np.float32)
@@ -643,7 +691,7 @@ def search_range(
         search_one(
             term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
             doc_order, q_terms[a:b], q_weights[a:b], k, query_cut, heap_factor, qw, acc, stamps, stamp,
-            hs, hd, out_d[q], out_s[q], mask, t0,
+            hs, hd, out_d[q], out_s[q], mask, t0, graph, knn,
         )  # fmt: skip
         stamp += 1
     return stamp
@@ -653,7 +701,7 @@ def search_range(
 def search_serial(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
     doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-    stamp_box, mask, thr0,
+    stamp_box, mask, thr0, graph, knn,
 ):  # fmt: skip
     """Seismic for every query of a CSR batch: (docs int64[nq, k], scores float32[nq, k]).
     ``stamp_box[0]`` is the next free stamp of ``stamps`` (advanced)."""
@@ -665,9 +713,95 @@ def search_serial(
     stamp_box[0] = search_range(
         term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
         doc_order, n_terms, max_blocks, q_indptr, q_terms, q_weights, k, query_cut, heap_factor, stamps,
-        stamp_box[0], np.int64(0), nq, out_d, out_s, mask, thr0,
+        stamp_box[0], np.int64(0), nq, out_d, out_s, mask, thr0, graph, knn,
     )  # fmt: skip
     return out_d, out_s
+
+
+@njit(cache=True, nogil=True)
+def knn_range(
+    term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, n_terms,
+    max_blocks, c_ptr, c_terms, c_weights, kappa, query_cut, heap_factor, lo, hi, out,
+):  # fmt: skip
+    """Rows lo..hi-1 of the kNN graph over internal numbers: ``out[d]`` (int32[n_docs, kappa], -1
+    padding) gets the ``kappa`` documents other than d, best first, that :func:`search_one` finds
+    for d's own vector cut to its heaviest terms (``c_ptr`` / ``c_terms`` / ``c_weights``: a forward
+    CSR, terms ascending) at ``query_cut`` / ``heap_factor``. Seismic's builder does the same (its
+    ``nknn``): an approximate graph from the index itself, far cheaper than brute force."""
+    qw = np.zeros(n_terms, np.float32)
+    acc = np.zeros(max(1, max_blocks), np.float32)
+    hs = np.empty(kappa, np.float32)
+    hd = np.empty(kappa, np.int64)
+    od = np.empty(kappa, np.int64)
+    osc = np.empty(kappa, np.float32)
+    stamps = np.zeros(fptr.shape[0] - 1, np.int32)
+    no_order = np.empty(0, np.int64)
+    no_mask = np.empty(0, np.uint8)
+    no_graph = np.empty((0, 1), np.int32)
+    stamp = 1
+    for d in range(lo, hi):
+        stamps[d] = stamp  # d itself counts as seen
+        a, b = c_ptr[d], c_ptr[d + 1]
+        search_one(
+            term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp,
+            np.float32(1), no_order, c_terms[a:b], c_weights[a:b], kappa, query_cut, heap_factor, qw,
+            acc, stamps, stamp, hs, hd, od, osc, no_mask, np.float32(0), no_graph, 0,
+        )  # fmt: skip
+        for j in range(kappa):
+            out[d, j] = od[j]
+        stamp += 1
+
+
+def knn_graph(
+    arrays: tuple,
+    fptr: np.ndarray,
+    fterms: np.ndarray,
+    fimp: np.ndarray,
+    cptr: np.ndarray,
+    cterms: np.ndarray,
+    cw: np.ndarray,
+    n_terms: int,
+    kappa: int,
+    query_cut: int,
+    heap_factor: float,
+    doc_order: np.ndarray,
+    threads: int = 1,
+) -> np.ndarray:
+    """The kNN graph the search's refinement walks (:func:`knn_range` on ``threads`` threads), its
+    rows by heap key (``doc_order[d]`` for a reordered index, else d), its entries internal
+    numbers: int32[n_docs, kappa]. ``arrays`` is the seismic part as the search takes it."""
+    from lsr.index.batch import run_ranges
+
+    n = fptr.shape[0] - 1
+    tb = arrays[0]
+    max_blocks = int(np.diff(tb).max()) if len(tb) > 1 else 0
+    out = np.full((n, kappa), -1, np.int32)
+    run_ranges(
+        n,
+        threads,
+        lambda _c, lo, hi: knn_range(
+            *arrays,
+            fptr,
+            fterms,
+            fimp,
+            n_terms,
+            max_blocks,
+            cptr,
+            cterms,
+            cw,
+            kappa,
+            query_cut,
+            heap_factor,
+            lo,
+            hi,
+            out,
+        ),  # fmt: skip
+    )
+    if len(doc_order):
+        keyed = np.empty_like(out)
+        keyed[np.asarray(doc_order, np.int64)] = out
+        return keyed
+    return out
 
 
 # -- plain-Python twins (tests compare the kernels with them on random inputs) -------------------
@@ -820,7 +954,8 @@ def list_summaries_reference(blocks, fptr, fterms, fimp, energy, max_terms):
 
 def search_python(
     term_blocks, bptr, bdocs, scale, lg, gterms, goff, gblk, gval, fptr, fterms, fimp, dscale,
-    doc_order, q_terms, q_weights, k, query_cut, heap_factor, counts=None, thr0=0.0,
+    doc_order, q_terms, q_weights, k, query_cut, heap_factor, counts=None, thr0=0.0, graph=None, knn=0,
+    skip=None,
 ):  # fmt: skip
     """Plain-Python twin of :func:`search_one` (query terms ascending): the ``query_cut`` heaviest
     query terms (stable order) walk their lists; each list's block scores are the float32 sums, over
@@ -830,32 +965,39 @@ def search_python(
     blocks under it are skipped; each unseen document of the others is scored from the forward
     index (float32, terms ascending). With a starting threshold ``thr0`` > 0 the threshold is
     max(k-th score, ``thr0``) (``thr0`` alone before k are held) and only documents reaching
-    ``thr0`` are offered. Returns (keys int64[k], scores float32[k]); ``counts``
-    (a dict) receives the work done: blocks scored from their summaries, blocks visited, documents
-    scored."""
+    ``thr0`` are offered. With a ``graph`` (rows by key, internal numbers, -1 padding) and ``knn`` >
+    0, the first ``knn`` neighbours of every document in the top k after the blocks are scored and
+    offered the same way. ``skip``: an internal number counted as seen from the start (the graph's
+    build leaves each document out of its own neighbours). Returns (keys int64[k], scores
+    float32[k]); ``counts`` (a dict) receives the work done: blocks scored from their summaries,
+    blocks visited, documents scored."""
     from lsr.index.kernels.topk import TopKReference
 
     f32 = np.float32
     qw = {int(t): f32(w) for t, w in zip(q_terms, q_weights, strict=True)}
     order = sorted(range(len(q_terms)), key=lambda i: -float(q_weights[i]))
     heap, seen, hf, t0 = TopKReference(k), set(), f32(heap_factor), f32(thr0)
+    if skip is not None:
+        seen.add(int(skip))
     work = {"summaries": 0, "blocks": 0, "docs": 0}
+
+    def offer(d):
+        seen.add(d)
+        work["docs"] += 1
+        s = f32(0)
+        for j in range(int(fptr[d]), int(fptr[d + 1])):
+            w = qw.get(int(fterms[j]), f32(0))
+            if w > 0:
+                s = f32(s + f32(w * f32(fimp[j])))
+        if s > 0 and s >= t0:
+            heap.push(s, int(doc_order[d]) if len(doc_order) else d)
 
     def visit(b):
         work["blocks"] += 1
         for p in range(int(bptr[b]), int(bptr[b + 1])):
             d = int(bdocs[p])
-            if d in seen:
-                continue
-            seen.add(d)
-            work["docs"] += 1
-            s = f32(0)
-            for j in range(int(fptr[d]), int(fptr[d + 1])):
-                w = qw.get(int(fterms[j]), f32(0))
-                if w > 0:
-                    s = f32(s + f32(w * f32(fimp[j])))
-            if s > 0 and s >= t0:
-                heap.push(s, int(doc_order[d]) if len(doc_order) else d)
+            if d not in seen:
+                offer(d)
 
     for r, i in enumerate(order[: min(query_cut, len(q_terms))]):
         t = int(q_terms[i])
@@ -881,6 +1023,25 @@ def search_python(
                 if thr > 0 and acc[j] < f32(hf * thr):
                     continue
                 visit(b0 + j)
+    if graph is not None and knn > 0 and len(graph):
+        for key in [key for _, key in heap.items]:  # the seeds: the top k after the blocks
+            for n in graph[key][:knn]:
+                if n < 0:
+                    break
+                if int(n) not in seen:
+                    offer(int(n))
     if counts is not None:
         counts.update(work)
     return heap.finish(dscale)
+
+
+def knn_graph_reference(search_args: tuple, c_rows: list, kappa: int, query_cut: int, heap_factor: float):
+    """Twin of :func:`knn_graph` before the rows go by key: row d lists the keys
+    :func:`search_python` (``search_args`` = its arguments up to ``doc_order``, an empty order)
+    returns for ``c_rows[d]`` (d's cut vector: (terms ascending, weights)) with d counted as seen,
+    -1 padded: int32[n_docs, kappa]."""
+    out = np.full((len(c_rows), kappa), -1, np.int32)
+    for d, (t, w) in enumerate(c_rows):
+        keys, _ = search_python(*search_args, t, w, kappa, query_cut, heap_factor, skip=d)
+        out[d] = keys
+    return out

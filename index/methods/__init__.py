@@ -80,7 +80,8 @@ class BuildContext:
     postings, the forward index over internal doc numbers, and helpers.
 
     ``offsets`` int64[n_terms + 1], ``docs`` uint32 postings, ``impacts`` (quantized) postings;
-    ``fptr`` / ``fterms`` / ``fimp`` the forward index; ``threads`` for parallel builders."""
+    ``fptr`` / ``fterms`` / ``fimp`` the forward index; ``threads`` for parallel builders;
+    ``doc_order`` the build order of each internal number (empty when not reordered)."""
 
     index_dir: str
     n_docs: int
@@ -93,6 +94,8 @@ class BuildContext:
     fimp: np.ndarray
     threads: int
     say: Callable[[str], None]
+    # build order of each internal number (``doc_order.npy``; empty: documents not renumbered)
+    doc_order: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     def save(self, name: str, arr: np.ndarray) -> None:
         """Write one array of the index (``<name>.npy``)."""
@@ -120,6 +123,7 @@ class Part:
     check: Callable[[dict[str, Any]], None] | None = None
     order: int = 100
     reorder: bool = False  # whether it pays to renumber documents by graph bisection first
+    zero_ok: tuple[str, ...] = ()  # build parameters that may be 0 (0: that piece is not built)
 
 
 def always(params: Mapping[str, Any]) -> bool:

@@ -7,7 +7,11 @@ heaviest ``n_postings`` x (terms with postings) postings, at most ``max_fraction
 ``n_postings`` per list; ``"fixed"`` keeps ``n_postings`` per list), clustered into blocks of about ``block_size`` documents
 (random k-means, Seismic's ``centroid_fraction`` = 1 / ``block_size``), each block with a summary
 vector (the terms holding ``summary_energy`` of its L1 mass, at most ``summary_terms``, uint8 with
-a per-block scale), the summaries of a list stored inverted (term -> blocks).
+a per-block scale), the summaries of a list stored inverted (term -> blocks). With ``knn`` > 0 the
+build also stores a kNN graph (``seismic_knn``: each document's ``knn`` nearest documents as the
+index's own search finds them for its ``knn_doc_terms`` heaviest terms at query_cut
+``knn_query_cut``, heap_factor 1), which the search walks after its blocks (Seismic's CIKM 2024
+refinement: the neighbours of the top k are scored too; query parameter ``knn``).
 
 Part layout 2 (this one; ``manifest["parts"]["seismic"]["layout"] == 2``). Layout 1 (lsr before
 the inverted summaries: block-major ``seismic_summary_{offsets,terms,values,scale}``) is still
@@ -37,7 +41,16 @@ ARRAYS = (
     "seismic_group_blocks",
     "seismic_group_values",
 )
+KNN = "seismic_knn"  # the kNN graph, int32[n_docs * knn] (rows by heap key, entries internal numbers)
 MAX_LIST_BLOCKS = 1 << 16  # blocks of one list are numbered in uint16
+MAX_KNN = 1024
+
+
+class SeismicArrays(tuple):
+    """The part's arrays in :data:`ARRAYS` order (what the kernels take), and ``graph``: the kNN
+    graph as int32[n_docs, knn], or int32[0, 1] when the index has none."""
+
+    graph: np.ndarray
 
 
 class StalePart:
@@ -89,6 +102,17 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
     arrays = narrowed(arrays, ctx.n_terms)
     for name, arr in zip(ARRAYS, arrays, strict=True):
         ctx.save(name, arr)
+    kappa = int(params["knn"])
+    if kappa > 0:
+        ctx.say(f"building the kNN graph of Seismic ({kappa} neighbours per document)")
+        qptr, qterms, qw = reorder_k.top_terms(
+            ctx.fptr, ctx.fterms, fimp, int(params["knn_doc_terms"]), threads=ctx.threads
+        )
+        graph = seismic_k.knn_graph(
+            arrays, ctx.fptr, ctx.fterms, fimp, qptr, qterms, qw, ctx.n_terms, kappa,
+            int(params["knn_query_cut"]), 1.0, ctx.doc_order, threads=ctx.threads,
+        )  # fmt: skip
+        ctx.save(KNN, graph.reshape(-1))
     tb, lg, goff = arrays[0], arrays[4], arrays[6]
     return {
         **params,
@@ -144,6 +168,8 @@ def check(params: dict[str, Any]) -> None:
         raise LsrError(f"seismic pruning must be one of {', '.join(PRUNINGS)}, got {params['pruning']!r}")
     if not float(params["max_fraction"]) >= 1:
         raise LsrError(f"seismic max_fraction must be >= 1, got {params['max_fraction']!r}")
+    if int(params["knn"]) != params["knn"] or not 0 <= int(params["knn"]) <= MAX_KNN:
+        raise LsrError(f"seismic knn must be a whole number in 0 .. {MAX_KNN}, got {params['knn']!r}")
     if -(-longest_list(params) // int(params["block_size"])) > MAX_LIST_BLOCKS:
         raise LsrError(
             f"seismic n_postings / block_size must be at most {MAX_LIST_BLOCKS} blocks per list, got "
@@ -176,7 +202,21 @@ def open_part(index: Any, record: dict[str, Any]) -> tuple | StalePart:
             raise LsrError(
                 f"{p}: {name}.npy has dtype {arr.dtype}, expected one of {', '.join(DTYPES[name])}"
             )
-    return out
+    arrays = SeismicArrays(out)
+    kappa = int(record.get("knn", 0))
+    if kappa > 0:
+        flat = fmt.open_array(p, KNN, m, index.n_docs * kappa)
+        # the kernel indexes documents with these: a damaged graph must not reach it
+        if len(flat) and (int(flat.min()) < -1 or int(flat.max()) >= index.n_docs):
+            raise LsrError(f"{p}: {KNN}.npy holds a document outside -1 .. {index.n_docs - 1}")
+        arrays.graph = flat.reshape(index.n_docs, kappa)
+    else:
+        arrays.graph = NO_GRAPH
+    return arrays
+
+
+NO_GRAPH = np.empty((0, 1), np.int32)
+NO_GRAPH.setflags(write=False)  # read-only as a mapped graph is: one compiled search for both
 
 
 def search(
@@ -210,17 +250,20 @@ def search(
         params["query_cut"],
         params["heap_factor"],
     )
+    graph, knn = getattr(index.seismic, "graph", NO_GRAPH), int(params["knn"])
     stamps = scratch.buffer("stamps", index.n_docs, np.int32)
     stamp_box = scratch.buffer("stamp_box", 1, np.int64, fill=1).reshape(-1)
     if n_chunks == 1:
         box = stamp_box[:1].copy()
-        out = seismic.search_serial(*args, stamps[0], box, mask, init_thr(params))
+        out = seismic.search_serial(*args, stamps[0], box, mask, init_thr(params), graph, knn)
         stamp_box[0] = box[0]
         return out
     thr0 = init_thr(params)
 
     def work(c: int, lo: int, hi: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
-        stamp_box[c] = seismic.search_range(*args, stamps[c], stamp_box[c], lo, hi, out_d, out_s, mask, thr0)
+        stamp_box[c] = seismic.search_range(
+            *args, stamps[c], stamp_box[c], lo, hi, out_d, out_s, mask, thr0, graph, knn
+        )
 
     return search_batch(indptr, k, n_chunks, work)
 
@@ -238,6 +281,7 @@ PARTS = (
             "seismic_group_offsets": (None, None),
             "seismic_group_blocks": (None, None),
             "seismic_group_values": ("uint8", None),
+            KNN: ("int32", None),  # with knn > 0
             # layout 1 (older lsr), still known so that such an index opens and checks
             "seismic_summary_offsets": ("int64", None),
             "seismic_summary_terms": ("int32", None),
@@ -256,7 +300,11 @@ PARTS = (
             "summary_terms": 4096,
             "cluster_doc_terms": 15,
             "min_cluster_size": 2,
+            "knn": 0,
+            "knn_query_cut": 5,
+            "knn_doc_terms": 32,
         },
+        zero_ok=("knn",),
         check=check,
         order=20,
     ),
@@ -273,6 +321,15 @@ METHOD = Method(
             1e-6,
             1.0,
             doc="a block is skipped when its summary score is under this x the k-th score",
+        ),
+        Param(
+            "knn",
+            MAX_KNN,
+            0,
+            MAX_KNN,
+            integer=True,
+            doc="neighbours of each top-k document scored after the blocks, from the kNN graph an "
+            "index built with seismic knn > 0 stores (at most its knn; 0: none)",
         ),
     ),
     search=search,
