@@ -207,6 +207,14 @@ def main() -> int:
         "--peer-queries", type=int, default=None, help="queries timed for peers (default: --queries)"
     )
     ap.add_argument(
+        "--approx-passes",
+        type=int,
+        default=5,
+        help="alternating passes over the approximate targets' finalists (the fastest lsr settings "
+        "and pyseismic configurations at each recall floor), whose medians decide those targets "
+        "(0: the sweeps' single pass decides)",
+    )
+    ap.add_argument(
         "--build-threads",
         type=int,
         default=os.cpu_count() or 1,
@@ -561,8 +569,56 @@ def _run_peers(a, record, index, queries, exact_res, data, docs_path, work, peer
             }
             with open(stem + ".partial.json", "w") as f:
                 json.dump(record, f, indent=2)  # what is measured so far, should a long peer build fail
+        if name == "seismic" and a.approx_passes > 0:
+            record["approx_passes"] = _alternate(a, record, index, queries, peer, nq)
         del peer
         shutil.rmtree(pwork, ignore_errors=True)
+
+
+APPROX_FLOORS = (0.95, 0.90)
+APPROX_FINALISTS = 3  # per engine and recall floor
+
+
+def _alternate(a, record, index, queries, peer, nq):
+    """The approximate targets' finalists timed again in alternating passes: per recall floor, the
+    ``APPROX_FINALISTS`` fastest lsr settings and pyseismic configurations of the sweeps that reach
+    it, each pass timing every finalist once over the same queries (one repeat), the order rotating
+    by one each pass. Why: each sweep runs for minutes, one engine after the other, and the
+    machine's speed drifts in between (the same setting read 0.30 and 0.43 ms in runs minutes
+    apart); alternating passes put both engines in the same machine state. Returns
+    {"passes", "ms": {label: [mean ms per pass]}, "median_ms": {label: median}}."""
+    sy = record["systems"]
+    mean = lambda s: s["latency_ms"]["mean"]  # noqa: E731
+    labels: list[str] = []
+    for floor in APPROX_FLOORS:
+        for engine in ("lsr", "seismic"):
+            ok = [n for n, s in sy.items() if s.get("engine") == engine and s.get("recall", 0) >= floor]
+            for n in sorted(ok, key=lambda n: mean(sy[n]))[:APPROX_FINALISTS]:
+                if n not in labels:
+                    labels.append(n)
+
+    def time_one(label):
+        s = sy[label]
+        if s["engine"] == "lsr":
+            lat, _ = _time_lsr(index, queries, a.k, s.get("method", "exact"), s.get("params") or {}, 1)
+            return stats(lat)["mean"]
+
+        def one(i, cfg=s["params"]):
+            peer.search(i, a.k, **cfg)
+
+        return stats(time_per_query(one, nq, 1))["mean"]
+
+    ms: dict[str, list[float]] = {n: [] for n in labels}
+    for p in range(a.approx_passes):
+        print(f"alternating pass {p + 1}/{a.approx_passes} over {len(labels)} finalists ...", flush=True)
+        for j in range(len(labels)):
+            label = labels[(p + j) % len(labels)]
+            ms[label].append(time_one(label))
+    return {
+        "passes": a.approx_passes,
+        "ms": ms,
+        "median_ms": {n: float(np.median(v)) for n, v in ms.items()},
+    }
 
 
 def _fastest(systems, pred):
@@ -615,14 +671,28 @@ def _targets(r):
             ours=worst[0], ours_ms=mean(worst[1]), exact=exact_name, exact_ms=mean(sy[exact_name]),
         )  # fmt: skip
     has_seismic = any(s.get("engine") == "seismic" for s in sy.values())
+    alt = (r.get("approx_passes") or {}).get("median_ms") or {}
     for key, floor in (("approximate", 0.95), ("approximate_090", 0.90)):
         ours = _fastest(sy, lambda n, s, f=floor: s.get("engine") == "lsr" and s.get("recall", 0) >= f)
         seis = _fastest(sy, lambda n, s, f=floor: s.get("engine") == "seismic" and s.get("recall", 0) >= f)
         if ours and seis:
+            one_pass = mean(ours[1]) / mean(seis[1])
+            detail = {}
+            ours_alt = [n for n in alt if sy[n].get("engine") == "lsr" and sy[n].get("recall", 0) >= floor]
+            seis_alt = [
+                n for n in alt if sy[n].get("engine") == "seismic" and sy[n].get("recall", 0) >= floor
+            ]
+            if ours_alt and seis_alt:  # the finalists' alternating passes decide (see _alternate)
+                ours = (min(ours_alt, key=alt.get), None)
+                seis = (min(seis_alt, key=alt.get), None)
+                ratio, ours_ms, seis_ms = alt[ours[0]] / alt[seis[0]], alt[ours[0]], alt[seis[0]]
+                detail = {"from": "alternating passes (median)", "one_pass_ratio": one_pass}
+            else:
+                ratio, ours_ms, seis_ms = one_pass, mean(ours[1]), mean(seis[1])
             out[key] = _target(
-                mean(ours[1]) / mean(seis[1]), "<= 0.8", lambda x: x <= 0.8, recall_floor=floor,
-                ours=ours[0], ours_ms=mean(ours[1]), ours_recall=ours[1]["recall"],
-                seismic=seis[0], seismic_ms=mean(seis[1]), seismic_recall=seis[1]["recall"],
+                ratio, "<= 0.8", lambda x: x <= 0.8, recall_floor=floor,
+                ours=ours[0], ours_ms=ours_ms, ours_recall=sy[ours[0]]["recall"],
+                seismic=seis[0], seismic_ms=seis_ms, seismic_recall=sy[seis[0]]["recall"], **detail,
             )  # fmt: skip
         elif has_seismic:
             out[key] = _target(
@@ -716,6 +786,8 @@ def _targets_table(records: dict) -> str:
                     "seismic_bytes",
                     "qps_1_thread",
                     "qps_2_threads",
+                    "from",
+                    "one_pass_ratio",
                 )  # fmt: skip
                 if f in t
             )

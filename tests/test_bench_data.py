@@ -272,3 +272,46 @@ def test_targets_table_marks_met_missed_and_missing_sides(bs):
     assert "1.60x **missed**" in rows["approximate, recall >= 0.90: fastest lsr / fastest pyseismic"]
     assert "0.25x met" in rows["safe: fastest rank-safe lsr / naive TAAT"]
     assert rows["batch QPS: 2 threads / 1 thread (lsr exact)"].endswith("| 1.90x met | n/a |")
+
+
+def test_alternating_passes_decide_the_approximate_targets(bs):
+    """With the finalists' alternating passes recorded, their medians decide the approximate
+    targets (the sweeps' single-pass ratio kept beside); finalists below a floor do not count."""
+    r = _record()
+    r["approx_passes"] = {
+        "passes": 3,
+        "ms": {},
+        "median_ms": {
+            "lsr exact uint8": 0.9,
+            "lsr bmp uint8 alpha=0.9": 0.3,
+            "seismic x": 1.8,
+            "seismic y": 0.5,
+        },
+    }
+    t = bs._targets(r)
+    assert t["approximate"]["ratio"] == pytest.approx(0.9 / 1.8) and t["approximate"]["met"]
+    assert t["approximate"]["one_pass_ratio"] == pytest.approx(1.0 / 2.0)
+    assert (
+        t["approximate_090"]["ours"] == "lsr bmp uint8 alpha=0.9"
+        and t["approximate_090"]["seismic"] == "seismic y"
+    )
+    assert t["approximate_090"]["ratio"] == pytest.approx(0.3 / 0.5) and t["approximate_090"]["met"]
+    assert t["approximate_090"]["one_pass_ratio"] == pytest.approx(0.4 / 0.25)
+    assert "from=alternating passes (median)" in bs._targets_table({"x": {"targets": t}})
+
+
+def test_sweep_times_seismic_with_and_without_the_graph(bs):
+    class Ix:
+        methods = ("exact", "seismic")
+        parts = {"seismic": {"knn": 10}}
+
+    spec = '[["seismic", {}], ["seismic", {"query_cut": 3}], ["seismic", {"knn": 2}], ["bmp", {}]]'
+    assert bs._sweep(spec, Ix()) == [
+        ("seismic", {}),
+        ("seismic", {"query_cut": 3}),
+        ("seismic", {"knn": 2}),
+        ("seismic", {"knn": 0}),
+        ("seismic", {"query_cut": 3, "knn": 0}),
+    ]
+    Ix.parts = {"seismic": {"n_postings": 10}}
+    assert len(bs._sweep(spec, Ix())) == 3

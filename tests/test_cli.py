@@ -144,11 +144,12 @@ def test_methods_from_the_command_line(built, capsys):
     assert info["methods"] == ["exact", "bmp"] and info["parts"]["bmp"]["block_size"] == 8
     lsr(
         "index", "--input", built / "docs.jsonl.gz", "--output", built / "ix_fixed", "--methods", "seismic",
-        "--seismic-pruning", "fixed", "--seismic-n-postings", 30,
+        "--seismic-pruning", "fixed", "--seismic-n-postings", 30, "--seismic-knn", 4,
     )  # fmt: skip
     lsr("info", built / "ix_fixed", "--json")
     info = json.loads(capsys.readouterr().out)
     assert info["parts"]["seismic"]["pruning"] == "fixed" and info["parts"]["seismic"]["n_postings"] == 30
+    assert info["parts"]["seismic"]["knn"] == 4 and (built / "ix_fixed" / "seismic_knn.npy").exists()
     for method, params in (("bmp", ["alpha=1", "beta=1"]), ("maxscore", []), ("seismic", ["query_cut=20"])):
         ix = built / ("ix_bmp" if method == "bmp" else "ix_vectors")
         args = [

@@ -20,6 +20,7 @@ opened, for the other methods, but searching it with ``seismic`` asks for a rebu
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -103,7 +104,9 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
     for name, arr in zip(ARRAYS, arrays, strict=True):
         ctx.save(name, arr)
     kappa = int(params["knn"])
+    extra = {}
     if kappa > 0:
+        t0 = time.perf_counter()
         ctx.say(f"building the kNN graph of Seismic ({kappa} neighbours per document)")
         qptr, qterms, qw = reorder_k.top_terms(
             ctx.fptr, ctx.fterms, fimp, int(params["knn_doc_terms"]), threads=ctx.threads
@@ -113,6 +116,7 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
             int(params["knn_query_cut"]), 1.0, ctx.doc_order, threads=ctx.threads,
         )  # fmt: skip
         ctx.save(KNN, graph.reshape(-1))
+        extra["knn_seconds"] = round(time.perf_counter() - t0, 3)  # part of the part's seconds
     tb, lg, goff = arrays[0], arrays[4], arrays[6]
     return {
         **params,
@@ -121,6 +125,7 @@ def build(ctx: BuildContext, params: dict[str, Any]) -> dict[str, Any]:
         "n_groups": int(lg[-1]),
         "n_summary_entries": int(goff[-1]),
         "max_list_blocks": int(np.diff(tb).max()) if len(tb) > 1 else 0,
+        **extra,
     }
 
 

@@ -198,6 +198,14 @@ def _args_index(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--seismic-block-size", type=int, default=None, help="Seismic: documents per block (default 10)"
     )
+    p.add_argument(
+        "--seismic-knn",
+        type=int,
+        default=None,
+        help="Seismic: store each document's N nearest documents (a kNN graph, found by the index's own "
+        "search) and score the neighbours of the top k at query time (query parameter knn); default "
+        "0: no graph",
+    )
     _add_threads(p, "; also the parallel part builds (reordering, Seismic)")
     p.add_argument(
         "--shards",
