@@ -315,3 +315,47 @@ def test_sweep_times_seismic_with_and_without_the_graph(bs):
     ]
     Ix.parts = {"seismic": {"n_postings": 10}}
     assert len(bs._sweep(spec, Ix())) == 3
+
+
+def test_alternating_passes_time_each_finalist_once_per_pass(bs, tmp_path):
+    """``_alternate`` on a real (tiny) index and a stand-in peer: per floor the fastest finalists of
+    each engine, every one timed once per pass, in rotating order."""
+    import types
+
+    import numpy as np
+
+    from lsr.index import build_index, open_index
+
+    from conftest import random_collection, vocab_of
+
+    ix = open_index(
+        build_index(random_collection(80, 30, 1), tmp_path / "ix", vocab=vocab_of(30), methods=["seismic"])
+    )
+    queries = [{"t1": 1.0, "t2": 0.5}, {"t3": 2.0}]
+    calls: list[dict] = []
+
+    class Peer:
+        def search(self, i, k, **cfg):
+            calls.append(cfg)
+            return []
+
+    sys_ = {
+        "lsr exact float32": _sys(1.0, engine="lsr", method="exact", params={}, recall=1.0),
+        "lsr seismic float32 query_cut=2": _sys(
+            0.5, engine="lsr", method="seismic", params={"query_cut": 2}, recall=0.93
+        ),
+        "lsr seismic float32 query_cut=1": _sys(
+            0.2, engine="lsr", method="seismic", params={"query_cut": 1}, recall=0.5
+        ),
+        "seismic a": _sys(0.9, engine="seismic", params={"query_cut": 5}, recall=0.97),
+        "seismic b": _sys(0.4, engine="seismic", params={"query_cut": 3}, recall=0.91),
+    }
+    a = types.SimpleNamespace(k=3, approx_passes=2)
+    out = bs._alternate(a, {"systems": sys_}, ix, queries, Peer(), len(queries))
+    want = {"lsr exact float32", "lsr seismic float32 query_cut=2", "seismic a", "seismic b"}
+    assert set(out["ms"]) == want and out["passes"] == 2
+    assert all(len(v) == 2 and all(x > 0 for x in v) for v in out["ms"].values())
+    assert out["median_ms"]["seismic a"] == pytest.approx(float(np.median(out["ms"]["seismic a"])))
+    assert calls.count({"query_cut": 5}) == 2 * len(queries) and calls.count({"query_cut": 3}) == 2 * len(
+        queries
+    )
