@@ -368,3 +368,20 @@ def test_document_store_and_id_lookup(tmp_path):
     assert open_index(build_index(tmp_path / "v.jsonl", tmp_path / "iv")).document(2)["text"] == "c2"
     b.documents = None
     assert not open_index(build_index(b, tmp_path / "nostore")).has_store
+
+
+def test_prefault_reads_every_file_of_the_index(tmp_path):
+    """``Index.prefault`` reads each file once (the bytes it returns are the index's size) and
+    leaves searches as they were."""
+    docs = sp.random(
+        50, 20, density=0.2, random_state=np.random.default_rng(3), format="csr", dtype=np.float32
+    )
+    from lsr.index import build_index, open_index
+
+    from conftest import vocab_of
+
+    idx = open_index(build_index(docs, tmp_path / "ix", vocab=vocab_of(20)))
+    before = idx.search([{"t1": 1.0, "t2": 0.5}], k=5)[0]
+    assert idx.prefault(chunk_bytes=1000) == idx.size_bytes() > 0
+    after = idx.search([{"t1": 1.0, "t2": 0.5}], k=5)[0]
+    assert list(after.docs) == list(before.docs)
