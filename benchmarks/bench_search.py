@@ -504,8 +504,8 @@ def _time_lsr(index, queries, k, method, params, repeats):
     nq = len(indptr) - 1
     singles = single_queries(index, indptr, terms, weights)
     index.warmup([method])
-    # the index's pages back in the page cache: this machine pages out file pages idle for a minute
-    # (DAMON pageout), which pyseismic's index in anonymous memory never meets
+    # the index's pages in the page cache, as pyseismic's index sits in memory: this machine pages
+    # out file pages idle for a minute (DAMON pageout), e.g. while the peer is timed
     index.prefault()
     for i in range(min(100, nq)):
         index.search(singles[i], k=k, method=method, **params)
