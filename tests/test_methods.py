@@ -765,3 +765,4 @@ def test_seismic_knn_graph_adds_recall_and_is_checked(tmp_path):
     np.save(tmp_path / "knn" / "seismic_knn.npy", graph)
     with pytest.raises(LsrError, match="seismic_knn.npy holds a document outside"):
         open_index(path)
+    assert any("seismic_knn.npy holds a document outside" in p for p in check_index(path))
