@@ -210,11 +210,8 @@ def open_part(index: Any, record: dict[str, Any]) -> tuple | StalePart:
     arrays = SeismicArrays(out)
     kappa = int(record.get("knn", 0))
     if kappa > 0:
-        flat = fmt.open_array(p, KNN, m, index.n_docs * kappa)
-        # the kernel indexes documents with these: a damaged graph must not reach it
-        if len(flat) and (int(flat.min()) < -1 or int(flat.max()) >= index.n_docs):
-            raise LsrError(f"{p}: {KNN}.npy holds a document outside -1 .. {index.n_docs - 1}")
-        arrays.graph = flat.reshape(index.n_docs, kappa)
+        # its entries are checked at open with the other parts (lsr.index.check.validate)
+        arrays.graph = fmt.open_array(p, KNN, m, index.n_docs * kappa).reshape(index.n_docs, kappa)
     else:
         arrays.graph = NO_GRAPH
     return arrays
