@@ -121,7 +121,7 @@ def _part_params(args: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | Non
             ("n_postings", args.seismic_n_postings),
             ("block_size", args.seismic_block_size),
             ("pruning", args.seismic_pruning),
-            ("knn", getattr(args, "seismic_knn", None)),
+            ("knn", args.seismic_knn),
         )
         if v is not None
     } or None
